@@ -1,0 +1,304 @@
+"""Reader of the S3-Rec data format, leave-one-out split and sampled negatives.
+
+Format (as released with the original code):
+
+- `<Name>.txt`: one user per line, `user item item ...` in time order, ids
+  are positive integers.
+- `<Name>_item2attributes.json`: a JSON object `{"item": [attribute, ...]}`
+  (repeated attributes are treated as a set).
+- `<Name>_sample.txt` (optional): `user neg_1 ... neg_99` per user, in the
+  same user order: the negatives of the sampled-ranking protocol.
+
+Split (original code): training input `items[:-3]` with targets
+`items[1:-2]`; validation answer `items[-2]`; test answer `items[-1]`; the
+same negatives serve validation and test.
+"""
+
+from __future__ import annotations
+
+import dataclasses
+import hashlib
+import json
+import os
+
+import numpy as np
+
+from s3rec_tf.errors import DataError
+
+MIN_SEQUENCE_LENGTH = 3
+NUM_SAMPLED_NEGATIVES = 99
+
+
+@dataclasses.dataclass
+class SequenceData:
+    """A dataset in memory.
+
+    Attributes:
+        name: str. Dataset name (`Beauty`, `LastFM`, ...).
+        user_ids: int array `[num_users]`, in file order.
+        sequences: list of int arrays, each user's items in time order.
+        num_items: int. The largest item id (ids run `1..num_items`).
+        num_attributes: int. The largest attribute id.
+        item_attributes: dict item id -> sorted unique int array of attributes.
+        sample_negatives: int array `[num_users, 99]` or None.
+        sample_source: str. Where the negatives came from (a path, or
+            "generated(seed=...)").
+    """
+
+    name: str
+    user_ids: np.ndarray
+    sequences: list
+    num_items: int
+    num_attributes: int
+    item_attributes: dict
+    sample_negatives: np.ndarray | None = None
+    sample_source: str | None = None
+
+    @property
+    def num_users(self) -> int:
+        return len(self.sequences)
+
+    @property
+    def item_size(self) -> int:
+        """Rows of the item table: padding 0, items and the mask id."""
+        return self.num_items + 2
+
+    @property
+    def mask_id(self) -> int:
+        return self.num_items + 1
+
+    @property
+    def attribute_size(self) -> int:
+        return self.num_attributes + 1
+
+    def attribute_table(self) -> np.ndarray:
+        """`[item_size, max_attrs]` int32 attribute ids per item, 0-padded."""
+        return attribute_table(self.item_attributes, self.item_size)
+
+    def fingerprint(self) -> str:
+        """A digest of the id spaces (item count, attribute table).
+
+        Two datasets with the same fingerprint index items and attributes
+        the same way, so a model trained on one can be used on the other.
+        """
+        digest = hashlib.sha256()
+        digest.update(f"items={self.num_items};attributes={self.num_attributes};".encode())
+        digest.update(self.attribute_table().tobytes())
+        return digest.hexdigest()[:16]
+
+    def num_interactions(self) -> int:
+        return int(sum(len(s) for s in self.sequences))
+
+
+def attribute_table(item_attributes: dict, item_size: int) -> np.ndarray:
+    """Packs `{item: attributes}` into a 0-padded `[item_size, max_attrs]` table."""
+    width = max([len(a) for a in item_attributes.values()] + [1])
+    table = np.zeros((item_size, width), dtype=np.int32)
+    for item, attrs in item_attributes.items():
+        if 0 < item < item_size:
+            table[item, :len(attrs)] = attrs
+    return table
+
+
+def _parse_int(token: str, path: str, line: int, what: str) -> int:
+    try:
+        value = int(token)
+    except ValueError:
+        raise DataError(path, f"{what} {token!r} is not an integer", line=line) from None
+    if value <= 0:
+        raise DataError(path, f"{what} {value} must be a positive integer (ids start at 1)",
+                        line=line)
+    return value
+
+
+def _read_lines(path: str):
+    try:
+        with open(path, "rb") as f:
+            raw = f.read()
+    except FileNotFoundError:
+        raise DataError(path, "file not found") from None
+    except IsADirectoryError:
+        raise DataError(path, "is a directory, expected a file") from None
+    try:
+        text = raw.decode("utf-8")
+    except UnicodeDecodeError as e:
+        line = raw[:e.start].count(b"\n") + 1
+        raise DataError(path, f"not valid UTF-8 (byte 0x{raw[e.start]:02x})", line=line) from None
+    lines = text.split("\n")
+    if lines and lines[-1] == "":
+        lines.pop()
+    if not lines:
+        raise DataError(path, "file is empty")
+    return lines
+
+
+def read_sequences(path: str, min_length: int = MIN_SEQUENCE_LENGTH):
+    """Reads `<Name>.txt`.
+
+    Returns:
+        `(user_ids, sequences)`.
+
+    Raises:
+        DataError: naming the file and line of an empty line, a non-integer or
+            non-positive id, a duplicated user, or a user with fewer than
+            `min_length` items (the split needs 3).
+    """
+    user_ids, sequences, seen = [], [], {}
+    for number, text in enumerate(_read_lines(path), start=1):
+        tokens = text.split()
+        if not tokens:
+            raise DataError(path, "empty line", line=number)
+        user = _parse_int(tokens[0], path, number, "user id")
+        if user in seen:
+            raise DataError(path, f"user {user} appears again (first on line {seen[user]})",
+                            line=number)
+        seen[user] = number
+        items = [_parse_int(t, path, number, "item id") for t in tokens[1:]]
+        if len(items) < min_length:
+            raise DataError(path, f"user {user} has {len(items)} item(s); at least "
+                                  f"{min_length} are needed for the leave-one-out split",
+                            line=number)
+        user_ids.append(user)
+        sequences.append(np.asarray(items, dtype=np.int64))
+    return np.asarray(user_ids, dtype=np.int64), sequences
+
+
+def read_item_attributes(path: str) -> dict:
+    """Reads `<Name>_item2attributes.json` into `{item: sorted unique attributes}`."""
+    lines = _read_lines(path)
+    try:
+        obj = json.loads("\n".join(lines))
+    except json.JSONDecodeError as e:
+        raise DataError(path, f"malformed JSON: {e.msg} (column {e.colno})", line=e.lineno) \
+            from None
+    if not isinstance(obj, dict):
+        raise DataError(path, f"expected a JSON object {{item: [attributes]}}, "
+                              f"got {type(obj).__name__}")
+    table = {}
+    for key, value in obj.items():
+        try:
+            item = int(key)
+        except ValueError:
+            raise DataError(path, f"item id {key!r} is not an integer", field=key) from None
+        if item <= 0:
+            raise DataError(path, f"item id {item} must be positive", field=key)
+        if not isinstance(value, list):
+            raise DataError(path, f"attributes of item {key} must be a list, "
+                                  f"got {type(value).__name__}", field=key)
+        attrs = set()
+        for a in value:
+            if isinstance(a, bool) or not isinstance(a, int):
+                raise DataError(path, f"attribute {a!r} of item {key} is not an integer",
+                                field=key)
+            if a <= 0:
+                raise DataError(path, f"attribute {a} of item {key} must be positive",
+                                field=key)
+            attrs.add(a)
+        table[item] = np.asarray(sorted(attrs), dtype=np.int32)
+    return table
+
+
+def read_sample_negatives(path: str, user_ids: np.ndarray, num_items: int) -> np.ndarray:
+    """Reads `<Name>_sample.txt`: 99 negatives per user, same user order."""
+    lines = _read_lines(path)
+    if len(lines) != len(user_ids):
+        raise DataError(path, f"has {len(lines)} lines but the interaction file has "
+                              f"{len(user_ids)} users")
+    rows = []
+    for number, (text, user) in enumerate(zip(lines, user_ids), start=1):
+        tokens = text.split()
+        if not tokens:
+            raise DataError(path, "empty line", line=number)
+        values = [_parse_int(t, path, number, "id") for t in tokens]
+        if values[0] != user:
+            raise DataError(path, f"user {values[0]} where the interaction file has user "
+                                  f"{user}", line=number)
+        negatives = values[1:]
+        if len(negatives) != NUM_SAMPLED_NEGATIVES:
+            raise DataError(path, f"{len(negatives)} negatives, expected "
+                                  f"{NUM_SAMPLED_NEGATIVES}", line=number)
+        if max(negatives) > num_items:
+            raise DataError(path, f"negative item {max(negatives)} exceeds the largest item "
+                                  f"id {num_items}", line=number)
+        rows.append(negatives)
+    return np.asarray(rows, dtype=np.int64)
+
+
+def generate_negatives(sequences, num_items: int, seed: int,
+                       count: int = NUM_SAMPLED_NEGATIVES) -> np.ndarray:
+    """Draws `count` distinct uniform negatives per user, none in the user's history."""
+    rng = np.random.default_rng(seed)
+    out = np.zeros((len(sequences), count), dtype=np.int64)
+    for u, seq in enumerate(sequences):
+        history = set(seq.tolist())
+        available = num_items - len(history)
+        if available < count:
+            raise ValueError(f"user #{u} has {len(history)} distinct items of {num_items}: "
+                             f"fewer than {count} negatives are left to sample")
+        chosen: list = []
+        chosen_set: set = set()
+        while len(chosen) < count:
+            for item in rng.integers(1, num_items + 1, size=2 * count).tolist():
+                if item not in history and item not in chosen_set:
+                    chosen.append(item)
+                    chosen_set.add(item)
+                    if len(chosen) == count:
+                        break
+        out[u] = chosen
+    return out
+
+
+def write_sample_negatives(path: str, user_ids, negatives) -> None:
+    """Writes negatives in `<Name>_sample.txt` format (atomically)."""
+    tmp = f"{path}.tmp-{os.getpid()}"
+    with open(tmp, "w") as f:
+        for user, row in zip(user_ids, negatives):
+            f.write(" ".join(str(int(v)) for v in [user, *row]) + "\n")
+    os.replace(tmp, path)
+
+
+def read_dataset(data_dir: str, name: str, negatives_seed: int = 0,
+                 negatives_output: str | None = None) -> SequenceData:
+    """Reads `<data_dir>/<name>.txt`, its attributes and its sampled negatives.
+
+    Negatives come from `<name>_sample.txt` when present; otherwise 99 uniform
+    negatives per user are drawn with `negatives_seed` and, when
+    `negatives_output` (a directory) is given, written there as
+    `<name>_sample.txt` so later runs can use the same ones.
+
+    Raises:
+        DataError: for missing or malformed files.
+    """
+    seq_path = os.path.join(data_dir, f"{name}.txt")
+    attr_path = os.path.join(data_dir, f"{name}_item2attributes.json")
+    sample_path = os.path.join(data_dir, f"{name}_sample.txt")
+    user_ids, sequences = read_sequences(seq_path)
+    item_attributes = read_item_attributes(attr_path)
+    num_items = int(max(int(s.max()) for s in sequences))
+    # As the original: the attribute count covers the whole JSON file, the
+    # item count only the interactions; attributes of items that never occur
+    # are not needed.
+    num_attributes = int(max([int(a.max()) for a in item_attributes.values() if len(a)] + [0]))
+    item_attributes = {i: a for i, a in item_attributes.items() if i <= num_items}
+    data = SequenceData(name, user_ids, sequences, num_items, num_attributes, item_attributes)
+    if os.path.exists(sample_path):
+        data.sample_negatives = read_sample_negatives(sample_path, user_ids, num_items)
+        data.sample_source = sample_path
+    else:
+        data.sample_negatives = generate_negatives(sequences, num_items, negatives_seed)
+        data.sample_source = f"generated(seed={negatives_seed})"
+        if negatives_output:
+            os.makedirs(negatives_output, exist_ok=True)
+            write_sample_negatives(os.path.join(negatives_output, f"{name}_sample.txt"),
+                                   user_ids, data.sample_negatives)
+    return data
+
+
+def pad_left(rows, length: int, dtype=np.int32) -> np.ndarray:
+    """Keeps the last `length` items of each row and left-pads with 0."""
+    out = np.zeros((len(rows), length), dtype=dtype)
+    for i, row in enumerate(rows):
+        row = row[-length:]
+        if len(row):
+            out[i, length - len(row):] = row
+    return out

@@ -1,0 +1,84 @@
+"""Ranking evaluation of a next-item model: full ranking and 99 sampled negatives."""
+
+from __future__ import annotations
+
+import numpy as np
+import tensorflow as tf
+
+from s3rec_tf import metrics as metrics_lib
+from s3rec_tf.data.inputs import EvalArrays
+
+PROTOCOLS = ("full", "sampled")
+
+
+class RankingEvaluator:
+    """Ranks each user's answer against all items or against sampled negatives.
+
+    Full ranking scores every item, excludes the items of the user's input
+    history and the non-items (padding, mask id), and ranks the answer by the
+    number of remaining items that score strictly higher. The sampled
+    protocol ranks the answer among itself and its 99 negatives (ties go to
+    the answer, as the original's stable argsort does).
+
+    Args:
+        model: `NextItemModel`.
+        batch_size: int. Users per scoring batch. Defaults to `1024`.
+    """
+
+    def __init__(self, model, batch_size: int = 1024):
+        self.model = model
+        self.batch_size = int(batch_size)
+        item_size = model.encoder.item_size
+        self._non_item = tf.constant(
+            np.isin(np.arange(item_size), [0, model.encoder.mask_id]))
+
+        @tf.function(reduce_retracing=True)
+        def full_ranks(input_ids, answers, history):
+            scores = self.model.score_last(input_ids, training=False)
+            answer_score = tf.gather(scores, answers, batch_dims=1)
+            rows = tf.broadcast_to(tf.range(tf.shape(history)[0])[:, None], tf.shape(history))
+            index = tf.reshape(tf.stack([rows, history], -1), [-1, 2])
+            seen = tf.scatter_nd(index, tf.ones(tf.shape(index)[0], tf.int32),
+                                 tf.shape(scores)) > 0
+            excluded = tf.logical_or(seen, self._non_item[None, :])
+            higher = tf.logical_and(scores > answer_score[:, None], tf.logical_not(excluded))
+            return tf.reduce_sum(tf.cast(higher, tf.int32), axis=1)
+
+        @tf.function(reduce_retracing=True)
+        def sampled_ranks(input_ids, candidates):
+            out = self.model(input_ids, training=False)[:, -1]
+            emb = tf.gather(self.model.encoder.item_table, candidates)
+            scores = tf.einsum("bh,bch->bc", out, emb)
+            return tf.reduce_sum(tf.cast(scores[:, 1:] > scores[:, :1], tf.int32), axis=1)
+
+        self._full_ranks = full_ranks
+        self._sampled_ranks = sampled_ranks
+
+    def ranks(self, arrays: EvalArrays, protocol: str) -> np.ndarray:
+        """0-based rank of each user's answer under `protocol` (`full`/`sampled`)."""
+        if protocol not in PROTOCOLS:
+            raise ValueError(f"`protocol` must be one of {PROTOCOLS}. Received: {protocol!r}")
+        if protocol == "sampled" and arrays.negatives is None:
+            raise ValueError("the sampled protocol needs negatives; none were read or generated")
+        out = []
+        for lo in range(0, len(arrays.answers), self.batch_size):
+            hi = lo + self.batch_size
+            x = tf.constant(arrays.input_ids[lo:hi])
+            ans = tf.constant(arrays.answers[lo:hi], tf.int32)
+            if protocol == "full":
+                hist = arrays.history[lo:hi]
+                width = max(1, int((hist > 0).sum(axis=1).max()))
+                r = self._full_ranks(x, ans, tf.constant(hist[:, -width:], tf.int32))
+            else:
+                cand = np.concatenate([arrays.answers[lo:hi, None],
+                                       arrays.negatives[lo:hi]], axis=1).astype(np.int32)
+                r = self._sampled_ranks(x, tf.constant(cand))
+            out.append(r.numpy())
+        return np.concatenate(out) if out else np.zeros(0, np.int32)
+
+    def evaluate(self, arrays: EvalArrays, protocol: str) -> dict:
+        """Metrics of `protocol` on one split."""
+        ranks = self.ranks(arrays, protocol)
+        if protocol == "full":
+            return metrics_lib.full_ranking_metrics(ranks)
+        return metrics_lib.sampled_metrics(ranks)

@@ -1,0 +1,349 @@
+"""Keras 3 layers of the S3-Rec encoder.
+
+The encoder follows the original S3-Rec code (a BERT-style post-LayerNorm
+transformer): item + position embeddings, LayerNorm (eps 1e-12) and dropout,
+then blocks of multi-head self-attention and a 4x GELU feed-forward network,
+each followed by dropout, a residual connection and LayerNorm.
+
+References:
+    - Zhou et al., S3-Rec, CIKM 2020, https://arxiv.org/abs/2008.07873
+    - Kang & McAuley, SASRec, ICDM 2018, https://arxiv.org/abs/1808.09781
+"""
+
+from __future__ import annotations
+
+import math
+
+import keras
+from keras import ops
+
+#: Additive attention bias of padded keys in pretraining (original: -1e8).
+PRETRAIN_MASK_VALUE = -1e8
+#: Additive attention bias of masked keys in fine-tuning (original: -10000).
+FINETUNE_MASK_VALUE = -10000.0
+
+
+def _initializer(stddev: float):
+    return keras.initializers.RandomNormal(stddev=stddev)
+
+
+@keras.saving.register_keras_serializable(package="s3rec_tf")
+class ItemPositionEmbedding(keras.layers.Layer):
+    """Item + absolute position embedding, LayerNorm and dropout.
+
+    Positions are right-aligned as in the original code: a sequence padded on
+    the left to `max_length` gives its last item position `max_length - 1`.
+    A batch whose left padding was cut to `T < max_length` columns keeps the
+    original position ids `max_length - T ... max_length - 1`, so cutting
+    padding never changes the result at real positions.
+
+    Args:
+        item_size: int. Rows of the item table (items + padding 0 + mask id).
+        max_length: int. Number of position embeddings.
+        hidden_size: int. Embedding width. Defaults to `64`.
+        dropout: float. Dropout rate after LayerNorm. Defaults to `0.5`.
+        initializer_range: float. Std of the normal initializer.
+            Defaults to `0.02`.
+        layer_norm_epsilon: float. Defaults to `1e-12`.
+    """
+
+    def __init__(self, item_size: int, max_length: int, hidden_size: int = 64,
+                 dropout: float = 0.5, initializer_range: float = 0.02,
+                 layer_norm_epsilon: float = 1e-12, **kwargs):
+        super().__init__(**kwargs)
+        if item_size < 3:
+            raise ValueError(f"`item_size` must be >= 3. Received: item_size={item_size}")
+        if max_length < 1:
+            raise ValueError(f"`max_length` must be >= 1. Received: max_length={max_length}")
+        if not 0.0 <= dropout < 1.0:
+            raise ValueError(f"`dropout` must be in [0, 1). Received: dropout={dropout}")
+        self.item_size = int(item_size)
+        self.max_length = int(max_length)
+        self.hidden_size = int(hidden_size)
+        self.dropout = float(dropout)
+        self.initializer_range = float(initializer_range)
+        self.layer_norm_epsilon = float(layer_norm_epsilon)
+        init = _initializer(self.initializer_range)
+        self.item_embedding = keras.layers.Embedding(
+            self.item_size, self.hidden_size, embeddings_initializer=init,
+            name="item_embedding")
+        self.position_embedding = keras.layers.Embedding(
+            self.max_length, self.hidden_size, embeddings_initializer=init,
+            name="position_embedding")
+        self.layer_norm = keras.layers.LayerNormalization(
+            epsilon=self.layer_norm_epsilon, name="embedding_layer_norm")
+        self.dropout_layer = keras.layers.Dropout(self.dropout, name="embedding_dropout")
+
+    def build(self, input_shape):
+        self.item_embedding.build((None, None))
+        self.position_embedding.build((None,))
+        self.layer_norm.build((None, None, self.hidden_size))
+        self.built = True
+
+    @property
+    def item_table(self):
+        """The item embedding matrix, `[item_size, hidden]`."""
+        return self.item_embedding.embeddings
+
+    def call(self, item_ids, training=None):
+        """Embeds `item_ids` `[batch, seq_len]` into `[batch, seq_len, hidden]`."""
+        seq_len = ops.shape(item_ids)[1]
+        positions = ops.arange(self.max_length - seq_len, self.max_length, dtype="int32")
+        x = self.item_embedding(item_ids) + self.position_embedding(positions)[None]
+        x = self.layer_norm(x)
+        return self.dropout_layer(x, training=training)
+
+    def get_config(self):
+        config = super().get_config()
+        config.update(item_size=self.item_size, max_length=self.max_length,
+                      hidden_size=self.hidden_size, dropout=self.dropout,
+                      initializer_range=self.initializer_range,
+                      layer_norm_epsilon=self.layer_norm_epsilon)
+        return config
+
+
+@keras.saving.register_keras_serializable(package="s3rec_tf")
+class TransformerBlock(keras.layers.Layer):
+    """The original's post-LayerNorm transformer block.
+
+    `h = LN(x + Dropout(Dense(MHA(x))))`, then
+    `y = LN(h + Dropout(Dense_2(GELU(Dense_1(h)))))` with a 4x inner width
+    and the exact (erf) GELU.
+
+    Args:
+        hidden_size: int. Model width. Defaults to `64`.
+        num_heads: int. Attention heads; must divide `hidden_size`.
+            Defaults to `2`.
+        dropout: float. Hidden dropout. Defaults to `0.5`.
+        attention_dropout: float. Dropout on attention probabilities.
+            Defaults to `0.5`.
+        initializer_range: float. Defaults to `0.02`.
+        layer_norm_epsilon: float. Defaults to `1e-12`.
+    """
+
+    def __init__(self, hidden_size: int = 64, num_heads: int = 2, dropout: float = 0.5,
+                 attention_dropout: float = 0.5, initializer_range: float = 0.02,
+                 layer_norm_epsilon: float = 1e-12, **kwargs):
+        super().__init__(**kwargs)
+        if hidden_size % num_heads:
+            raise ValueError(
+                "`hidden_size` must be a multiple of `num_heads`. Received: "
+                f"hidden_size={hidden_size}, num_heads={num_heads}")
+        self.hidden_size = int(hidden_size)
+        self.num_heads = int(num_heads)
+        self.dropout = float(dropout)
+        self.attention_dropout = float(attention_dropout)
+        self.initializer_range = float(initializer_range)
+        self.layer_norm_epsilon = float(layer_norm_epsilon)
+        self.head_size = self.hidden_size // self.num_heads
+
+        def dense(units, name):
+            return keras.layers.Dense(
+                units, kernel_initializer=_initializer(self.initializer_range),
+                bias_initializer="zeros", name=name)
+
+        self.query_dense = dense(self.hidden_size, "query")
+        self.key_dense = dense(self.hidden_size, "key")
+        self.value_dense = dense(self.hidden_size, "value")
+        self.attention_output_dense = dense(self.hidden_size, "attention_output")
+        self.attention_layer_norm = keras.layers.LayerNormalization(
+            epsilon=self.layer_norm_epsilon, name="attention_layer_norm")
+        self.feedforward_intermediate_dense = dense(4 * self.hidden_size, "feedforward_intermediate")
+        self.feedforward_output_dense = dense(self.hidden_size, "feedforward_output")
+        self.feedforward_layer_norm = keras.layers.LayerNormalization(
+            epsilon=self.layer_norm_epsilon, name="feedforward_layer_norm")
+        self.attention_dropout_layer = keras.layers.Dropout(self.attention_dropout)
+        self.attention_output_dropout = keras.layers.Dropout(self.dropout)
+        self.feedforward_dropout = keras.layers.Dropout(self.dropout)
+
+    def build(self, input_shape):
+        shape = (None, None, self.hidden_size)
+        for layer in (self.query_dense, self.key_dense, self.value_dense,
+                      self.attention_output_dense, self.feedforward_intermediate_dense):
+            layer.build(shape)
+        self.feedforward_output_dense.build((None, None, 4 * self.hidden_size))
+        self.attention_layer_norm.build(shape)
+        self.feedforward_layer_norm.build(shape)
+        self.built = True
+
+    def _split_heads(self, x):
+        batch, length = ops.shape(x)[0], ops.shape(x)[1]
+        x = ops.reshape(x, (batch, length, self.num_heads, self.head_size))
+        return ops.transpose(x, (0, 2, 1, 3))
+
+    def call(self, x, attention_bias, training=None):
+        """Applies the block.
+
+        Args:
+            x: `[batch, seq_len, hidden]` input.
+            attention_bias: additive bias broadcastable to
+                `[batch, heads, seq_len, seq_len]` (0 where a key is visible).
+
+        Returns:
+            `[batch, seq_len, hidden]`.
+        """
+        q = self._split_heads(self.query_dense(x))
+        k = self._split_heads(self.key_dense(x))
+        v = self._split_heads(self.value_dense(x))
+        scores = ops.matmul(q, ops.transpose(k, (0, 1, 3, 2)))
+        scores = scores / math.sqrt(self.head_size) + attention_bias
+        probs = ops.softmax(scores, axis=-1)
+        probs = self.attention_dropout_layer(probs, training=training)
+        context = ops.matmul(probs, v)
+        context = ops.transpose(context, (0, 2, 1, 3))
+        context = ops.reshape(context, (ops.shape(x)[0], ops.shape(x)[1], self.hidden_size))
+        h = self.attention_output_dropout(self.attention_output_dense(context), training=training)
+        h = self.attention_layer_norm(h + x)
+        f = self.feedforward_intermediate_dense(h)
+        f = keras.activations.gelu(f, approximate=False)
+        f = self.feedforward_dropout(self.feedforward_output_dense(f), training=training)
+        return self.feedforward_layer_norm(f + h)
+
+    def get_config(self):
+        config = super().get_config()
+        config.update(hidden_size=self.hidden_size, num_heads=self.num_heads,
+                      dropout=self.dropout, attention_dropout=self.attention_dropout,
+                      initializer_range=self.initializer_range,
+                      layer_norm_epsilon=self.layer_norm_epsilon)
+        return config
+
+
+def padding_attention_bias(item_ids, mask_value: float = PRETRAIN_MASK_VALUE):
+    """Bidirectional bias `[batch, 1, 1, seq_len]`: `mask_value` on padded keys."""
+    pad = ops.cast(ops.equal(item_ids, 0), "float32")
+    return (pad * mask_value)[:, None, None, :]
+
+
+def causal_attention_bias(item_ids, mask_value: float = FINETUNE_MASK_VALUE):
+    """Causal bias `[batch, 1, seq_len, seq_len]`: keys after the query or padded."""
+    seq_len = ops.shape(item_ids)[1]
+    visible_key = ops.cast(ops.greater(item_ids, 0), "float32")[:, None, None, :]
+    idx = ops.arange(seq_len)
+    causal = ops.cast(ops.less_equal(idx[None, :], idx[:, None]), "float32")[None, None]
+    return (1.0 - visible_key * causal) * mask_value
+
+
+@keras.saving.register_keras_serializable(package="s3rec_tf")
+class SequenceEncoder(keras.layers.Layer):
+    """The S3-Rec backbone: embeddings, attribute table and transformer blocks.
+
+    One encoder is shared by the pretraining model (bidirectional attention)
+    and the next-item model (causal attention). It owns the item, position and
+    attribute embeddings, as the original `S3RecModel` does.
+
+    Args:
+        num_items: int. Number of real items (ids `1..num_items`). The item
+            table has `num_items + 2` rows: padding `0` and the mask id
+            `num_items + 1`.
+        num_attributes: int. Number of real attributes (ids
+            `1..num_attributes`); the table has `num_attributes + 1` rows.
+        max_length: int. Maximum sequence length. Defaults to `50`.
+        hidden_size: int. Defaults to `64`.
+        num_layers: int. Defaults to `2`.
+        num_heads: int. Defaults to `2`.
+        dropout: float. Hidden dropout. Defaults to `0.5`.
+        attention_dropout: float. Defaults to `0.5`.
+        initializer_range: float. Defaults to `0.02`.
+
+    Example:
+    >>> enc = SequenceEncoder(num_items=10, num_attributes=4, max_length=5)
+    >>> enc(np.array([[0, 0, 3, 4, 5]]), causal=True).shape
+    (1, 5, 64)
+    """
+
+    def __init__(self, num_items: int, num_attributes: int, max_length: int = 50,
+                 hidden_size: int = 64, num_layers: int = 2, num_heads: int = 2,
+                 dropout: float = 0.5, attention_dropout: float = 0.5,
+                 initializer_range: float = 0.02, **kwargs):
+        super().__init__(**kwargs)
+        if num_items < 1:
+            raise ValueError(f"`num_items` must be >= 1. Received: num_items={num_items}")
+        if num_attributes < 0:
+            raise ValueError(
+                f"`num_attributes` must be >= 0. Received: num_attributes={num_attributes}")
+        if num_layers < 1:
+            raise ValueError(f"`num_layers` must be >= 1. Received: num_layers={num_layers}")
+        self.num_items = int(num_items)
+        self.num_attributes = int(num_attributes)
+        self.max_length = int(max_length)
+        self.hidden_size = int(hidden_size)
+        self.num_layers = int(num_layers)
+        self.num_heads = int(num_heads)
+        self.dropout = float(dropout)
+        self.attention_dropout = float(attention_dropout)
+        self.initializer_range = float(initializer_range)
+        self.embedding = ItemPositionEmbedding(
+            self.item_size, self.max_length, self.hidden_size, self.dropout,
+            self.initializer_range, name="item_position_embedding")
+        self.attribute_embedding = keras.layers.Embedding(
+            self.attribute_size, self.hidden_size,
+            embeddings_initializer=_initializer(self.initializer_range),
+            name="attribute_embedding")
+        self.blocks = [
+            TransformerBlock(self.hidden_size, self.num_heads, self.dropout,
+                             self.attention_dropout, self.initializer_range,
+                             name=f"transformer_block_{i}")
+            for i in range(self.num_layers)
+        ]
+
+    @property
+    def item_size(self) -> int:
+        """Rows of the item table: items, padding 0 and the mask id."""
+        return self.num_items + 2
+
+    @property
+    def mask_id(self) -> int:
+        """The id that replaces masked items (`num_items + 1`)."""
+        return self.num_items + 1
+
+    @property
+    def attribute_size(self) -> int:
+        """Rows of the attribute table: attributes and padding 0."""
+        return self.num_attributes + 1
+
+    @property
+    def item_table(self):
+        """Item embeddings `[item_size, hidden]` (the output layer of scoring)."""
+        return self.embedding.item_table
+
+    @property
+    def attribute_table(self):
+        """Attribute embeddings `[attribute_size, hidden]`."""
+        return self.attribute_embedding.embeddings
+
+    def build(self, input_shape=None):
+        if self.built:
+            return
+        self.embedding.build((None, None))
+        self.attribute_embedding.build((None,))
+        for block in self.blocks:
+            block.build((None, None, self.hidden_size))
+        self.built = True
+
+    def call(self, item_ids, causal: bool = False, training=None):
+        """Encodes `item_ids` `[batch, seq_len]` (left-padded with 0).
+
+        Args:
+            item_ids: int tensor `[batch, seq_len]`, `seq_len <= max_length`.
+            causal: bool. Causal attention with padding masked (fine-tuning,
+                bias -10000) or bidirectional with padding masked
+                (pretraining, bias -1e8), as in the original.
+
+        Returns:
+            `[batch, seq_len, hidden]`.
+        """
+        item_ids = ops.cast(item_ids, "int32")
+        bias = causal_attention_bias(item_ids) if causal else padding_attention_bias(item_ids)
+        x = self.embedding(item_ids, training=training)
+        for block in self.blocks:
+            x = block(x, bias, training=training)
+        return x
+
+    def get_config(self):
+        config = super().get_config()
+        config.update(num_items=self.num_items, num_attributes=self.num_attributes,
+                      max_length=self.max_length, hidden_size=self.hidden_size,
+                      num_layers=self.num_layers, num_heads=self.num_heads,
+                      dropout=self.dropout, attention_dropout=self.attention_dropout,
+                      initializer_range=self.initializer_range)
+        return config
