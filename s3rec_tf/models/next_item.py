@@ -38,6 +38,7 @@ class NextItemModel(keras.Model):
         self.loss_name = loss
         self.loss_tracker = keras.metrics.Mean(name="loss")
         self.encoder.build()
+        self.built = True
 
     @property
     def metrics(self):

@@ -84,6 +84,7 @@ class S3RecPretrainer(keras.Model):
         self.encoder.build()
         for dense in (self.aap_dense, self.mip_dense, self.map_dense, self.sp_dense):
             dense.build((None, h))
+        self.built = True
 
     @property
     def metrics(self):

@@ -1,0 +1,384 @@
+"""Pretraining and fine-tuning runs: seeded, checkpointed, resumable.
+
+`run_pretraining` and `run_finetuning` are what the CLI and the TFX
+components call. Each writes into an output directory:
+
+- `_resume/`: a `tf.train.Checkpoint` of model, optimizer and run state,
+  saved every epoch; rerunning the same command resumes from it.
+- pretraining: the pretrained model directory at `<output>/` (plus
+  `<output>/epochs-N/` snapshots every `save_every` epochs);
+- fine-tuning: the best model by validation metric and `metrics.json`.
+"""
+
+from __future__ import annotations
+
+import dataclasses
+import json
+import os
+import shutil
+import time
+
+import keras
+import numpy as np
+import tensorflow as tf
+
+from s3rec_tf import artifacts
+from s3rec_tf.data import inputs as inputs_lib
+from s3rec_tf.data.reader import SequenceData
+from s3rec_tf.errors import ArtifactError
+from s3rec_tf.evaluation import RankingEvaluator
+from s3rec_tf.layers import SequenceEncoder
+from s3rec_tf.models import NextItemModel, S3RecPretrainer
+
+RESUME_DIR = "_resume"
+
+
+@dataclasses.dataclass
+class EncoderConfig:
+    """Encoder hyperparameters (the paper's defaults)."""
+
+    hidden_size: int = 64
+    num_layers: int = 2
+    num_heads: int = 2
+    dropout: float = 0.5
+    attention_dropout: float = 0.5
+    initializer_range: float = 0.02
+    max_length: int = 50
+
+
+@dataclasses.dataclass
+class PretrainConfig:
+    """Pretraining hyperparameters (the paper's defaults)."""
+
+    epochs: int = 150
+    batch_size: int = 100
+    learning_rate: float = 1e-3
+    mask_p: float = 0.2
+    aap_weight: float = 0.2
+    mip_weight: float = 1.0
+    map_weight: float = 1.0
+    sp_weight: float = 0.5
+    save_every: int = 10
+    seed: int = 42
+    trim_padding: bool = True
+    jit_compile: bool = False
+
+
+@dataclasses.dataclass
+class FinetuneConfig:
+    """Fine-tuning hyperparameters (the paper's defaults)."""
+
+    epochs: int = 200
+    batch_size: int = 256
+    learning_rate: float = 1e-3
+    loss: str = "bce"
+    patience: int = 10
+    valid_protocol: str = "sampled"
+    seed: int = 42
+    trim_padding: bool = True
+    jit_compile: bool = False
+
+    @property
+    def valid_metric(self) -> str:
+        """MRR for the sampled protocol, NDCG@20 for full ranking (as the original)."""
+        return "MRR" if self.valid_protocol == "sampled" else "NDCG@20"
+
+
+def adam(learning_rate: float):
+    """Adam with PyTorch's defaults (betas 0.9/0.999, eps 1e-8), as the original."""
+    return keras.optimizers.Adam(learning_rate, beta_1=0.9, beta_2=0.999, epsilon=1e-8)
+
+
+def _log(verbose, *args):
+    if verbose:
+        print(*args, flush=True)
+
+
+class _Resume:
+    """Model + optimizer + run state in `<output>/_resume`, guarded by a config check."""
+
+    def __init__(self, output_dir: str, model, signature: dict, state: dict):
+        self.dir = os.path.join(output_dir, RESUME_DIR)
+        self.signature = signature
+        self.state = {k: tf.Variable(v, dtype=tf.float64 if isinstance(v, float) else tf.int64,
+                                     trainable=False, name=k) for k, v in state.items()}
+        self.checkpoint = tf.train.Checkpoint(model=model, optimizer=model.optimizer,
+                                              **self.state)
+        self.manager = tf.train.CheckpointManager(self.checkpoint, self.dir, max_to_keep=2)
+
+    def restore(self, model) -> bool:
+        latest = self.manager.latest_checkpoint
+        if not latest:
+            return False
+        sig_path = os.path.join(self.dir, "signature.json")
+        with open(sig_path) as f:
+            saved = json.load(f)
+        diffs = [f"{k}: checkpoint {saved.get(k)!r} vs now {v!r}"
+                 for k, v in self.signature.items() if saved.get(k) != v]
+        if diffs:
+            raise ArtifactError(f"{self.dir}: cannot resume, the run differs from the "
+                                f"checkpointed one ({'; '.join(diffs)}); use a new --output "
+                                f"or delete {self.dir}")
+        model.optimizer.build(model.trainable_variables)
+        try:
+            self.checkpoint.restore(latest).assert_existing_objects_matched()
+        except Exception as e:
+            raise ArtifactError(f"{latest}: corrupt or incompatible checkpoint ({e})") from None
+        return True
+
+    def save(self, **values):
+        for k, v in values.items():
+            self.state[k].assign(v)
+        os.makedirs(self.dir, exist_ok=True)
+        artifacts.write_json_atomic(os.path.join(self.dir, "signature.json"), self.signature)
+        self.manager.save()
+
+    def value(self, key):
+        return self.state[key].numpy().item()
+
+    def remove(self):
+        shutil.rmtree(self.dir, ignore_errors=True)
+
+
+class _EpochCallback(keras.callbacks.Callback):
+    def __init__(self, fn):
+        super().__init__()
+        self.fn = fn
+
+    def on_epoch_end(self, epoch, logs=None):
+        self.fn(epoch, logs or {})
+
+
+def build_encoder(data: SequenceData, config: EncoderConfig) -> SequenceEncoder:
+    return SequenceEncoder(num_items=data.num_items, num_attributes=data.num_attributes,
+                           **dataclasses.asdict(config))
+
+
+def run_pretraining(data: SequenceData, output_dir: str,
+                    encoder_config: EncoderConfig | None = None,
+                    config: PretrainConfig | None = None, verbose: int = 1) -> dict:
+    """Pretrains S3-Rec on `data` and saves the pretrained model in `output_dir`.
+
+    Rerunning with the same arguments resumes from the last completed epoch.
+
+    Returns:
+        A summary dict (epochs, final losses, wall time, paths).
+    """
+    encoder_config = encoder_config or EncoderConfig()
+    config = config or PretrainConfig()
+    keras.utils.set_random_seed(config.seed)
+    encoder = build_encoder(data, encoder_config)
+    model = S3RecPretrainer(encoder, data.attribute_table(), loss_weights={
+        "aap": config.aap_weight, "mip": config.mip_weight, "map": config.map_weight,
+        "sp": config.sp_weight})
+    model.compile(optimizer=adam(config.learning_rate), jit_compile=config.jit_compile)
+    vocabulary = artifacts.vocabulary_of(data)
+    hyper = {**dataclasses.asdict(encoder_config), **dataclasses.asdict(config)}
+    signature = {"vocabulary": vocabulary,
+                 **{k: v for k, v in hyper.items() if k not in ("epochs", "save_every")}}
+    resume = _Resume(output_dir, model, signature, {"epoch": 0})
+    first_epoch = 0
+    if resume.restore(model):
+        first_epoch = int(resume.value("epoch"))
+        _log(verbose, f"Resuming pretraining from epoch {first_epoch} ({resume.dir})")
+    arrays = inputs_lib.pretrain_arrays(data, encoder_config.max_length)
+    steps = inputs_lib.steps_per_epoch(arrays.num_samples, config.batch_size)
+    _log(verbose, f"Pretraining on {data.name}: {data.num_users} users, {data.num_items} items, "
+                  f"{data.num_attributes} attributes, {arrays.num_samples} samples/epoch, "
+                  f"{steps} steps/epoch, epochs {first_epoch + 1}..{config.epochs}")
+    history = {}
+    start = time.time()
+
+    def on_epoch_end(epoch, logs):
+        history.update({k: float(v) for k, v in logs.items()})
+        resume.save(epoch=epoch + 1)
+        if config.save_every and (epoch + 1) % config.save_every == 0:
+            artifacts.save_model(os.path.join(output_dir, f"epochs-{epoch + 1}"), model,
+                                 "pretrained", vocabulary, hyper, {"epochs_done": epoch + 1})
+
+    if first_epoch < config.epochs:
+        dataset = inputs_lib.pretrain_dataset(
+            arrays, config.batch_size, config.mask_p, config.seed, first_epoch, config.epochs,
+            trim=config.trim_padding)
+        model.fit(dataset, epochs=config.epochs, initial_epoch=first_epoch,
+                  steps_per_epoch=steps, verbose=2 if verbose else 0, shuffle=False,
+                  callbacks=[_EpochCallback(on_epoch_end)])
+    wall = time.time() - start
+    summary = {"epochs": config.epochs, "resumed_from_epoch": first_epoch,
+               "final_losses": history, "wall_time_s": round(wall, 2),
+               "samples_per_epoch": arrays.num_samples,
+               "seeds": {"init_dropout_masks_segments_negatives": config.seed}}
+    _save_model_into(output_dir, model, "pretrained", vocabulary, hyper,
+                     {"epochs_done": config.epochs, "summary": summary})
+    resume.remove()
+    _log(verbose, f"Pretraining done in {wall:.1f}s: " +
+         ", ".join(f"{k}={v:.4f}" for k, v in history.items()) + f" -> {output_dir}")
+    return summary
+
+
+def _save_model_into(output_dir, model, kind, vocabulary, hyper, extra):
+    """Writes the model files into `output_dir` itself (beside _resume/, snapshots)."""
+    staging = os.path.join(output_dir, ".model-staging")
+    artifacts.save_model(staging, model, kind, vocabulary, hyper, extra)
+    # manifest last: the directory only reads as a model once both files are in place
+    os.replace(os.path.join(staging, artifacts.WEIGHTS),
+               os.path.join(output_dir, artifacts.WEIGHTS))
+    os.replace(os.path.join(staging, artifacts.MANIFEST),
+               os.path.join(output_dir, artifacts.MANIFEST))
+    shutil.rmtree(staging, ignore_errors=True)
+
+
+def import_original_weights(weights_path: str, output_dir: str, data: SequenceData | None = None,
+                            num_heads: int = 2) -> str:
+    """Turns the authors' `.npz` weights into a pretrained model directory."""
+    from s3rec_tf import original_weights as ow
+    weights = ow.read_npz(weights_path)
+    cfg = ow.encoder_config_from_weights(weights, num_heads)
+    encoder = SequenceEncoder(**cfg)
+    if data is not None:
+        artifacts.check_vocabulary({"vocabulary": {"num_items": cfg["num_items"],
+                                                   "num_attributes": cfg["num_attributes"]}},
+                                   {"num_items": data.num_items,
+                                    "num_attributes": data.num_attributes},
+                                   f"weights {weights_path}")
+        table = data.attribute_table()
+        vocabulary = artifacts.vocabulary_of(data)
+    else:
+        table = np.zeros((encoder.item_size, 1), "int32")
+        vocabulary = {"dataset": None, "num_items": cfg["num_items"],
+                      "num_attributes": cfg["num_attributes"], "fingerprint": None}
+    model = S3RecPretrainer(encoder, table)
+    ow.load_into_pretrainer(model, weights)
+    artifacts.save_model(output_dir, model, "pretrained", vocabulary, cfg,
+                         {"imported_from": os.path.abspath(weights_path)})
+    return output_dir
+
+
+def load_pretrained_encoder(path: str, data: SequenceData,
+                            encoder_config: EncoderConfig) -> SequenceEncoder:
+    """Loads the encoder of a pretrained model dir, refusing any mismatch."""
+    if not os.path.exists(path):
+        raise ArtifactError(f"{path}: pretrained model not found (pass --pretrained none to "
+                            f"train without pretraining)")
+    pretrainer, manifest = artifacts.load_pretrainer(path)
+    artifacts.check_vocabulary(manifest, artifacts.vocabulary_of(data), f"pretrained model {path}")
+    enc = pretrainer.encoder
+    diffs = [f"{k}: pretrained {getattr(enc, k)} vs requested {v}"
+             for k, v in dataclasses.asdict(encoder_config).items()
+             if k in ("hidden_size", "num_layers", "num_heads", "max_length")
+             and getattr(enc, k) != v]
+    if diffs:
+        raise ArtifactError(f"pretrained model {path} does not match ({'; '.join(diffs)})")
+    config = enc.get_config()
+    config.update(dropout=encoder_config.dropout,
+                  attention_dropout=encoder_config.attention_dropout)
+    encoder = SequenceEncoder.from_config(config)
+    encoder.build()
+    encoder.set_weights(enc.get_weights())
+    return encoder
+
+
+def evaluate_model(model, data: SequenceData, protocols=("full", "sampled"),
+                   splits=("valid", "test"), max_length: int = 50) -> dict:
+    """Metrics of `model` on `data` for each split and protocol."""
+    evaluator = RankingEvaluator(model)
+    out = {}
+    for split in splits:
+        arrays = inputs_lib.eval_arrays(data, split, max_length)
+        for protocol in protocols:
+            out[f"{split}/{protocol}"] = evaluator.evaluate(arrays, protocol)
+    return out
+
+
+def run_finetuning(data: SequenceData, output_dir: str, pretrained: str | None,
+                   encoder_config: EncoderConfig | None = None,
+                   config: FinetuneConfig | None = None, verbose: int = 1) -> dict:
+    """Fine-tunes a next-item model, keeping the best epoch by validation metric.
+
+    Args:
+        pretrained: a pretrained model directory, or None for no pretraining
+            (SASRec). A path that does not exist is an error.
+
+    Returns:
+        A summary with the best epoch, validation history and test metrics
+        (full ranking and sampled), also written to `<output>/metrics.json`.
+    """
+    encoder_config = encoder_config or EncoderConfig()
+    config = config or FinetuneConfig()
+    if config.valid_protocol not in ("full", "sampled"):
+        raise ValueError(f"`valid_protocol` must be 'full' or 'sampled'. "
+                         f"Received: {config.valid_protocol!r}")
+    keras.utils.set_random_seed(config.seed)
+    if pretrained:
+        encoder = load_pretrained_encoder(pretrained, data, encoder_config)
+    else:
+        encoder = build_encoder(data, encoder_config)
+    model = NextItemModel(encoder, loss=config.loss)
+    model.compile(optimizer=adam(config.learning_rate), jit_compile=config.jit_compile)
+    vocabulary = artifacts.vocabulary_of(data)
+    hyper = {**dataclasses.asdict(encoder_config), **dataclasses.asdict(config),
+             "pretrained": os.path.abspath(pretrained) if pretrained else None}
+    signature = {"vocabulary": vocabulary,
+                 **{k: v for k, v in hyper.items() if k not in ("epochs", "patience")}}
+    resume = _Resume(output_dir, model, signature,
+                     {"epoch": 0, "best_epoch": -1, "best_score": -1.0, "wait": 0})
+    first_epoch = 0
+    best_dir = os.path.join(output_dir, "best")
+    if resume.restore(model):
+        first_epoch = int(resume.value("epoch"))
+        _log(verbose, f"Resuming fine-tuning from epoch {first_epoch} ({resume.dir})")
+    best = {"epoch": int(resume.value("best_epoch")), "score": resume.value("best_score"),
+            "wait": int(resume.value("wait"))}
+    arrays = inputs_lib.finetune_arrays(data, encoder_config.max_length)
+    valid = inputs_lib.eval_arrays(data, "valid", encoder_config.max_length)
+    evaluator = RankingEvaluator(model)
+    metric = config.valid_metric
+    steps = inputs_lib.steps_per_epoch(len(arrays.input_ids), config.batch_size)
+    _log(verbose, f"Fine-tuning on {data.name} ({'from ' + pretrained if pretrained else 'no pretraining'}, "
+                  f"loss {config.loss}): {data.num_users} sequences, {steps} steps/epoch, "
+                  f"up to {config.epochs} epochs, early stopping on valid {config.valid_protocol} "
+                  f"{metric} (patience {config.patience})")
+    history_path = os.path.join(output_dir, "history.jsonl")
+    start = time.time()
+
+    def on_epoch_end(epoch, logs):
+        scores = evaluator.evaluate(valid, config.valid_protocol)
+        improved = scores[metric] > best["score"]
+        if improved:
+            best.update(epoch=epoch, score=scores[metric], wait=0)
+            artifacts.save_model(best_dir, model, "finetuned", vocabulary, hyper,
+                                 {"best_epoch": epoch + 1, "valid": scores})
+        else:
+            best["wait"] += 1
+        with open(history_path, "a") as f:
+            f.write(json.dumps({"epoch": epoch + 1, "loss": float(logs.get("loss", np.nan)),
+                                **{f"valid_{config.valid_protocol}/{k}": v
+                                   for k, v in scores.items()}}) + "\n")
+        _log(verbose, f"  epoch {epoch + 1}: valid " +
+             " ".join(f"{k}={v:.4f}" for k, v in scores.items()) +
+             (" *best*" if improved else f" (no gain {best['wait']}/{config.patience})"))
+        resume.save(epoch=epoch + 1, best_epoch=best["epoch"], best_score=best["score"],
+                    wait=best["wait"])
+        if best["wait"] >= config.patience:
+            model.stop_training = True
+
+    if first_epoch < config.epochs and best["wait"] < config.patience:
+        dataset = inputs_lib.finetune_dataset(
+            arrays, config.batch_size, config.seed, first_epoch, config.epochs,
+            negatives=config.loss == "bce", trim=config.trim_padding)
+        model.fit(dataset, epochs=config.epochs, initial_epoch=first_epoch,
+                  steps_per_epoch=steps, verbose=2 if verbose else 0, shuffle=False,
+                  callbacks=[_EpochCallback(on_epoch_end)])
+    train_time = time.time() - start
+    best_model, _ = artifacts.load_next_item_model(best_dir)
+    results = evaluate_model(best_model, data, max_length=encoder_config.max_length)
+    summary = {"dataset": data.name, "best_epoch": best["epoch"] + 1,
+               "valid_metric": f"{config.valid_protocol}/{metric}",
+               "train_wall_time_s": round(train_time, 2), "metrics": results,
+               "negatives": data.sample_source, "seed": config.seed,
+               "pretrained": hyper["pretrained"], "loss": config.loss}
+    artifacts.write_json_atomic(os.path.join(output_dir, "metrics.json"), summary)
+    resume.remove()
+    _log(verbose, f"Fine-tuning done in {train_time:.1f}s; best epoch {best['epoch'] + 1}; "
+                  f"model -> {best_dir}")
+    return summary
