@@ -4,7 +4,8 @@
 components call. Each writes into an output directory:
 
 - `_resume/`: a `tf.train.Checkpoint` of model, optimizer and run state,
-  saved every epoch; rerunning the same command resumes from it.
+  saved every epoch; rerunning the same command resumes from it (after an
+  interruption, or with a larger `--epochs` to train further).
 - pretraining: the pretrained model directory at `<output>/` (plus
   `<output>/epochs-N/` snapshots every `save_every` epochs);
 - fine-tuning: the best model by validation metric and `metrics.json`.
@@ -102,8 +103,10 @@ class _Resume:
         self.signature = signature
         self.state = {k: tf.Variable(v, dtype=tf.float64 if isinstance(v, float) else tf.int64,
                                      trainable=False, name=k) for k, v in state.items()}
+        # Dropout seed-generator states are not reachable through the model's
+        # tracked attributes: list every variable so resuming is exact.
         self.checkpoint = tf.train.Checkpoint(model=model, optimizer=model.optimizer,
-                                              **self.state)
+                                              variables=list(model.variables), **self.state)
         self.manager = tf.train.CheckpointManager(self.checkpoint, self.dir, max_to_keep=2)
 
     def restore(self, model) -> bool:
@@ -135,9 +138,6 @@ class _Resume:
 
     def value(self, key):
         return self.state[key].numpy().item()
-
-    def remove(self):
-        shutil.rmtree(self.dir, ignore_errors=True)
 
 
 class _EpochCallback(keras.callbacks.Callback):
@@ -210,7 +210,6 @@ def run_pretraining(data: SequenceData, output_dir: str,
                "seeds": {"init_dropout_masks_segments_negatives": config.seed}}
     _save_model_into(output_dir, model, "pretrained", vocabulary, hyper,
                      {"epochs_done": config.epochs, "summary": summary})
-    resume.remove()
     _log(verbose, f"Pretraining done in {wall:.1f}s: " +
          ", ".join(f"{k}={v:.4f}" for k, v in history.items()) + f" -> {output_dir}")
     return summary
@@ -378,7 +377,6 @@ def run_finetuning(data: SequenceData, output_dir: str, pretrained: str | None,
                "negatives": data.sample_source, "seed": config.seed,
                "pretrained": hyper["pretrained"], "loss": config.loss}
     artifacts.write_json_atomic(os.path.join(output_dir, "metrics.json"), summary)
-    resume.remove()
     _log(verbose, f"Fine-tuning done in {train_time:.1f}s; best epoch {best['epoch'] + 1}; "
                   f"model -> {best_dir}")
     return summary

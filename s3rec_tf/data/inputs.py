@@ -98,13 +98,15 @@ def make_pretrain_batch(starts, lengths, seed, flat_items, long_sequence, num_it
     concatenation of all sequences. Sequences are left-padded with 0.
 
     With `trim`, the batch has `T = max(lengths)` columns instead of
-    `max_length`: only left padding is cut and position ids are kept.
+    `max_length`: only left padding is cut and position ids are kept. Random
+    draws are made at the full width either way, so a trimmed batch equals
+    the padded batch of the same seed without its empty columns.
     """
     mask_id = num_items + 1
     lengths = tf.cast(lengths, tf.int32)
     starts = tf.cast(starts, tf.int32)
     batch = tf.shape(lengths)[0]
-    width = tf.reduce_max(lengths) if trim else tf.constant(max_length, tf.int32)
+    width = tf.constant(max_length, tf.int32)
     column = tf.range(width)[None, :]
     position = column - (width - lengths[:, None])          # index inside the prefix
     valid = position >= 0
@@ -144,9 +146,13 @@ def make_pretrain_batch(starts, lengths, seed, flat_items, long_sequence, num_it
     masked_segment_sequence = tf.where(in_segment, mask_id, items)
     pos_segment = tf.where(segment_rows, tf.where(in_segment, items, outside), items)
     neg_segment = tf.where(segment_rows, tf.where(in_segment, neg_source, outside), items)
-    return {"masked_item_sequence": masked_item_sequence, "pos_items": items,
-            "neg_items": neg_items, "masked_segment_sequence": masked_segment_sequence,
-            "pos_segment": pos_segment, "neg_segment": neg_segment}
+    out = {"masked_item_sequence": masked_item_sequence, "pos_items": items,
+           "neg_items": neg_items, "masked_segment_sequence": masked_segment_sequence,
+           "pos_segment": pos_segment, "neg_segment": neg_segment}
+    if trim:
+        kept = tf.reduce_max(lengths)
+        out = {k: v[:, max_length - kept:] for k, v in out.items()}
+    return out
 
 
 def _epoch_seed(seed: int, epoch, stream: int):

@@ -285,7 +285,10 @@ def read_dataset(data_dir: str, name: str, negatives_seed: int = 0,
         data.sample_negatives = read_sample_negatives(sample_path, user_ids, num_items)
         data.sample_source = sample_path
     else:
-        data.sample_negatives = generate_negatives(sequences, num_items, negatives_seed)
+        try:
+            data.sample_negatives = generate_negatives(sequences, num_items, negatives_seed)
+        except ValueError as e:
+            raise DataError(seq_path, f"cannot draw sampled negatives: {e}") from None
         data.sample_source = f"generated(seed={negatives_seed})"
         if negatives_output:
             os.makedirs(negatives_output, exist_ok=True)

@@ -51,11 +51,13 @@ def generate(num_users: int = 1000, num_items: int = 500, num_topics: int = 20,
     topic_items = [np.flatnonzero(item_topic == t) for t in range(num_topics)]
     topic_items = [t if len(t) else np.array([0]) for t in topic_items]
     topic_probs = [popularity[t] / popularity[t].sum() for t in topic_items]
-    # sparse topic transitions: each topic leads mostly to 3 others
+    # sparse topic transitions: stay in the topic half the time, else move
+    # mostly to 3 successor topics
     transition = np.full((num_topics, num_topics), 0.02 / num_topics)
     for t in range(num_topics):
+        transition[t, t] += 0.5
         nxt = rng.choice(num_topics, size=min(3, num_topics), replace=False)
-        transition[t, nxt] += rng.dirichlet(np.ones(len(nxt))) * 0.98
+        transition[t, nxt] += rng.dirichlet(np.ones(len(nxt))) * 0.48
     transition /= transition.sum(axis=1, keepdims=True)
     # attributes tied to topics
     per_topic = max(2, num_attributes // num_topics)

@@ -1,0 +1,42 @@
+import os
+
+os.environ.setdefault("KERAS_BACKEND", "tensorflow")
+os.environ.setdefault("TF_CPP_MIN_LOG_LEVEL", "3")
+os.environ.setdefault("CUDA_VISIBLE_DEVICES", "")
+
+import numpy as np  # noqa: E402
+import pytest  # noqa: E402
+
+SHARED = os.path.abspath(os.path.join(os.path.dirname(__file__), "..", "..", "shared"))
+GOLDEN = os.path.join(SHARED, "golden")
+DATA = os.path.join(SHARED, "data", "s3rec")
+
+
+def shared_file(*parts):
+    """Path under ../shared, or skip the test saying why."""
+    path = os.path.join(SHARED, *parts)
+    if not os.path.exists(path):
+        pytest.skip(f"{path} is absent: the real datasets and golden files live in ../shared "
+                    f"beside the repository (see README, 'Data')")
+    return path
+
+
+@pytest.fixture(scope="session")
+def synthetic_dir(tmp_path_factory):
+    from s3rec_tf.data import synthetic
+    out = tmp_path_factory.mktemp("synthetic")
+    seqs, attrs = synthetic.generate(num_users=120, num_items=200, num_topics=8,
+                                     num_attributes=20, max_length=25, seed=3)
+    synthetic.write(str(out), seqs, attrs, "Tiny")
+    return str(out)
+
+
+@pytest.fixture(scope="session")
+def tiny_data(synthetic_dir):
+    from s3rec_tf.data.reader import read_dataset
+    return read_dataset(synthetic_dir, "Tiny", negatives_seed=1)
+
+
+@pytest.fixture
+def rng():
+    return np.random.default_rng(0)

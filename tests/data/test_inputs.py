@@ -1,0 +1,161 @@
+import numpy as np
+import pytest
+import tensorflow as tf
+
+from s3rec_tf.data import inputs
+
+
+@pytest.fixture(scope="module")
+def batches(tiny_data):
+    arrays = inputs.pretrain_arrays(tiny_data, max_length=20)
+    ds = inputs.pretrain_dataset(arrays, batch_size=64, mask_p=0.3, seed=11, epochs=1)
+    return arrays, [{k: v.numpy() for k, v in b.items()} for b in ds]
+
+
+def test_every_prefix_of_the_training_part(tiny_data):
+    arrays = inputs.pretrain_arrays(tiny_data, max_length=20)
+    expected = sum(min(len(s) - 2, 20) for s in tiny_data.sequences)
+    assert arrays.num_samples == expected
+    # the first user's prefixes are items[-22:-2][:1], [:2], ...
+    part = tiny_data.sequences[0][-22:-2]
+    for k in range(len(part)):
+        s, n = arrays.starts[k], arrays.lengths[k]
+        assert arrays.flat_items[s:s + n].tolist() == part[:k + 1].tolist()
+
+
+def test_epoch_covers_all_samples_once(batches):
+    arrays, bs = batches
+    assert sum(len(b["pos_items"]) for b in bs) == arrays.num_samples
+    got = sorted(tuple(r[r > 0]) for b in bs for r in b["pos_items"])
+    want = sorted(tuple(arrays.flat_items[s:s + n]) for s, n in
+                  zip(arrays.starts, arrays.lengths))
+    assert got == want
+
+
+def test_masking_rules(batches, tiny_data):
+    _, bs = batches
+    mask_id = tiny_data.mask_id
+    masked_share = []
+    for b in bs:
+        pos, masked, neg = b["pos_items"], b["masked_item_sequence"], b["neg_items"]
+        assert (masked[:, -1] == mask_id).all(), "the last position is always masked"
+        real = pos > 0
+        assert ((masked == 0) == ~real).all()
+        is_masked = masked == mask_id
+        unmasked = real & ~is_masked
+        assert (masked[unmasked] == pos[unmasked]).all()
+        assert (neg[unmasked] == pos[unmasked]).all()
+        for r in range(len(pos)):
+            prefix = set(pos[r][pos[r] > 0].tolist())
+            for c in np.flatnonzero(is_masked[r]):
+                assert neg[r, c] not in prefix and 1 <= neg[r, c] <= tiny_data.num_items
+        masked_share.append(is_masked[:, :-1][real[:, :-1]].mean())
+    assert 0.2 < np.mean(masked_share) < 0.4  # mask_p = 0.3
+
+
+def test_segment_rules(batches, tiny_data):
+    arrays, bs = batches
+    mask_id = tiny_data.mask_id
+    long_seq = arrays.long_sequence.tolist()
+    for b in bs:
+        for r in range(len(b["pos_items"])):
+            pos = b["pos_items"][r]
+            real = pos > 0
+            n = int(real.sum())
+            mseg, pseg, nseg = (b[k][r] for k in ("masked_segment_sequence", "pos_segment",
+                                                  "neg_segment"))
+            if n < 2:
+                assert (mseg == pos).all() and (pseg == pos).all() and (nseg == pos).all()
+                continue
+            seg = mseg == mask_id
+            length = int(seg.sum())
+            assert 1 <= length <= n // 2, "segments are at most half the length"
+            idx = np.flatnonzero(seg)
+            assert (np.diff(idx) == 1).all(), "one contiguous segment"
+            assert (pseg[seg] == pos[seg]).all() and (pseg[real & ~seg] == mask_id).all()
+            assert (nseg[real & ~seg] == mask_id).all()
+            assert (mseg[real & ~seg] == pos[real & ~seg]).all()
+            neg_items = nseg[seg].tolist()
+            # the negative segment is a contiguous run of the concatenated sequences
+            hits = [i for i in range(len(long_seq) - length + 1)
+                    if long_seq[i:i + length] == neg_items]
+            assert hits
+
+
+def test_fresh_each_epoch_reproducible_and_resumable(tiny_data):
+    arrays = inputs.pretrain_arrays(tiny_data, max_length=20)
+
+    def first(ds):
+        return next(iter(ds))["masked_item_sequence"].numpy()
+
+    a = inputs.pretrain_dataset(arrays, 32, seed=1, epochs=2)
+    b = inputs.pretrain_dataset(arrays, 32, seed=1, epochs=2)
+    steps = inputs.steps_per_epoch(arrays.num_samples, 32)
+    la = [x["masked_item_sequence"].numpy() for x in a]
+    lb = [x["masked_item_sequence"].numpy() for x in b]
+    assert len(la) == 2 * steps
+    assert all(np.array_equal(x, y) for x, y in zip(la, lb))
+    assert not np.array_equal(la[0], la[steps]) or la[0].shape != la[steps].shape
+    resumed = inputs.pretrain_dataset(arrays, 32, seed=1, first_epoch=1, epochs=2)
+    assert np.array_equal(first(resumed), la[steps])
+
+
+def test_trimming_cuts_only_left_padding(tiny_data):
+    arrays = inputs.pretrain_arrays(tiny_data, max_length=20)
+    trimmed = next(iter(inputs.pretrain_dataset(arrays, 16, seed=2, shuffle=False)))
+    padded = next(iter(inputs.pretrain_dataset(arrays, 16, seed=2, shuffle=False, trim=False)))
+    width = trimmed["pos_items"].shape[1]
+    assert padded["pos_items"].shape[1] == 20
+    assert width == int(arrays.lengths[:16].max())
+    np.testing.assert_array_equal(padded["pos_items"].numpy()[:, -width:],
+                                  trimmed["pos_items"].numpy())
+    assert (padded["pos_items"].numpy()[:, :-width] == 0).all()
+
+
+def test_finetune_batches_follow_the_original_split(tiny_data):
+    arrays = inputs.finetune_arrays(tiny_data, max_length=20)
+    seq = tiny_data.sequences[0]
+    row = arrays.input_ids[0]
+    assert row[row > 0].tolist() == seq[:-3][-20:].tolist()
+    tgt = arrays.target_pos[0]
+    assert tgt[tgt > 0].tolist() == seq[1:-2][-20:].tolist()
+    ds = inputs.finetune_dataset(arrays, batch_size=len(arrays.input_ids), seed=0,
+                                 shuffle=False)
+    b = {k: v.numpy() for k, v in next(iter(ds)).items()}
+    assert set(b) == {"input_ids", "target_pos", "target_neg"}
+    for u, s in enumerate(tiny_data.sequences):
+        negs = b["target_neg"][u][b["target_pos"][u] > 0]
+        assert not set(negs.tolist()) & set(s.tolist())
+    assert ((b["target_neg"] == 0) == (b["target_pos"] == 0)).all()
+    ce = next(iter(inputs.finetune_dataset(arrays, 8, negatives=False)))
+    assert "target_neg" not in ce
+
+
+def test_eval_arrays(tiny_data):
+    valid = inputs.eval_arrays(tiny_data, "valid", 20)
+    test = inputs.eval_arrays(tiny_data, "test", 20)
+    s = tiny_data.sequences[0]
+    assert valid.answers[0] == s[-2] and test.answers[0] == s[-1]
+    assert valid.input_ids[0][-1] == s[-3] and test.input_ids[0][-1] == s[-2]
+    h = test.history[0]
+    assert sorted(h[h > 0].tolist()) == sorted(s[:-1].tolist())
+    with pytest.raises(ValueError, match="split"):
+        inputs.eval_arrays(tiny_data, "train")
+
+
+def test_bad_arguments(tiny_data):
+    arrays = inputs.pretrain_arrays(tiny_data, 20)
+    with pytest.raises(ValueError, match="mask_p"):
+        inputs.pretrain_dataset(arrays, mask_p=1.5)
+    with pytest.raises(ValueError, match="batch_size"):
+        inputs.pretrain_dataset(arrays, batch_size=0)
+
+
+def test_sample_negatives_rejects_forbidden():
+    forbidden = tf.constant([[1, 2, 3, 4, 5, 6, 7, 8]])
+
+    def fn(c):
+        return tf.reduce_any(tf.equal(c[:, :, None], forbidden[:, None, :]), -1)
+
+    out = inputs.sample_negatives(fn, [1, 200], tf.constant([1, 2], tf.int64), 10).numpy()
+    assert set(out.ravel().tolist()) == {9, 10}

@@ -1,0 +1,105 @@
+import keras
+import numpy as np
+
+from s3rec_tf import layers
+
+
+def _encoder(**kw):
+    args = dict(num_items=30, num_attributes=6, max_length=8, hidden_size=16, num_layers=2,
+                num_heads=2, dropout=0.0, attention_dropout=0.0)
+    args.update(kw)
+    return layers.SequenceEncoder(**args)
+
+
+def test_encoder_shapes_and_sizes():
+    enc = _encoder()
+    ids = np.array([[0, 0, 0, 1, 2, 3, 4, 5], [1, 2, 3, 4, 5, 6, 7, 8]])
+    assert enc(ids, causal=False).shape == (2, 8, 16)
+    assert enc(ids, causal=True).shape == (2, 8, 16)
+    assert (enc.item_size, enc.mask_id, enc.attribute_size) == (32, 31, 7)
+    assert tuple(enc.item_table.shape) == (32, 16)
+    assert tuple(enc.attribute_table.shape) == (7, 16)
+
+
+def test_causal_mask_hides_future_items():
+    enc = _encoder()
+    a = np.array([[0, 0, 1, 2, 3, 4, 5, 6]])
+    b = a.copy()
+    b[0, -1] = 9
+    out_a, out_b = enc(a, causal=True).numpy(), enc(b, causal=True).numpy()
+    # real positions 2..6 do not see item 7 (padded rows are never read)
+    np.testing.assert_allclose(out_a[:, 2:-1], out_b[:, 2:-1], atol=1e-6)
+    assert not np.allclose(out_a[:, -1], out_b[:, -1])
+    # bidirectional: every position sees the change
+    bi_a, bi_b = enc(a, causal=False).numpy(), enc(b, causal=False).numpy()
+    assert not np.allclose(bi_a[:, 2], bi_b[:, 2])
+
+
+def test_padding_is_invisible_and_cutting_it_is_exact():
+    enc = _encoder()
+    padded = np.array([[0, 0, 0, 0, 3, 4, 5, 6]])
+    trimmed = padded[:, 4:]
+    for causal in (False, True):
+        full = enc(padded, causal=causal).numpy()[:, 4:]
+        cut = enc(trimmed, causal=causal).numpy()
+        np.testing.assert_allclose(full, cut, rtol=1e-5, atol=1e-6)
+    # a different padded item id changes nothing at real positions (keys masked)
+    other = padded.copy()
+    other[0, :4] = 0
+    np.testing.assert_allclose(enc(other).numpy()[:, 4:], enc(padded).numpy()[:, 4:])
+
+
+def test_attention_biases():
+    ids = np.array([[0, 1, 2]])
+    pad = layers.padding_attention_bias(ids).numpy()
+    assert pad.shape == (1, 1, 1, 3)
+    np.testing.assert_array_equal(pad[0, 0, 0], [-1e8, 0, 0])
+    causal = layers.causal_attention_bias(ids).numpy()[0, 0]
+    expected = np.array([[1, 1, 1], [1, 0, 1], [1, 0, 0]]) * -10000.0
+    np.testing.assert_array_equal(causal, expected)
+
+
+def test_config_round_trips():
+    for layer in (layers.ItemPositionEmbedding(12, 5, 8, 0.1),
+                  layers.TransformerBlock(8, 2, 0.1, 0.2),
+                  _encoder()):
+        config = layer.get_config()
+        clone = layer.__class__.from_config(config)
+        assert clone.get_config() == config
+        restored = keras.layers.deserialize(keras.layers.serialize(layer))
+        assert restored.get_config() == config
+
+
+def test_invalid_arguments_are_reported():
+    import pytest
+    with pytest.raises(ValueError, match="num_heads"):
+        layers.TransformerBlock(hidden_size=10, num_heads=3)
+    with pytest.raises(ValueError, match="dropout"):
+        layers.ItemPositionEmbedding(10, 5, dropout=1.5)
+    with pytest.raises(ValueError, match="num_items"):
+        layers.SequenceEncoder(num_items=0, num_attributes=1)
+
+
+def test_post_layernorm_block_matches_numpy_reference():
+    block = layers.TransformerBlock(hidden_size=4, num_heads=1, dropout=0.0,
+                                    attention_dropout=0.0)
+    x = np.random.default_rng(1).normal(size=(1, 3, 4)).astype("float32")
+    y = block(x, np.zeros((1, 1, 1, 3), "float32")).numpy()
+    (wq, bq), (wk, bk), (wv, bv) = [d.get_weights() for d in
+                                    (block.query_dense, block.key_dense, block.value_dense)]
+    wo, bo = block.attention_output_dense.get_weights()
+    w1, b1 = block.feedforward_intermediate_dense.get_weights()
+    w2, b2 = block.feedforward_output_dense.get_weights()
+
+    def ln(v):
+        return (v - v.mean(-1, keepdims=True)) / np.sqrt(v.var(-1, keepdims=True) + 1e-12)
+
+    from math import erf
+    gelu = np.vectorize(lambda v: v * 0.5 * (1 + erf(v / np.sqrt(2))))
+    q, k, v = x @ wq + bq, x @ wk + bk, x @ wv + bv
+    s = q @ k.transpose(0, 2, 1) / 2.0
+    p = np.exp(s - s.max(-1, keepdims=True))
+    p /= p.sum(-1, keepdims=True)
+    h = ln(p @ v @ wo + bo + x)
+    expected = ln(gelu(h @ w1 + b1) @ w2 + b2 + h)
+    np.testing.assert_allclose(y, expected, rtol=1e-4, atol=1e-5)

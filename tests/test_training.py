@@ -1,0 +1,96 @@
+import json
+import os
+
+import numpy as np
+import pytest
+
+from s3rec_tf import artifacts, training
+from s3rec_tf.errors import ArtifactError
+
+ENC = training.EncoderConfig(hidden_size=16, max_length=20)
+
+
+def _pretrain(data, out, epochs, **kw):
+    cfg = training.PretrainConfig(epochs=epochs, batch_size=64, save_every=1, seed=5, **kw)
+    return training.run_pretraining(data, str(out), ENC, cfg, verbose=0)
+
+
+def _weights(path):
+    model, _ = artifacts.load_pretrainer(str(path))
+    return [w.copy() for w in model.get_weights()]
+
+
+def test_pretraining_resumes_exactly(tiny_data, tmp_path):
+    _pretrain(tiny_data, tmp_path / "straight", 2)
+    _pretrain(tiny_data, tmp_path / "resumed", 1)
+    summary = _pretrain(tiny_data, tmp_path / "resumed", 2)
+    assert summary["resumed_from_epoch"] == 1
+    assert os.path.exists(tmp_path / "resumed" / "epochs-1" / artifacts.MANIFEST)
+    for a, b in zip(_weights(tmp_path / "straight"), _weights(tmp_path / "resumed")):
+        np.testing.assert_allclose(a, b, rtol=1e-5, atol=1e-6)
+
+
+def test_resume_refuses_a_different_run(tiny_data, tmp_path):
+    _pretrain(tiny_data, tmp_path / "p", 1)
+    with pytest.raises(ArtifactError, match="mask_p"):
+        _pretrain(tiny_data, tmp_path / "p", 2, mask_p=0.3)
+
+
+@pytest.fixture(scope="module")
+def pretrained(tiny_data, tmp_path_factory):
+    out = tmp_path_factory.mktemp("pre")
+    _pretrain(tiny_data, out, 1)
+    return str(out)
+
+
+@pytest.mark.parametrize("loss", ["bce", "ce"])
+def test_finetune_keeps_best_and_reports_both_protocols(tiny_data, pretrained, tmp_path, loss):
+    cfg = training.FinetuneConfig(epochs=3, batch_size=64, patience=1, loss=loss, seed=1)
+    summary = training.run_finetuning(tiny_data, str(tmp_path), pretrained, ENC, cfg, verbose=0)
+    assert set(summary["metrics"]) == {"valid/full", "valid/sampled", "test/full",
+                                       "test/sampled"}
+    history = [json.loads(line) for line in open(tmp_path / "history.jsonl")]
+    scores = [h["valid_sampled/MRR"] for h in history]
+    assert summary["best_epoch"] == int(np.argmax(scores)) + 1
+    # early stopping with patience 1: stops one epoch after the last gain
+    assert len(history) <= 3
+    manifest = artifacts.read_manifest(str(tmp_path / "best"))
+    assert manifest["kind"] == "finetuned" and manifest["loss"] == loss
+    with open(tmp_path / "metrics.json") as f:
+        assert json.load(f)["metrics"] == summary["metrics"]
+
+
+def test_finetune_refuses_missing_or_mismatched_pretrained(tiny_data, pretrained, tmp_path):
+    cfg = training.FinetuneConfig(epochs=1)
+    with pytest.raises(ArtifactError, match="not found"):
+        training.run_finetuning(tiny_data, str(tmp_path / "a"), str(tmp_path / "missing"),
+                                ENC, cfg, verbose=0)
+    bigger = training.EncoderConfig(hidden_size=32, max_length=20)
+    with pytest.raises(ArtifactError, match="hidden_size: pretrained 16 vs requested 32"):
+        training.run_finetuning(tiny_data, str(tmp_path / "b"), pretrained, bigger, cfg,
+                                verbose=0)
+    from s3rec_tf.data.reader import SequenceData
+    other = SequenceData("Other", tiny_data.user_ids, tiny_data.sequences,
+                         tiny_data.num_items + 5, tiny_data.num_attributes,
+                         tiny_data.item_attributes, tiny_data.sample_negatives)
+    with pytest.raises(ArtifactError, match="num_items"):
+        training.run_finetuning(other, str(tmp_path / "c"), pretrained, ENC, cfg, verbose=0)
+
+
+def test_same_seed_same_metrics(tiny_data, tmp_path):
+    cfg = training.FinetuneConfig(epochs=2, batch_size=64, seed=3)
+    a = training.run_finetuning(tiny_data, str(tmp_path / "a"), None, ENC, cfg, verbose=0)
+    b = training.run_finetuning(tiny_data, str(tmp_path / "b"), None, ENC, cfg, verbose=0)
+    assert a["metrics"] == b["metrics"]
+
+
+def test_import_original_weights(tmp_path):
+    from tests.conftest import shared_file
+    weights = shared_file("golden", "LastFM-epochs-150.weights.npz")
+    out = training.import_original_weights(weights, str(tmp_path / "imported"))
+    model, manifest = artifacts.load_pretrainer(out)
+    assert manifest["vocabulary"]["num_items"] == 3646
+    import numpy as np
+    from s3rec_tf.original_weights import read_npz
+    np.testing.assert_array_equal(model.encoder.item_table.numpy(),
+                                  read_npz(weights)["item_embeddings.weight"])
