@@ -347,3 +347,48 @@ class SequenceEncoder(keras.layers.Layer):
                       dropout=self.dropout, attention_dropout=self.attention_dropout,
                       initializer_range=self.initializer_range)
         return config
+
+
+#: Default bucket edges (in items) for `encode_bucketed`.
+DEFAULT_LENGTH_BUCKETS = (4, 8, 16, 32)
+
+
+def encode_bucketed(encoder: SequenceEncoder, item_ids, causal: bool = False, training=None,
+                    bucket_edges=DEFAULT_LENGTH_BUCKETS):
+    """Encodes left-padded rows in groups of similar length; exact, less work.
+
+    Rows are split by their number of non-padding items into buckets
+    `(0, e1], (e1, e2], ..., (e_last, seq_len]`; each bucket is encoded with
+    its left padding cut to the bucket's upper edge (position ids kept), and
+    the outputs are stitched back in the original order, left-padded with
+    zeros. Real positions get the same values as `encoder(item_ids)` up to
+    float rounding, because padded keys are masked; padded positions hold
+    other values (0 where a bucket cut them away), which no loss reads.
+    The batch (and so the loss and gradient) is unchanged: only the work is.
+
+    Args:
+        encoder: `SequenceEncoder`.
+        item_ids: int `[batch, seq_len]`, left-padded with 0.
+        causal: bool. Causal (fine-tuning) or bidirectional attention.
+        bucket_edges: increasing ints. Defaults to `(4, 8, 16, 32)`.
+
+    Returns:
+        `[batch, seq_len, hidden]`.
+    """
+    import tensorflow as tf
+
+    item_ids = tf.cast(item_ids, tf.int32)
+    seq_len = tf.shape(item_ids)[1]
+    lengths = tf.reduce_sum(tf.cast(item_ids > 0, tf.int32), axis=1)
+    edges = [int(e) for e in bucket_edges]
+    bucket = tf.searchsorted(tf.constant(edges, tf.int32), lengths, side="left")
+    num = len(edges) + 1
+    rows = tf.dynamic_partition(item_ids, bucket, num)
+    index = tf.dynamic_partition(tf.range(tf.shape(item_ids)[0]), bucket, num)
+    outputs = []
+    for k in range(num):
+        width = seq_len if k == len(edges) else tf.minimum(seq_len, edges[k])
+        x = rows[k][:, seq_len - width:]
+        y = encoder(x, causal=causal, training=training)
+        outputs.append(tf.pad(y, [[0, 0], [seq_len - width, 0], [0, 0]]))
+    return tf.dynamic_stitch(index, outputs)

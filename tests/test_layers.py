@@ -103,3 +103,17 @@ def test_post_layernorm_block_matches_numpy_reference():
     h = ln(p @ v @ wo + bo + x)
     expected = ln(gelu(h @ w1 + b1) @ w2 + b2 + h)
     np.testing.assert_allclose(y, expected, rtol=1e-4, atol=1e-5)
+
+
+def test_bucketed_encoding_equals_plain_encoding():
+    enc = _encoder(max_length=12)
+    rng = np.random.default_rng(0)
+    ids = np.zeros((9, 12), "int32")
+    for r, n in enumerate([1, 2, 3, 5, 7, 9, 12, 4, 1]):
+        ids[r, 12 - n:] = rng.integers(1, 31, size=n)
+    for causal in (False, True):
+        plain = enc(ids, causal=causal).numpy()
+        bucketed = layers.encode_bucketed(enc, ids, causal, bucket_edges=(2, 4, 8)).numpy()
+        real = ids > 0
+        np.testing.assert_allclose(bucketed[real], plain[real], rtol=1e-5, atol=1e-6)
+        assert (bucketed[0, :-2] == 0).all()  # cut away by the (0, 2] bucket

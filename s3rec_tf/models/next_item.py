@@ -6,7 +6,7 @@ import keras
 import tensorflow as tf
 
 from s3rec_tf import losses
-from s3rec_tf.layers import SequenceEncoder
+from s3rec_tf.layers import DEFAULT_LENGTH_BUCKETS, SequenceEncoder, encode_bucketed
 
 LOSSES = ("bce", "ce")
 
@@ -24,14 +24,20 @@ class NextItemModel(keras.Model):
             random negative per position (batches must carry `target_neg`).
             `"ce"`: full softmax cross-entropy over all items (an improvement
             beyond the paper). Defaults to `"bce"`.
+        length_buckets: tuple of ints | None. Encode rows in groups of
+            similar length (exact; see `layers.encode_bucketed`). `None`
+            encodes each batch as one block. Defaults to
+            `layers.DEFAULT_LENGTH_BUCKETS`.
 
     Batches are dicts of int `[batch, seq_len]` tensors: `input_ids`,
     `target_pos` (the next item per position, 0 = no target) and, for `bce`,
     `target_neg`.
     """
 
-    def __init__(self, encoder: SequenceEncoder, loss: str = "bce", **kwargs):
+    def __init__(self, encoder: SequenceEncoder, loss: str = "bce",
+                 length_buckets=DEFAULT_LENGTH_BUCKETS, **kwargs):
         super().__init__(**kwargs)
+        self.length_buckets = tuple(length_buckets) if length_buckets else None
         if loss not in LOSSES:
             raise ValueError(f"`loss` must be one of {LOSSES}. Received: loss={loss!r}")
         self.encoder = encoder
@@ -46,6 +52,8 @@ class NextItemModel(keras.Model):
 
     def call(self, input_ids, training=None):
         """Causal encoding `[batch, seq_len]` -> `[batch, seq_len, hidden]`."""
+        if self.length_buckets:
+            return encode_bucketed(self.encoder, input_ids, True, training, self.length_buckets)
         return self.encoder(input_ids, causal=True, training=training)
 
     def item_logit_bias(self):
@@ -95,9 +103,11 @@ class NextItemModel(keras.Model):
 
     def get_config(self):
         return {"encoder": keras.layers.serialize(self.encoder), "loss": self.loss_name,
+                "length_buckets": list(self.length_buckets) if self.length_buckets else None,
                 "name": self.name}
 
     @classmethod
     def from_config(cls, config):
         return cls(keras.layers.deserialize(config["encoder"]), loss=config.get("loss", "bce"),
+                   length_buckets=config.get("length_buckets", DEFAULT_LENGTH_BUCKETS),
                    name=config.get("name"))

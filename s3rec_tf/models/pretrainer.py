@@ -11,7 +11,7 @@ import numpy as np
 import tensorflow as tf
 
 from s3rec_tf import losses
-from s3rec_tf.layers import SequenceEncoder
+from s3rec_tf.layers import DEFAULT_LENGTH_BUCKETS, SequenceEncoder, encode_bucketed
 
 PRETRAIN_KEYS = ("masked_item_sequence", "pos_items", "neg_items",
                  "masked_segment_sequence", "pos_segment", "neg_segment")
@@ -46,6 +46,10 @@ class S3RecPretrainer(keras.Model):
             each item, padded with 0 (see `s3rec_tf.data.attribute_table`).
         loss_weights: dict | None. Weights of `aap`, `mip`, `map`, `sp`.
             Defaults to the paper's `{aap: 0.2, mip: 1.0, map: 1.0, sp: 0.5}`.
+        length_buckets: tuple of ints | None. Encode rows in groups of
+            similar length (see `layers.encode_bucketed`): exact, and much
+            less work on short sequences. `None` encodes the batch as one
+            block. Defaults to `layers.DEFAULT_LENGTH_BUCKETS`.
 
     Example:
     >>> enc = SequenceEncoder(num_items=20, num_attributes=5, max_length=8)
@@ -53,9 +57,11 @@ class S3RecPretrainer(keras.Model):
     >>> model.compile(optimizer=keras.optimizers.Adam(1e-3, epsilon=1e-8))
     """
 
-    def __init__(self, encoder: SequenceEncoder, item_attributes, loss_weights=None, **kwargs):
+    def __init__(self, encoder: SequenceEncoder, item_attributes, loss_weights=None,
+                 length_buckets=DEFAULT_LENGTH_BUCKETS, **kwargs):
         super().__init__(**kwargs)
         self.encoder = encoder
+        self.length_buckets = tuple(length_buckets) if length_buckets else None
         item_attributes = np.asarray(item_attributes, dtype="int32")
         if item_attributes.ndim != 2 or item_attributes.shape[0] != encoder.item_size:
             raise ValueError(
@@ -109,7 +115,10 @@ class S3RecPretrainer(keras.Model):
         hidden = self.encoder.hidden_size
         stacked = tf.concat([masked] + [tf.cast(batch[k], tf.int32) for k in
                                         ("masked_segment_sequence", "pos_segment", "neg_segment")], 0)
-        encoded = self.encoder(stacked, causal=False, training=training)
+        if self.length_buckets:
+            encoded = encode_bucketed(self.encoder, stacked, False, training, self.length_buckets)
+        else:
+            encoded = self.encoder(stacked, causal=False, training=training)
         sequence_output = tf.reshape(encoded[:batch_size], [-1, hidden])
         segment_last = encoded[batch_size:, -1]
         context, pos_seg, neg_seg = tf.split(segment_last, 3, axis=0)
@@ -177,11 +186,14 @@ class S3RecPretrainer(keras.Model):
     def get_config(self):
         return {"encoder": keras.layers.serialize(self.encoder),
                 "item_attributes_shape": list(self.item_attributes.shape),
-                "loss_weights": dict(self.loss_weights_), "name": self.name}
+                "loss_weights": dict(self.loss_weights_),
+                "length_buckets": list(self.length_buckets) if self.length_buckets else None,
+                "name": self.name}
 
     @classmethod
     def from_config(cls, config):
         encoder = keras.layers.deserialize(config["encoder"])
         table = np.zeros(config["item_attributes_shape"], "int32")
         return cls(encoder, table, loss_weights=config.get("loss_weights"),
+                   length_buckets=config.get("length_buckets", DEFAULT_LENGTH_BUCKETS),
                    name=config.get("name"))
