@@ -88,6 +88,8 @@ def build_parser() -> argparse.ArgumentParser:
     g.add_argument("--seed", type=int, default=42)
     g.add_argument("--no-trim-padding", dest="trim_padding", action="store_false")
     g.add_argument("--jit-compile", action="store_true")
+    p.add_argument("--record", help="also write a results JSON (metrics, command, seed, "
+                                    "commit, machine, wall time) to this path")
 
     p = sub.add_parser("evaluate", help="rank the validation and test answers")
     p.add_argument("--model", required=True, help="fine-tuned model directory")
@@ -186,8 +188,16 @@ def run(args) -> int:
         from s3rec_tf.training import FinetuneConfig, run_finetuning
         data = _read(args)
         pretrained = None if args.pretrained.lower() == "none" else args.pretrained
+        start = time.time()
         summary = run_finetuning(data, args.output, pretrained, _encoder_config(args),
                                  _fill(FinetuneConfig, args))
+        if args.record:
+            from s3rec_tf import artifacts, provenance
+            os.makedirs(os.path.dirname(os.path.abspath(args.record)), exist_ok=True)
+            artifacts.write_json_atomic(args.record, {
+                **summary, **provenance.record(),
+                "protocols": ["full", "sampled"], "wall_time_s": round(time.time() - start, 1)})
+            print(f"Recorded {args.record}")
         print(f"Best epoch {summary['best_epoch']}; metrics of the best model:")
         print_metrics(summary["metrics"])
         return 0
