@@ -98,6 +98,21 @@ def build_parser() -> argparse.ArgumentParser:
     p.add_argument("--output", help="JSON file for the metrics "
                                     "(default: <model>/evaluation.json)")
 
+    p = sub.add_parser("export", help="write a TF Serving SavedModel of a fine-tuned model")
+    p.add_argument("--model", required=True, help="fine-tuned model directory")
+    p.add_argument("--output", required=True, help="serving base dir; writes <output>/<version>")
+    p.add_argument("--version", type=int, help="version number (default: Unix time)")
+    p.add_argument("--k", type=int, default=10, help="k of the serving_default signature")
+    p.add_argument("--vocabulary", help="file with one raw item id per line (line i = item "
+                                        "i+1); default: the paper format's ids 1..N")
+
+    p = sub.add_parser("recommend", help="top-k items for a history, from an export")
+    p.add_argument("--model", required=True, help="export base or version directory")
+    p.add_argument("--items", nargs="+", required=True, help="the history, oldest first")
+    p.add_argument("-k", type=int, default=10)
+    p.add_argument("--include-history", action="store_true",
+                   help="allow items of the history in the results")
+
     p = sub.add_parser("parity", help="compare with the original code's golden outputs")
     p.add_argument("--weights", required=True, help="<Name>-epochs-150.weights.npz")
     p.add_argument("--golden", required=True, help="golden_<Name>.npz")
@@ -172,6 +187,22 @@ def run(args) -> int:
         print(f"parity {'passed' if worst <= args.tolerance else 'FAILED'} "
               f"(tolerance {args.tolerance:g})")
         return 0 if worst <= args.tolerance else 1
+    if args.command == "export":
+        from s3rec_tf import serving
+        vocabulary = None
+        if args.vocabulary:
+            with open(args.vocabulary) as f:
+                vocabulary = [line.rstrip("\n") for line in f if line.strip()]
+        path = serving.export_serving_model(resolve_model_dir(args.model), args.output,
+                                            args.version, vocabulary, args.k)
+        print(f"Exported {path}")
+        return 0
+    if args.command == "recommend":
+        from s3rec_tf import serving
+        rec = serving.Recommender(args.model)
+        for item, score in rec.recommend([args.items], args.k, not args.include_history)[0]:
+            print(f"{item} {score:.6f}")
+        return 0
     if args.command == "import-weights":
         from s3rec_tf.training import import_original_weights
         data = _read(argparse.Namespace(**{**vars(args), "output": None,

@@ -1,0 +1,311 @@
+"""Export a fine-tuned model as a SavedModel that TF Serving can serve.
+
+The export lives in TF Serving's layout, `<base>/<version>/saved_model.pb`,
+written with Keras 3's `keras.export.ExportArchive`. It carries its item
+vocabulary as an asset (raw id per line, line `i` = item index `i + 1`) and
+needs nothing beside its directory.
+
+Signatures (all return `item_ids` [batch, k] string, `scores` [batch, k]
+float32, `num_known` and `num_unknown` [batch] int32):
+
+- `serving_default(history)`: `history` is a [batch, length] string tensor
+  of raw item ids, oldest first, right-padded with "" for shorter
+  histories. Returns the top `default_k` items, excluding items already in
+  the history.
+- `serve_top_k(history, k, exclude_history)`: the same with `k` (int32
+  scalar, clipped to the catalogue size; `k < 1` is an error) and
+  `exclude_history` (bool scalar) as inputs.
+- `serve_int_ids(history)`: int64 raw ids, 0 = padding.
+- `serve_examples(examples)`: serialized `tf.Example`s with a bytes feature
+  `history` (what TFX evaluators and many clients send).
+- `item_embeddings()`: the raw item ids and their embedding rows, for users
+  building their own ANN index.
+
+Unknown ids are dropped from a history (and counted in `num_unknown`); a
+history longer than the model's maximum length keeps its last items. A
+history with no known item gets the model's answer for an empty sequence (a
+fixed ranking) and `num_known = 0`.
+"""
+
+from __future__ import annotations
+
+import os
+import shutil
+import tempfile
+import time
+
+import keras
+import numpy as np
+import tensorflow as tf
+
+from s3rec_tf import artifacts
+from s3rec_tf.errors import ArtifactError
+from s3rec_tf.layers import SequenceEncoder
+from s3rec_tf.models import NextItemModel
+
+VOCABULARY_ASSET = "item_vocabulary.txt"
+SIGNATURES = ("serving_default", "serve_top_k", "serve_int_ids", "serve_examples",
+              "item_embeddings")
+
+
+class _Recommender(tf.Module):
+    """The serving computation: raw ids -> indices -> encoder -> top-k raw ids."""
+
+    def __init__(self, model: NextItemModel, vocabulary_file: str, num_items: int,
+                 default_k: int):
+        super().__init__()
+        self.model = model
+        self.num_items = num_items
+        self.max_length = model.encoder.max_length
+        self.default_k = default_k
+        init = tf.lookup.TextFileInitializer(
+            vocabulary_file, tf.string, tf.lookup.TextFileIndex.WHOLE_LINE,
+            tf.int64, tf.lookup.TextFileIndex.LINE_NUMBER)
+        self.id_to_index = tf.lookup.StaticHashTable(init, default_value=-1)
+        back = tf.lookup.TextFileInitializer(
+            vocabulary_file, tf.int64, tf.lookup.TextFileIndex.LINE_NUMBER,
+            tf.string, tf.lookup.TextFileIndex.WHOLE_LINE)
+        self.index_to_id = tf.lookup.StaticHashTable(back, default_value="")
+
+    def indices(self, history):
+        """Raw ids [B, L] -> left-padded item indices [B, max_length] and counts."""
+        history = tf.strings.strip(history)
+        padding = tf.equal(history, "")
+        index = self.id_to_index.lookup(history) + 1          # line number -> item id
+        known = tf.logical_and(index >= 1, tf.logical_not(padding))
+        num_known = tf.reduce_sum(tf.cast(known, tf.int32), axis=1)
+        num_unknown = tf.reduce_sum(
+            tf.cast(tf.logical_and(tf.logical_not(known), tf.logical_not(padding)), tf.int32), 1)
+        # right-align the known items, keeping the last max_length of them
+        from_end = tf.cumsum(tf.cast(known, tf.int32), axis=1, reverse=True)
+        keep = tf.logical_and(known, from_end <= self.max_length)
+        column = self.max_length - from_end
+        rows = tf.broadcast_to(tf.range(tf.shape(history)[0])[:, None], tf.shape(history))
+        where = tf.where(keep)
+        scatter_index = tf.stack([tf.gather_nd(rows, where), tf.gather_nd(column, where)], 1)
+        ids = tf.scatter_nd(scatter_index, tf.cast(tf.gather_nd(index, where), tf.int32),
+                            [tf.shape(history)[0], self.max_length])
+        all_known = tf.where(known, tf.cast(index, tf.int32), 0)
+        return ids, all_known, num_known, num_unknown
+
+    def top_k(self, history, k, exclude_history):
+        tf.debugging.assert_greater(k, 0, message="k must be >= 1")
+        k = tf.minimum(k, self.num_items)
+        ids, all_known, num_known, num_unknown = self.indices(history)
+        scores = self.model.score_last(ids, training=False)
+        item_size = self.num_items + 2
+        banned = tf.one_hot(0, item_size, on_value=True, off_value=False) | \
+            tf.one_hot(item_size - 1, item_size, on_value=True, off_value=False)
+        banned = tf.broadcast_to(banned[None], tf.shape(scores))
+        rows = tf.broadcast_to(tf.range(tf.shape(all_known)[0])[:, None], tf.shape(all_known))
+        seen = tf.scatter_nd(tf.reshape(tf.stack([rows, all_known], -1), [-1, 2]),
+                             tf.ones(tf.size(all_known), tf.int32), tf.shape(scores)) > 0
+        banned = banned | (seen & exclude_history)
+        scores = tf.where(banned, tf.constant(-np.inf, scores.dtype), scores)
+        top_scores, top_index = tf.math.top_k(scores, k)
+        item_ids = self.index_to_id.lookup(tf.cast(top_index, tf.int64) - 1)
+        return {"item_ids": item_ids, "scores": top_scores, "num_known": num_known,
+                "num_unknown": num_unknown}
+
+    def embeddings(self):
+        table = self.model.encoder.item_table[1:self.num_items + 1]
+        ids = self.index_to_id.lookup(tf.range(self.num_items, dtype=tf.int64))
+        return {"item_ids": ids, "embeddings": tf.convert_to_tensor(table)}
+
+
+def default_vocabulary(num_items: int) -> list:
+    """The paper format's vocabulary: item `i` has raw id `str(i)`."""
+    return [str(i) for i in range(1, num_items + 1)]
+
+
+def resolve_export_dir(path: str) -> str:
+    """`<base>` (takes the highest numeric version) or `<base>/<version>`."""
+    if os.path.exists(os.path.join(path, "saved_model.pb")):
+        return path
+    if os.path.isdir(path):
+        versions = sorted((int(v) for v in os.listdir(path) if v.isdigit()), reverse=True)
+        for v in versions:
+            candidate = os.path.join(path, str(v))
+            if os.path.exists(os.path.join(candidate, "saved_model.pb")):
+                return candidate
+    raise ArtifactError(f"{path}: no SavedModel (expected <base>/<version>/saved_model.pb)")
+
+
+def export_serving_model(model_dir: str, output_base: str, version: int | None = None,
+                         vocabulary: list | None = None, default_k: int = 10) -> str:
+    """Writes the serving SavedModel of a fine-tuned model directory.
+
+    Args:
+        model_dir: a fine-tuned model directory (`<finetune output>/best`).
+        output_base: the serving base directory; the export goes to
+            `<output_base>/<version>`.
+        version: int | None. Defaults to the current Unix time.
+        vocabulary: list of raw item ids, index `i` -> item `i + 1`. Defaults
+            to the paper format's identity vocabulary (`"1"`, `"2"`, ...).
+        default_k: int. `k` of `serving_default`. Defaults to `10`.
+
+    Returns:
+        The version directory.
+    """
+    model, manifest = artifacts.load_next_item_model(model_dir)
+    num_items = model.encoder.num_items
+    vocabulary = vocabulary or default_vocabulary(num_items)
+    if len(vocabulary) != num_items:
+        raise ArtifactError(f"vocabulary has {len(vocabulary)} ids but the model has "
+                            f"{num_items} items")
+    if len(set(vocabulary)) != len(vocabulary):
+        raise ArtifactError("vocabulary has duplicate ids")
+    bad = [v for v in vocabulary if not v or "\n" in v or v != v.strip()]
+    if bad:
+        raise ArtifactError(f"vocabulary id {bad[0]!r} is empty or has surrounding spaces")
+    if default_k < 1:
+        raise ValueError(f"`default_k` must be >= 1. Received: default_k={default_k}")
+    # a plain (unbucketed) copy: one small request runs the fewest ops this way
+    serving_model = NextItemModel(SequenceEncoder.from_config(model.encoder.get_config()),
+                                  loss=model.loss_name, length_buckets=None)
+    serving_model.set_weights(model.get_weights())
+    version = int(version if version is not None else time.time())
+    target = os.path.join(output_base, str(version))
+    if os.path.exists(target):
+        raise ArtifactError(f"{target} already exists; choose another --version")
+    os.makedirs(output_base, exist_ok=True)
+    staging = tempfile.mkdtemp(prefix=f".{version}.tmp-", dir=output_base)
+    try:
+        vocab_file = os.path.join(staging, "vocab-src", VOCABULARY_ASSET)
+        os.makedirs(os.path.dirname(vocab_file))
+        with open(vocab_file, "w") as f:
+            f.write("\n".join(vocabulary) + "\n")
+        rec = _Recommender(serving_model, vocab_file, num_items, default_k)
+        archive = keras.export.ExportArchive()
+        archive.track(serving_model)
+        archive.track(rec.id_to_index)
+        archive.track(rec.index_to_id)
+        history_spec = tf.TensorSpec([None, None], tf.string, name="history")
+        archive.add_endpoint(
+            "serving_default", lambda history: rec.top_k(history, default_k, True),
+            input_signature=[history_spec])
+        archive.add_endpoint(
+            "serve_top_k", lambda history, k, exclude_history: rec.top_k(history, k,
+                                                                          exclude_history),
+            input_signature=[history_spec, tf.TensorSpec([], tf.int32, name="k"),
+                             tf.TensorSpec([], tf.bool, name="exclude_history")])
+        archive.add_endpoint(
+            "serve_int_ids",
+            lambda history: rec.top_k(tf.where(history > 0, tf.strings.as_string(history), ""),
+                                      default_k, True),
+            input_signature=[tf.TensorSpec([None, None], tf.int64, name="history")])
+
+        def from_examples(examples):
+            parsed = tf.io.parse_example(
+                examples, {"history": tf.io.VarLenFeature(tf.string)})
+            dense = tf.sparse.to_dense(parsed["history"], default_value="")
+            dense = tf.cond(tf.shape(dense)[1] > 0, lambda: dense,
+                            lambda: tf.fill([tf.shape(dense)[0], 1], ""))
+            return rec.top_k(dense, default_k, True)
+
+        archive.add_endpoint("serve_examples", from_examples,
+                             input_signature=[tf.TensorSpec([None], tf.string, name="examples")])
+        archive.add_endpoint("item_embeddings", rec.embeddings, input_signature=[])
+        archive.add_variable_collection("item_embedding_table",
+                                        [serving_model.encoder.item_table])
+        out = os.path.join(staging, "model")
+        archive.write_out(out, verbose=False)
+        extra = os.path.join(out, "assets.extra")
+        os.makedirs(extra, exist_ok=True)
+        artifacts.write_json_atomic(os.path.join(extra, "manifest.json"),
+                                    {**manifest, "serving": {"default_k": default_k,
+                                                             "signatures": list(SIGNATURES),
+                                                             "num_items": num_items}})
+        os.replace(out, target)
+    finally:
+        shutil.rmtree(staging, ignore_errors=True)
+    return target
+
+
+class Recommender:
+    """Answers from an export directory (what `s3rec-tf recommend` uses)."""
+
+    def __init__(self, export_dir: str):
+        self.path = resolve_export_dir(export_dir)
+        self.saved = tf.saved_model.load(self.path)
+        self._top_k = self.saved.signatures["serve_top_k"]
+
+    def recommend(self, histories, k: int = 10, exclude_history: bool = True) -> list:
+        """Top-k `(item_id, score)` lists for a batch of raw-id histories."""
+        if k < 1:
+            raise ValueError(f"k must be >= 1. Received: k={k}")
+        width = max([len(h) for h in histories] + [1])
+        batch = [[str(i) for i in h] + [""] * (width - len(h)) for h in histories]
+        out = self._top_k(history=tf.constant(batch, tf.string), k=tf.constant(k, tf.int32),
+                          exclude_history=tf.constant(exclude_history))
+        ids = out["item_ids"].numpy()
+        scores = out["scores"].numpy()
+        return [[(i.decode(), float(s)) for i, s in zip(r_ids, r_scores) if np.isfinite(s)]
+                for r_ids, r_scores in zip(ids, scores)]
+
+
+def rest_to_signature_inputs(body: dict, signature_inputs: dict) -> dict:
+    """Maps a TF Serving REST `predict` body onto a signature's inputs.
+
+    Supports the row format `{"instances": [...]}` (each instance a dict of
+    named inputs, or a bare value when the signature has one input) and the
+    columnar format `{"inputs": {...}}` (or a bare value for one input), as
+    TF Serving does. Histories of different lengths are right-padded with ""
+    (string ids) or 0 (integer ids).
+
+    Args:
+        body: the parsed JSON request.
+        signature_inputs: `{name: tf.TensorSpec}` of the target signature
+            (`loaded.signatures[name].structured_input_signature[1]`).
+
+    Returns:
+        `{name: tf.Tensor}` to call the signature with.
+
+    Raises:
+        ValueError: a malformed request, with the reason.
+    """
+    if not isinstance(body, dict) or ("instances" in body) == ("inputs" in body):
+        raise ValueError('request must have exactly one of "instances" or "inputs"')
+    names = list(signature_inputs)
+    if "instances" in body:
+        instances = body["instances"]
+        if not isinstance(instances, list) or not instances:
+            raise ValueError('"instances" must be a non-empty list')
+        if all(isinstance(i, dict) for i in instances):
+            columns = {n: [i.get(n) for i in instances] for n in names}
+            missing = [n for n in names if any(v is None for v in columns[n])]
+            if missing:
+                raise ValueError(f"instances lack input(s) {missing}")
+        elif len(names) == 1:
+            columns = {names[0]: instances}
+        else:
+            raise ValueError(f"instances must be objects with keys {names}")
+    else:
+        inputs = body["inputs"]
+        columns = inputs if isinstance(inputs, dict) else {names[0]: inputs}
+        missing = [n for n in names if n not in columns]
+        if missing:
+            raise ValueError(f"inputs lack {missing}")
+    out = {}
+    for name in names:
+        spec = signature_inputs[name]
+        value = columns[name]
+        if spec.shape.rank == 2:
+            if not isinstance(value, list) or not all(isinstance(r, list) for r in value):
+                raise ValueError(f"input {name!r} must be a list of lists")
+            pad = "" if spec.dtype == tf.string else 0
+            width = max([len(r) for r in value] + [1])
+            value = [r + [pad] * (width - len(r)) for r in value]
+        try:
+            if spec.dtype == tf.string:
+                if spec.shape.rank == 2:
+                    value = [[str(v) for v in r] for r in value]
+                out[name] = tf.constant(value, tf.string)
+            else:
+                out[name] = tf.constant(value, spec.dtype)
+        except (TypeError, ValueError) as e:
+            raise ValueError(f"input {name!r} does not fit {spec.dtype.name}: {e}") from None
+        if spec.shape.rank is not None and out[name].shape.rank != spec.shape.rank:
+            raise ValueError(f"input {name!r} has rank {out[name].shape.rank}, expected "
+                             f"{spec.shape.rank}")
+    return out
