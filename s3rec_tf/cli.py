@@ -113,6 +113,9 @@ def build_parser() -> argparse.ArgumentParser:
     p.add_argument("--include-history", action="store_true",
                    help="allow items of the history in the results")
 
+    sub.add_parser("bench", help="speed benchmarks (see `s3rec-tf bench --help`)",
+                   add_help=False)
+
     p = sub.add_parser("parity", help="compare with the original code's golden outputs")
     p.add_argument("--weights", required=True, help="<Name>-epochs-150.weights.npz")
     p.add_argument("--golden", required=True, help="golden_<Name>.npz")
@@ -255,6 +258,10 @@ def run(args) -> int:
 
 
 def main(argv=None) -> int:
+    argv = list(sys.argv[1:] if argv is None else argv)
+    if argv[:1] == ["bench"]:
+        from s3rec_tf import bench
+        return bench.main(argv[1:])
     args = build_parser().parse_args(argv)
     from s3rec_tf.errors import S3RecError
     try:

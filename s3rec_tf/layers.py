@@ -171,18 +171,26 @@ class TransformerBlock(keras.layers.Layer):
         x = ops.reshape(x, (batch, length, self.num_heads, self.head_size))
         return ops.transpose(x, (0, 2, 1, 3))
 
-    def call(self, x, attention_bias, training=None):
+    def call(self, x, attention_bias, training=None, last_query_only=False):
         """Applies the block.
 
         Args:
             x: `[batch, seq_len, hidden]` input.
             attention_bias: additive bias broadcastable to
                 `[batch, heads, seq_len, seq_len]` (0 where a key is visible).
+            last_query_only: bool. Compute only the last position's output
+                (all positions still serve as keys and values).
 
         Returns:
-            `[batch, seq_len, hidden]`.
+            `[batch, seq_len, hidden]`, or `[batch, 1, hidden]` with
+            `last_query_only`.
         """
-        q = self._split_heads(self.query_dense(x))
+        if last_query_only:
+            query_input = x[:, -1:]
+            attention_bias = attention_bias[:, :, -1:]
+        else:
+            query_input = x
+        q = self._split_heads(self.query_dense(query_input))
         k = self._split_heads(self.key_dense(x))
         v = self._split_heads(self.value_dense(x))
         scores = ops.matmul(q, ops.transpose(k, (0, 1, 3, 2)))
@@ -191,9 +199,10 @@ class TransformerBlock(keras.layers.Layer):
         probs = self.attention_dropout_layer(probs, training=training)
         context = ops.matmul(probs, v)
         context = ops.transpose(context, (0, 2, 1, 3))
-        context = ops.reshape(context, (ops.shape(x)[0], ops.shape(x)[1], self.hidden_size))
+        context = ops.reshape(context, (ops.shape(query_input)[0], ops.shape(query_input)[1],
+                                        self.hidden_size))
         h = self.attention_output_dropout(self.attention_output_dense(context), training=training)
-        h = self.attention_layer_norm(h + x)
+        h = self.attention_layer_norm(h + query_input)
         f = self.feedforward_intermediate_dense(h)
         f = keras.activations.gelu(f, approximate=False)
         f = self.feedforward_dropout(self.feedforward_output_dense(f), training=training)
@@ -320,7 +329,7 @@ class SequenceEncoder(keras.layers.Layer):
             block.build((None, None, self.hidden_size))
         self.built = True
 
-    def call(self, item_ids, causal: bool = False, training=None):
+    def call(self, item_ids, causal: bool = False, training=None, last_only: bool = False):
         """Encodes `item_ids` `[batch, seq_len]` (left-padded with 0).
 
         Args:
@@ -328,15 +337,19 @@ class SequenceEncoder(keras.layers.Layer):
             causal: bool. Causal attention with padding masked (fine-tuning,
                 bias -10000) or bidirectional with padding masked
                 (pretraining, bias -1e8), as in the original.
+            last_only: bool. Return only the last position's output,
+                `[batch, 1, hidden]`; the last block then computes that
+                position alone (same values, less work).
 
         Returns:
-            `[batch, seq_len, hidden]`.
+            `[batch, seq_len, hidden]` (`[batch, 1, hidden]` with `last_only`).
         """
         item_ids = ops.cast(item_ids, "int32")
         bias = causal_attention_bias(item_ids) if causal else padding_attention_bias(item_ids)
         x = self.embedding(item_ids, training=training)
-        for block in self.blocks:
-            x = block(x, bias, training=training)
+        last = len(self.blocks) - 1
+        for i, block in enumerate(self.blocks):
+            x = block(x, bias, training=training, last_query_only=last_only and i == last)
         return x
 
     def get_config(self):

@@ -117,3 +117,13 @@ def test_bucketed_encoding_equals_plain_encoding():
         real = ids > 0
         np.testing.assert_allclose(bucketed[real], plain[real], rtol=1e-5, atol=1e-6)
         assert (bucketed[0, :-2] == 0).all()  # cut away by the (0, 2] bucket
+
+
+def test_last_only_equals_the_last_position():
+    enc = _encoder()
+    ids = np.array([[0, 0, 1, 2, 3, 4, 5, 6], [0, 0, 0, 0, 0, 0, 7, 8]])
+    for causal in (False, True):
+        full = enc(ids, causal=causal).numpy()[:, -1]
+        last = enc(ids, causal=causal, last_only=True).numpy()
+        assert last.shape == (2, 1, 16)
+        np.testing.assert_allclose(last[:, 0], full, rtol=1e-5, atol=1e-6)

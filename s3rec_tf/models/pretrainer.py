@@ -103,9 +103,11 @@ class S3RecPretrainer(keras.Model):
     def compute_losses(self, batch, training=None, original_clamp: bool = False):
         """The four losses, each summed over the batch as in the original.
 
-        The four encoder passes of the original (masked sequence, masked
-        segment sequence, positive and negative segment) run as one batched
-        pass; heads are applied only at the positions whose loss counts.
+        The three segment passes of the original (masked segment sequence,
+        positive and negative segment) run as one batched pass that computes
+        only the last position in the last block, which is all SP reads; the
+        masked-sequence pass is encoded by length bucket. Heads are applied
+        only at the positions whose loss counts.
 
         Returns:
             dict with `aap`, `mip`, `map`, `sp` scalar sums.
@@ -113,14 +115,17 @@ class S3RecPretrainer(keras.Model):
         masked = tf.cast(batch["masked_item_sequence"], tf.int32)
         batch_size = tf.shape(masked)[0]
         hidden = self.encoder.hidden_size
-        stacked = tf.concat([masked] + [tf.cast(batch[k], tf.int32) for k in
-                                        ("masked_segment_sequence", "pos_segment", "neg_segment")], 0)
+        segments = tf.concat([tf.cast(batch[k], tf.int32) for k in
+                              ("masked_segment_sequence", "pos_segment", "neg_segment")], 0)
         if self.length_buckets:
-            encoded = encode_bucketed(self.encoder, stacked, False, training, self.length_buckets)
+            sequence_output = encode_bucketed(self.encoder, masked, False, training,
+                                              self.length_buckets)
         else:
-            encoded = self.encoder(stacked, causal=False, training=training)
-        sequence_output = tf.reshape(encoded[:batch_size], [-1, hidden])
-        segment_last = encoded[batch_size:, -1]
+            sequence_output = self.encoder(masked, causal=False, training=training)
+        sequence_output = tf.reshape(sequence_output, [-1, hidden])
+        # SP reads only the last position: the last block computes it alone.
+        segment_last = self.encoder(segments, causal=False, training=training,
+                                    last_only=True)[:, -1]
         context, pos_seg, neg_seg = tf.split(segment_last, 3, axis=0)
 
         flat_masked = tf.reshape(masked, [-1])
