@@ -49,6 +49,20 @@ def build_parser() -> argparse.ArgumentParser:
     p.add_argument("--name", default="Synthetic")
     p.add_argument("--seed", type=int, default=0)
 
+    p = sub.add_parser("prepare", help="Beam preprocessing: raw data -> prepared TFRecords")
+    p.add_argument("--input", required=True, help="directory with the raw files")
+    p.add_argument("--format", dest="input_format", default="s3rec",
+                   choices=("s3rec", "csv", "parquet", "recbole"))
+    p.add_argument("--name", required=True, help="dataset name (file stem)")
+    p.add_argument("--output", required=True)
+    p.add_argument("--k-core", type=int, default=0, help="k-core filter (0: off)")
+    p.add_argument("--strict", action="store_true",
+                   help="fail on the first malformed row instead of dropping and counting it")
+    p.add_argument("--seed", type=int, default=0, help="seed of the sampled negatives")
+    p.add_argument("--beam-arg", action="append", default=None, dest="beam_args",
+                   help="a Beam pipeline option, repeatable (default: DirectRunner, "
+                        "multi-processing, 2 workers), e.g. --beam-arg=--runner=DataflowRunner")
+
     p = sub.add_parser("pretrain", help="pretrain with AAP, MIP, MAP and SP")
     _add_data_flags(p)
     p.add_argument("--output", required=True)
@@ -212,6 +226,15 @@ def run(args) -> int:
                                            "negatives_seed": 0})) if args.data else None
         import_original_weights(args.weights, args.output, data, args.num_heads)
         print(f"Imported {args.weights} -> {args.output}")
+        return 0
+    if args.command == "prepare":
+        from s3rec_tf.data import preprocess
+        stats = preprocess.prepare(args.input, args.output, preprocess.PrepareConfig(
+            input_format=args.input_format, name=args.name, k_core=args.k_core,
+            strict=args.strict, seed=args.seed), args.beam_args)
+        print(json.dumps({k: v for k, v in stats.items() if k not in ("config", "input")},
+                         sort_keys=True))
+        print(f"Prepared {args.output}")
         return 0
     if args.command == "pretrain":
         from s3rec_tf.training import PretrainConfig, run_pretraining
