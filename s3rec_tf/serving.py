@@ -131,8 +131,9 @@ def resolve_export_dir(path: str) -> str:
     raise ArtifactError(f"{path}: no SavedModel (expected <base>/<version>/saved_model.pb)")
 
 
-def export_serving_model(model_dir: str, output_base: str, version: int | None = None,
-                         vocabulary: list | None = None, default_k: int = 10) -> str:
+def export_serving_model(model_dir: str, output_base: str | None, version: int | None = None,
+                         vocabulary: list | None = None, default_k: int = 10,
+                         target_dir: str | None = None) -> str:
     """Writes the serving SavedModel of a fine-tuned model directory.
 
     Args:
@@ -143,6 +144,8 @@ def export_serving_model(model_dir: str, output_base: str, version: int | None =
         vocabulary: list of raw item ids, index `i` -> item `i + 1`. Defaults
             to the paper format's identity vocabulary (`"1"`, `"2"`, ...).
         default_k: int. `k` of `serving_default`. Defaults to `10`.
+        target_dir: str | None. Write the SavedModel exactly here instead of
+            `<output_base>/<version>` (a TFX model's `Format-Serving`).
 
     Returns:
         The version directory.
@@ -165,11 +168,12 @@ def export_serving_model(model_dir: str, output_base: str, version: int | None =
                                   loss=model.loss_name, length_buckets=None)
     serving_model.set_weights(model.get_weights())
     version = int(version if version is not None else time.time())
-    target = os.path.join(output_base, str(version))
+    target = target_dir or os.path.join(output_base, str(version))
     if os.path.exists(target):
         raise ArtifactError(f"{target} already exists; choose another --version")
-    os.makedirs(output_base, exist_ok=True)
-    staging = tempfile.mkdtemp(prefix=f".{version}.tmp-", dir=output_base)
+    parent = os.path.dirname(os.path.abspath(target))
+    os.makedirs(parent, exist_ok=True)
+    staging = tempfile.mkdtemp(prefix=f".{version}.tmp-", dir=parent)
     try:
         vocab_file = os.path.join(staging, "vocab-src", VOCABULARY_ASSET)
         os.makedirs(os.path.dirname(vocab_file))
