@@ -104,6 +104,9 @@ def main(argv=None) -> int:
     parser.add_argument("--pretrain-epochs", type=int)
     parser.add_argument("--finetune-epochs", type=int)
     args = parser.parse_args(argv)
+    if hasattr(tfx.orchestration.LocalDagRunner.run, "__wrapped__"):
+        run()  # `tfx pipeline create` patched the runner: it only records the pipeline
+        return 0
     pre = dict(configs.PRETRAIN_HPARAMS)
     fine = dict(configs.FINETUNE_HPARAMS)
     if args.pretrain_epochs is not None:
@@ -126,8 +129,5 @@ def main(argv=None) -> int:
 
 
 if __name__ == "__main__":
+    # `tfx pipeline create` and `tfx run create` execute this file too.
     sys.exit(main())
-elif os.environ.get("TFX_JSON_EXPORT_PIPELINE_ARGS_PATH") or \
-        os.environ.get("S3REC_RUN_ON_IMPORT"):
-    # `tfx pipeline create` / `tfx run create` import this file: build and run.
-    run()

@@ -278,8 +278,12 @@ def load_pretrained_encoder(path: str, data: SequenceData,
 
 
 def evaluate_model(model, data: SequenceData, protocols=("full", "sampled"),
-                   splits=("valid", "test"), max_length: int = 50) -> dict:
-    """Metrics of `model` on `data` for each split and protocol."""
+                   splits=("valid", "test"), max_length: int | None = None) -> dict:
+    """Metrics of `model` on `data` for each split and protocol.
+
+    `max_length` defaults to the model's own maximum length.
+    """
+    max_length = max_length or model.encoder.max_length
     evaluator = RankingEvaluator(model)
     out = {}
     for split in splits:
