@@ -242,6 +242,7 @@ def run(args) -> int:
         run_pretraining(data, args.output, _encoder_config(args), _fill(PretrainConfig, args))
         return 0
     if args.command == "finetune":
+        from s3rec_tf import provenance  # noqa: F401  (records the commit at start)
         from s3rec_tf.training import FinetuneConfig, run_finetuning
         data = _read(args)
         pretrained = None if args.pretrained.lower() == "none" else args.pretrained

@@ -42,11 +42,15 @@ def machine() -> dict:
             "keras": __import__("keras").__version__, "platform": platform.platform()}
 
 
+#: The commit when this process started (code is loaded then, not at the end).
+_START_COMMIT = git_commit()
+
+
 def record(extra: dict | None = None) -> dict:
     """Provenance fields for a results file."""
     import s3rec_tf
     return {"command": " ".join(["s3rec-tf", *sys.argv[1:]]) if sys.argv else None,
-            "commit": git_commit(), "library_version": s3rec_tf.__version__,
+            "commit": _START_COMMIT, "library_version": s3rec_tf.__version__,
             "machine": machine(), "finished_at": time.strftime("%Y-%m-%dT%H:%M:%SZ",
                                                                time.gmtime()),
             **(extra or {})}
