@@ -367,7 +367,7 @@ DEFAULT_LENGTH_BUCKETS = (4, 8, 16, 32)
 
 
 def encode_bucketed(encoder: SequenceEncoder, item_ids, causal: bool = False, training=None,
-                    bucket_edges=DEFAULT_LENGTH_BUCKETS):
+                    bucket_edges=DEFAULT_LENGTH_BUCKETS, last_only: bool = False):
     """Encodes left-padded rows in groups of similar length; exact, less work.
 
     Rows are split by their number of non-padding items into buckets
@@ -384,9 +384,11 @@ def encode_bucketed(encoder: SequenceEncoder, item_ids, causal: bool = False, tr
         item_ids: int `[batch, seq_len]`, left-padded with 0.
         causal: bool. Causal (fine-tuning) or bidirectional attention.
         bucket_edges: increasing ints. Defaults to `(4, 8, 16, 32)`.
+        last_only: bool. Only the last position's output (see
+            `SequenceEncoder.call`).
 
     Returns:
-        `[batch, seq_len, hidden]`.
+        `[batch, seq_len, hidden]` (`[batch, 1, hidden]` with `last_only`).
     """
     import tensorflow as tf
 
@@ -402,6 +404,6 @@ def encode_bucketed(encoder: SequenceEncoder, item_ids, causal: bool = False, tr
     for k in range(num):
         width = seq_len if k == len(edges) else tf.minimum(seq_len, edges[k])
         x = rows[k][:, seq_len - width:]
-        y = encoder(x, causal=causal, training=training)
-        outputs.append(tf.pad(y, [[0, 0], [seq_len - width, 0], [0, 0]]))
+        y = encoder(x, causal=causal, training=training, last_only=last_only)
+        outputs.append(y if last_only else tf.pad(y, [[0, 0], [seq_len - width, 0], [0, 0]]))
     return tf.dynamic_stitch(index, outputs)

@@ -1,14 +1,10 @@
 #!/usr/bin/env bash
-# The main job on the embedded default dataset: synthetic data ->
-# pretraining -> fine-tuning -> evaluation. Outputs go to ./runs/demo.
-# Extra arguments are passed to the fine-tuning step.
+# The main job: the TFX pipeline (Beam preprocessing -> pretraining ->
+# fine-tuning -> ranking evaluation -> push) on the embedded synthetic dataset,
+# with LocalDagRunner. Everything goes to ./runs/pipeline (MLMD in SQLite,
+# artifacts, serving dir). Extra arguments go to pipeline/local_runner.py,
+# e.g. `--data-dir ../shared/data/s3rec --dataset LastFM`.
 set -euo pipefail
 source "$(dirname "${BASH_SOURCE[0]}")/env.sh"
 cd "$ROOT"
-OUT="${OUT:-runs/demo}"
-s3rec-tf synth --output "$OUT/data" --users 1000 --items 500 --seed 0
-s3rec-tf pretrain --data "$OUT/data" --name Synthetic --output "$OUT/pretrained" \
-  --epochs "${PRETRAIN_EPOCHS:-5}" --save-every 5
-s3rec-tf finetune --data "$OUT/data" --name Synthetic --pretrained "$OUT/pretrained" \
-  --output "$OUT/finetuned" --epochs "${FINETUNE_EPOCHS:-30}" "$@"
-s3rec-tf evaluate --model "$OUT/finetuned" --data "$OUT/data" --name Synthetic --protocol both
+exec python pipeline/local_runner.py "$@"

@@ -105,9 +105,9 @@ class S3RecPretrainer(keras.Model):
 
         The three segment passes of the original (masked segment sequence,
         positive and negative segment) run as one batched pass that computes
-        only the last position in the last block, which is all SP reads; the
-        masked-sequence pass is encoded by length bucket. Heads are applied
-        only at the positions whose loss counts.
+        only the last position in the last block, which is all SP reads; both
+        passes are encoded by length bucket. Heads are applied only at the
+        positions whose loss counts.
 
         Returns:
             dict with `aap`, `mip`, `map`, `sp` scalar sums.
@@ -124,8 +124,12 @@ class S3RecPretrainer(keras.Model):
             sequence_output = self.encoder(masked, causal=False, training=training)
         sequence_output = tf.reshape(sequence_output, [-1, hidden])
         # SP reads only the last position: the last block computes it alone.
-        segment_last = self.encoder(segments, causal=False, training=training,
-                                    last_only=True)[:, -1]
+        if self.length_buckets:
+            segment_last = encode_bucketed(self.encoder, segments, False, training,
+                                           self.length_buckets, last_only=True)[:, -1]
+        else:
+            segment_last = self.encoder(segments, causal=False, training=training,
+                                        last_only=True)[:, -1]
         context, pos_seg, neg_seg = tf.split(segment_last, 3, axis=0)
 
         flat_masked = tf.reshape(masked, [-1])

@@ -1,0 +1,102 @@
+#!/usr/bin/env python3
+"""Builds the README's results table from results/*.json (fine-tuning records).
+
+Usage: python scripts/results_table.py [--write]   (--write updates README.md
+between the RESULTS-TABLE markers)
+"""
+
+import glob
+import json
+import os
+import statistics
+import sys
+
+ROOT = os.path.dirname(os.path.dirname(os.path.abspath(__file__)))
+PAPER = {  # REFERENCE.md
+    ("Beauty", "sampled", "SASRec"): {"HR@10": .4651, "NDCG@10": .3142, "MRR": .2850},
+    ("Beauty", "sampled", "S3-Rec"): {"HR@10": .5687, "NDCG@10": .3816, "MRR": .3390},
+    ("LastFM", "sampled", "SASRec"): {"HR@10": .4587, "NDCG@10": .2605, "MRR": .2209},
+    ("LastFM", "sampled", "S3-Rec"): {"HR@10": .6083, "NDCG@10": .3577, "MRR": .2981},
+    ("Beauty", "full", "SASRec"): {"HR@10": .0605, "NDCG@10": .0318, "HR@20": .0902,
+                                   "NDCG@20": .0394},
+    ("Beauty", "full", "S3-Rec"): {"HR@10": .0647, "NDCG@10": .0327, "HR@20": .0994,
+                                   "NDCG@20": .0414},
+    ("LastFM", "full", "SASRec"): {"HR@10": .0688, "NDCG@10": .0390, "HR@20": .0972,
+                                   "NDCG@20": .0463},
+    ("LastFM", "full", "S3-Rec"): {"HR@10": .0743, "NDCG@10": .0427, "HR@20": .1229,
+                                   "NDCG@20": .0550},
+}
+KEYS = {"sampled": ("HR@10", "NDCG@10", "MRR"), "full": ("HR@10", "NDCG@10", "HR@20", "NDCG@20")}
+
+
+def load():
+    rows = {}
+    for path in sorted(glob.glob(os.path.join(ROOT, "results", "*.json"))):
+        with open(path) as f:
+            rec = json.load(f)
+        if "metrics" not in rec or "valid_metric" not in rec:
+            continue
+        name = os.path.basename(path)[:-5]
+        dataset, tag, loss, valid, _seed = name.split("_")[-5:] if name.count("_") >= 4 \
+            else (None,) * 5
+        if name.startswith("Sports_and_Outdoors"):
+            dataset = "Sports_and_Outdoors"
+        group = (dataset, tag, loss, valid)
+        rows.setdefault(group, []).append((rec, name))
+    return rows
+
+
+def model_name(tag):
+    return {"sasrec": "SASRec", "s3rec-authors": "S3-Rec"}.get(tag, tag)
+
+
+def table() -> str:
+    out = []
+    for protocol in ("sampled", "full"):
+        keys = KEYS[protocol]
+        out.append(f"\n**{'99 sampled negatives' if protocol == 'sampled' else 'Full ranking'} "
+                   f"(test)**\n")
+        out.append("| dataset | model | pretraining | loss | early stop | seeds | "
+                   + " | ".join(keys) + " | paper | command |")
+        out.append("|" + "---|" * (len(keys) + 7))
+        for (dataset, tag, loss, valid), recs in sorted(load().items()):
+            values = {k: [r["metrics"][f"test/{protocol}"][k] for r, _ in recs] for k in keys}
+
+            def cell(vs):
+                if len(vs) == 1:
+                    return f"{vs[0]:.4f}"
+                return f"{statistics.mean(vs):.4f} ± {statistics.pstdev(vs):.4f}"
+
+            paper = PAPER.get((dataset, protocol, model_name(tag.split("-")[0] if
+                                                             tag.startswith("s3rec") else tag)))
+            if tag.startswith("s3rec"):
+                paper = PAPER.get((dataset, protocol, "S3-Rec"))
+            paper_cell = " / ".join(f"{paper[k]:.4f}" for k in keys if k in paper) \
+                if paper and loss == "bce" else ""
+            pre = {"sasrec": "none", "s3rec-authors": "authors' 150-epoch checkpoint"}.get(
+                tag, tag)
+            seeds = ",".join(str(r["seed"]) for r, _ in recs)
+            cmd = recs[0][0]["command"].replace(ROOT + "/", "")
+            out.append(f"| {dataset} | {model_name(tag) if not tag.startswith('own') else 'S3-Rec'} "
+                       f"| {pre} | {loss} | {valid.replace('valid', '')} | {seeds} | "
+                       + " | ".join(cell(values[k]) for k in keys)
+                       + f" | {paper_cell} | `{cmd}` |")
+    return "\n".join(out) + "\n"
+
+
+def main():
+    text = table()
+    if "--write" in sys.argv:
+        readme = os.path.join(ROOT, "README.md")
+        with open(readme) as f:
+            content = f.read()
+        start, end = "<!-- RESULTS-TABLE:START -->", "<!-- RESULTS-TABLE:END -->"
+        head, rest = content.split(start, 1)
+        _, tail = rest.split(end, 1)
+        with open(readme, "w") as f:
+            f.write(head + start + "\n" + text + end + tail)
+    print(text)
+
+
+if __name__ == "__main__":
+    main()
