@@ -151,7 +151,19 @@ def case_serving(num_items, requests, warmup, batch, **_):
             "num_items": num_items, "warmup_s": warm, "unit": "ms"}
 
 
-CASES = {"pretrain": case_pretrain, "finetune": case_finetune, "evaluate": case_evaluate,
+def case_prepare(data_dir, name, **_):
+    """Beam preprocessing (DirectRunner, 2 processes) of the paper-format files."""
+    from s3rec_tf.data import preprocess
+    with tempfile.TemporaryDirectory() as tmp:
+        t0 = time.perf_counter()
+        stats = preprocess.prepare(data_dir, os.path.join(tmp, "out"),
+                                   preprocess.PrepareConfig(name=name))
+        dt = time.perf_counter() - t0
+    return {"throughput": stats["events_read"] / dt, "unit": "interactions/s",
+            "wall_s": dt, "interactions": stats["events_read"]}
+
+
+CASES = {"prepare": case_prepare, "pretrain": case_pretrain, "finetune": case_finetune, "evaluate": case_evaluate,
          "serving": case_serving}
 
 
@@ -186,6 +198,8 @@ def plan(data_dir: str, quick: bool, datasets=("Beauty", "LastFM"), serving_size
                   "loss": "ce"})
     specs.append({"case": "evaluate", "key": "evaluate_full/Beauty", "data_dir": data_dir,
                   "name": "Beauty", "users": 4096 if quick else 0})
+    specs.append({"case": "prepare", "key": "prepare/Beauty", "data_dir": data_dir,
+                  "name": "Beauty"})
     sizes = serving_sizes or ([12101] if quick else [12101, 1_000_000])
     for n in sizes:
         for batch in (1, 64):
