@@ -129,3 +129,24 @@ def test_kubeflow_v2_runner_compiles_the_pipeline(tmp_path):
     for name in ("PrepareData", "Pretrain", "Finetune", "RankingEvaluator", "Pusher"):
         assert name in text
     assert "s3rec-tf:test" in text
+
+
+def test_rerun_after_a_component_failure_continues_from_cache(tiny_raw, tmp_path):
+    from ml_metadata.proto import metadata_store_pb2
+    from pipeline import local_runner
+    root = str(tmp_path / "root")
+    with pytest.raises(Exception, match="loss"):
+        local_runner.run(root, tiny_raw, "Synthetic", pretrain_hparams=TINY_PRE,
+                         finetune_hparams={**TINY_FINE, "loss": "hinge"}, thresholds={})
+    local_runner.run(root, tiny_raw, "Synthetic", pretrain_hparams=TINY_PRE,
+                     finetune_hparams=TINY_FINE, thresholds={})
+    _, executions = _executions(local_runner.paths(root)["metadata"])
+    states = {}
+    for name, e in executions:
+        states.setdefault(name, []).append(e.last_known_state)
+    assert states["PrepareData"] == [metadata_store_pb2.Execution.COMPLETE,
+                                     metadata_store_pb2.Execution.CACHED]
+    assert states["Pretrain"] == [metadata_store_pb2.Execution.COMPLETE,
+                                  metadata_store_pb2.Execution.CACHED]
+    assert states["Finetune"][-1] == metadata_store_pb2.Execution.COMPLETE
+    assert local_runner.summary(root)["pushed"]
