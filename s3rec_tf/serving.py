@@ -24,7 +24,9 @@ float32, `num_known` and `num_unknown` [batch] int32):
 Unknown ids are dropped from a history (and counted in `num_unknown`); a
 history longer than the model's maximum length keeps its last items. A
 history with no known item gets the model's answer for an empty sequence (a
-fixed ranking) and `num_known = 0`.
+fixed ranking) and `num_known = 0`. A request whose `batch * catalogue`
+exceeds `MAX_SCORES_PER_REQUEST` is refused with a clear error instead of
+exhausting the server's memory.
 """
 
 from __future__ import annotations
@@ -44,6 +46,8 @@ from s3rec_tf.layers import SequenceEncoder
 from s3rec_tf.models import NextItemModel
 
 VOCABULARY_ASSET = "item_vocabulary.txt"
+#: Largest `batch * catalogue` a request may score (256M float32 scores = 1 GiB).
+MAX_SCORES_PER_REQUEST = 1 << 28
 SIGNATURES = ("serving_default", "serve_top_k", "serve_int_ids", "serve_examples",
               "item_embeddings")
 
@@ -90,6 +94,11 @@ class _Recommender(tf.Module):
 
     def top_k(self, history, k, exclude_history):
         tf.debugging.assert_greater(k, 0, message="k must be >= 1")
+        tf.debugging.assert_less_equal(
+            tf.cast(tf.shape(history)[0], tf.int64) * (self.num_items + 2),
+            tf.constant(MAX_SCORES_PER_REQUEST, tf.int64),
+            message=f"batch too large: at most {MAX_SCORES_PER_REQUEST // (self.num_items + 2)} "
+                    f"histories per request for this catalogue; split the request")
         k = tf.minimum(k, self.num_items)
         ids, all_known, num_known, num_unknown = self.indices(history)
         scores = self.model.score_last(ids, training=False)

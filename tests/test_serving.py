@@ -137,6 +137,11 @@ def test_bad_requests_have_defined_answers_or_clear_errors(exported):
             exclude_history=tf.constant(True))
     with pytest.raises(ValueError, match="k must be >= 1"):
         rec.recommend([["item-1"]], k=-1)
+    # an oversize batch is refused with a clear error, not an out-of-memory crash
+    limit = serving.MAX_SCORES_PER_REQUEST // (len(exported["vocab"]) + 2)
+    with pytest.raises(tf.errors.InvalidArgumentError, match="batch too large"):
+        sig(history=tf.fill([limit + 1, 1], "item-1"), k=tf.constant(1),
+            exclude_history=tf.constant(True))
     # wrong dtype through the REST mapping
     specs = rec.saved.signatures["serve_int_ids"].structured_input_signature[1]
     with pytest.raises(ValueError, match="does not fit int64"):

@@ -63,14 +63,17 @@ class Malformed(Exception):
     pass
 
 
-def _split_csv(line: str):
-    return next(csv.reader(io.StringIO(line)))
+def _split_csv(line: str, path: str = "?"):
+    try:
+        return next(csv.reader(io.StringIO(line)), [])
+    except csv.Error as e:
+        raise Malformed(f"{path}: unreadable CSV row {line[:80]!r} ({e})") from None
 
 
 def parse_csv_interaction(element):
     """`(path, line)` -> `(user, item, timestamp)`; raises `Malformed`."""
     path, line = element
-    fields = _split_csv(line) if line.strip() else []
+    fields = _split_csv(line, path) if line.strip() else []
     if len(fields) != 3:
         raise Malformed(f"{path}: expected 3 fields user_id,item_id,timestamp, got "
                         f"{len(fields)} in {line[:80]!r}")
@@ -88,7 +91,7 @@ def parse_csv_interaction(element):
 
 def parse_csv_attribute(element):
     path, line = element
-    fields = _split_csv(line) if line.strip() else []
+    fields = _split_csv(line, path) if line.strip() else []
     if len(fields) != 2 or not fields[0].strip() or not fields[1].strip():
         raise Malformed(f"{path}: expected item_id,attribute in {line[:80]!r}")
     return fields[0].strip(), fields[1].strip()

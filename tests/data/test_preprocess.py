@@ -167,3 +167,31 @@ def test_missing_input_is_a_clear_error(tmp_path):
     with pytest.raises(DataError, match="no interaction file"):
         preprocess.prepare(str(tmp_path), str(tmp_path / "o"),
                            preprocess.PrepareConfig(input_format="csv", name="Nope"))
+
+
+from hypothesis import given, settings  # noqa: E402
+from hypothesis import strategies as st  # noqa: E402
+
+
+@settings(max_examples=200, deadline=None)
+@given(st.text(max_size=60))
+def test_any_csv_row_parses_or_is_reported_malformed(line):
+    try:
+        user, item, ts = preprocess.parse_csv_interaction(("log.csv", line))
+    except preprocess.Malformed as e:
+        assert str(e).startswith("log.csv: ")
+    except Exception as e:  # the csv module on stray quotes/NULs
+        raise AssertionError(f"unexpected {type(e).__name__} for {line!r}: {e}")
+    else:
+        assert user and item and np.isfinite(ts)
+
+
+@settings(max_examples=100, deadline=None)
+@given(st.text(max_size=40))
+def test_any_attribute_row_parses_or_is_reported_malformed(line):
+    try:
+        item, attribute = preprocess.parse_csv_attribute(("attrs.csv", line))
+    except preprocess.Malformed as e:
+        assert str(e).startswith("attrs.csv: ")
+    else:
+        assert item and attribute
