@@ -80,6 +80,20 @@ def run(local_root: str = configs.LOCAL_ROOT, data_dir: str = configs.DATA_DIR,
     tfx.orchestration.LocalDagRunner().run(build(local_root, data_dir, dataset, **overrides))
 
 
+def component_times(local_root: str = configs.LOCAL_ROOT) -> list:
+    """`(component, state, seconds)` of every execution in ML Metadata, oldest first."""
+    from ml_metadata.metadata_store import metadata_store
+    from ml_metadata.proto import metadata_store_pb2
+    config = metadata_store_pb2.ConnectionConfig()
+    config.sqlite.filename_uri = paths(local_root)["metadata"]
+    store = metadata_store.MetadataStore(config)
+    types = {t.id: t.name.split(".")[-1] for t in store.get_execution_types()}
+    states = metadata_store_pb2.Execution.State.Name
+    return [(types[e.type_id], states(e.last_known_state),
+             (e.last_update_time_since_epoch - e.create_time_since_epoch) / 1000.0)
+            for e in sorted(store.get_executions(), key=lambda e: e.id)]
+
+
 def summary(local_root: str = configs.LOCAL_ROOT) -> dict:
     """The newest pushed model and the metrics of its evaluation."""
     p = paths(local_root)
@@ -117,7 +131,10 @@ def main(argv=None) -> int:
     run(args.local_root, args.data_dir, args.dataset, input_format=args.input_format,
         k_core=args.k_core, pretrain_hparams=pre, finetune_hparams=fine)
     result = summary(args.local_root)
-    print(f"\nPipeline finished in {time.time() - start:.0f}s.")
+    print(f"\nPipeline finished in {time.time() - start:.0f}s. This run's components:")
+    times = component_times(args.local_root)
+    for name, state, seconds in times[-6:]:
+        print(f"  {name:<18} {state:<9} {seconds:7.1f}s")
     if result["evaluation"]:
         ev = result["evaluation"]
         print("Blessed" if ev["blessed"] else f"Not blessed: {'; '.join(ev['reasons'])}")
