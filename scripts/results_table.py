@@ -75,9 +75,16 @@ def table() -> str:
                 if paper and loss == "bce" else ""
             pre = {"sasrec": "none", "s3rec-authors": "authors' 150-epoch checkpoint"}.get(
                 tag, tag)
+            own_epochs = int(tag.rsplit("ep", 1)[1]) if tag.startswith("own-pretrain-ep") else None
+            if own_epochs is not None:
+                pre = f"ours, {own_epochs} epochs" if own_epochs else "none (same code/budget)"
+                paper = PAPER.get((dataset, protocol, "S3-Rec" if own_epochs else "SASRec"))
             seeds = ",".join(str(r["seed"]) for r, _ in recs)
             cmd = recs[0][0]["command"].replace(ROOT + "/", "")
-            out.append(f"| {dataset} | {model_name(tag) if not tag.startswith('own') else 'S3-Rec'} "
+            label = model_name(tag)
+            if own_epochs is not None:
+                label = "S3-Rec" if own_epochs else "SASRec"
+            out.append(f"| {dataset} | {label} "
                        f"| {pre} | {loss} | {valid.replace('valid', '')} | {seeds} | "
                        + " | ".join(cell(values[k]) for k in keys)
                        + f" | {paper_cell} | `{cmd}` |")
