@@ -215,7 +215,22 @@ def _input_files(input_dir: str, config: PrepareConfig):
     if inter is None:
         raise DataError(os.path.join(input_dir, name + ".*"),
                         f"no interaction file for format {fmt!r}")
+    if fmt == "parquet":
+        _check_parquet(inter, ("user_id", "item_id", "timestamp"))
+        if attrs:
+            _check_parquet(attrs, ("item_id", "attribute"))
     return inter, attrs
+
+
+def _check_parquet(path: str, columns) -> None:
+    import pyarrow.parquet as pq
+    try:
+        names = pq.read_schema(path).names
+    except Exception as e:  # pyarrow raises several types on non-Parquet bytes
+        raise DataError(path, f"not a readable Parquet file ({type(e).__name__})") from None
+    missing = [c for c in columns if c not in names]
+    if missing:
+        raise DataError(path, f"missing column(s) {missing}; has {names}", field=missing[0])
 
 
 def build_pipeline(pipeline, input_dir: str, output_dir: str, config: PrepareConfig):
@@ -236,6 +251,13 @@ def build_pipeline(pipeline, input_dir: str, output_dir: str, config: PrepareCon
         class _Parse(beam.DoFn):
             def process(self, element):
                 try:
+                    path, line = element
+                    if isinstance(line, bytes):
+                        try:
+                            element = (path, line.decode("utf-8"))
+                        except UnicodeDecodeError as e:
+                            raise Malformed(f"{path}: row is not valid UTF-8 (byte "
+                                            f"0x{line[e.start]:02x}): {line[:60]!r}") from None
                     out = fn(element)
                 except Malformed as e:
                     if strict:
@@ -250,8 +272,9 @@ def build_pipeline(pipeline, input_dir: str, output_dir: str, config: PrepareCon
         return _Parse()
 
     def read_lines(path, skip_header=0):
+        # bytes, decoded row by row, so one bad row is reported, not fatal
         return (pipeline | f"Read {os.path.basename(path)}" >> beam.io.ReadFromText(
-                    path, skip_header_lines=skip_header)
+                    path, skip_header_lines=skip_header, coder=beam.coders.BytesCoder())
                 | f"Tag {os.path.basename(path)}" >> beam.Map(lambda line, p=path: (p, line)))
 
     fmt = config.input_format
@@ -464,6 +487,11 @@ def prepare(input_dir: str, output_dir: str, config: PrepareConfig | None = None
             raise
         with open(os.path.join(staging, "stats.json")) as f:
             stats = json.load(f)
+        if stats["users"] == 0:
+            raise DataError(_input_files(input_dir, config)[0],
+                            f"no user has {MIN_EVENTS} or more valid events "
+                            f"({stats['malformed_interactions']} malformed rows, "
+                            f"{stats['users_too_short']} users too short)")
         if os.path.exists(output_dir):
             shutil.rmtree(output_dir)
         os.replace(staging, output_dir)

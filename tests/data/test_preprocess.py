@@ -163,6 +163,42 @@ def test_parquet_and_recbole_inputs(tmp_path):
             assert_that(counters["attributes"], equal_to([2]), label=f"attrs-{fmt}")
 
 
+def test_non_utf8_rows_are_dropped_and_counted_or_fail_strictly(tmp_path):
+    (tmp_path / "N.csv").write_bytes(b"user_id,item_id,timestamp\nu1,a,1\nu1,b\xff,2\n"
+                                     b"u1,c,3\nu1,d,4\n")
+    out = tmp_path / "out"
+    out.mkdir()
+    with TestPipeline() as p:
+        counters = preprocess.build_pipeline(p, str(tmp_path), str(out), preprocess.PrepareConfig(
+            input_format="csv", name="N", num_negatives=0))
+        assert_that(counters["malformed_interactions"], equal_to([1]), label="bad")
+        assert_that(counters["interactions"], equal_to([3]), label="kept")
+    with pytest.raises(DataError, match="N.csv.*not valid UTF-8"):
+        preprocess.prepare(str(tmp_path), str(tmp_path / "strict"), preprocess.PrepareConfig(
+            input_format="csv", name="N", strict=True, num_negatives=0),
+            beam_args=["--runner=DirectRunner"])
+    assert not (tmp_path / "strict").exists()
+
+
+def test_bad_parquet_and_empty_inputs_are_clear_errors(tmp_path):
+    import pyarrow as pa
+    import pyarrow.parquet as pq
+    (tmp_path / "B.parquet").write_bytes(b"this is not parquet")
+    with pytest.raises(DataError, match="B.parquet: not a readable Parquet file"):
+        preprocess.prepare(str(tmp_path), str(tmp_path / "o1"),
+                           preprocess.PrepareConfig(input_format="parquet", name="B"))
+    pq.write_table(pa.table({"user_id": ["u"], "item": ["i"]}), tmp_path / "C.parquet")
+    with pytest.raises(DataError, match="missing column"):
+        preprocess.prepare(str(tmp_path), str(tmp_path / "o2"),
+                           preprocess.PrepareConfig(input_format="parquet", name="C"))
+    (tmp_path / "E.csv").write_text("user_id,item_id,timestamp\n")
+    with pytest.raises(DataError, match="no user has 3 or more valid events"):
+        preprocess.prepare(str(tmp_path), str(tmp_path / "o3"),
+                           preprocess.PrepareConfig(input_format="csv", name="E"),
+                           beam_args=["--runner=DirectRunner"])
+    assert not any((tmp_path / f"o{i}").exists() for i in (1, 2, 3))
+
+
 def test_missing_input_is_a_clear_error(tmp_path):
     with pytest.raises(DataError, match="no interaction file"):
         preprocess.prepare(str(tmp_path), str(tmp_path / "o"),
