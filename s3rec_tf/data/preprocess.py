@@ -159,18 +159,10 @@ def sample_negatives(user: str, history: set, num_items: int, seed: int, count: 
     """Seeded per user (hash of seed and user id): same result on any worker."""
     if num_items - len(history) < count:
         return None
+    from s3rec_tf.data.reader import draw_negatives
     digest = hashlib.sha256(f"{seed}:{user}".encode()).digest()
     rng = np.random.default_rng(int.from_bytes(digest[:8], "little"))
-    chosen: list = []
-    taken: set = set()
-    while len(chosen) < count:
-        for item in rng.integers(1, num_items + 1, size=2 * count).tolist():
-            if item not in history and item not in taken:
-                taken.add(item)
-                chosen.append(item)
-                if len(chosen) == count:
-                    break
-    return chosen
+    return draw_negatives(rng, history, num_items, count)
 
 
 def _sequence_example(user, items, negatives):

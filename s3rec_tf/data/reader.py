@@ -224,6 +224,23 @@ def read_sample_negatives(path: str, user_ids: np.ndarray, num_items: int) -> np
     return np.asarray(rows, dtype=np.int64)
 
 
+def draw_negatives(rng: np.random.Generator, history: set, num_items: int, count: int) -> list:
+    """`count` distinct uniform items in `1..num_items`, none in `history`.
+
+    The caller ensures at least `count` items lie outside `history`.
+    """
+    chosen: list = []
+    taken: set = set()
+    while len(chosen) < count:
+        for item in rng.integers(1, num_items + 1, size=2 * count).tolist():
+            if item not in history and item not in taken:
+                taken.add(item)
+                chosen.append(item)
+                if len(chosen) == count:
+                    break
+    return chosen
+
+
 def generate_negatives(sequences, num_items: int, seed: int,
                        count: int = NUM_SAMPLED_NEGATIVES) -> np.ndarray:
     """Draws `count` distinct uniform negatives per user, none in the user's history."""
@@ -235,16 +252,7 @@ def generate_negatives(sequences, num_items: int, seed: int,
         if available < count:
             raise ValueError(f"user #{u} has {len(history)} distinct items of {num_items}: "
                              f"fewer than {count} negatives are left to sample")
-        chosen: list = []
-        chosen_set: set = set()
-        while len(chosen) < count:
-            for item in rng.integers(1, num_items + 1, size=2 * count).tolist():
-                if item not in history and item not in chosen_set:
-                    chosen.append(item)
-                    chosen_set.add(item)
-                    if len(chosen) == count:
-                        break
-        out[u] = chosen
+        out[u] = draw_negatives(rng, history, num_items, count)
     return out
 
 
