@@ -12,6 +12,7 @@ case "${1:-}" in
     # pretraining epochs 0 (no pretraining), 10, 25, 50 with the same fine-tuning recipe;
     # pretraining resumes, so each budget continues the previous one
     for seed in 1; do
+      [ -f "results/LastFM_own-pretrain-ep0_bce_validsampled_seed$seed.json" ] || \
       s3rec-tf finetune --data "$DATA" --name LastFM --pretrained none --seed "$seed" \
         --output "runs/LastFM-own-ep0-seed$seed" --record "results/LastFM_own-pretrain-ep0_bce_validsampled_seed$seed.json"
       for ep in ${EPOCHS:-10 25 50}; do
