@@ -225,6 +225,16 @@ def _check_parquet(path: str, columns) -> None:
         raise DataError(path, f"missing column(s) {missing}; has {names}", field=missing[0])
 
 
+def _vocabulary(ids, label: str):
+    """Distinct raw ids -> (sorted vocabulary list, {raw id: index from 1}), as singletons."""
+    import apache_beam as beam
+    vocab = (ids | f"Distinct{label}" >> beam.Distinct()
+             | f"List{label}" >> beam.combiners.ToList()
+             | f"Sort{label}" >> beam.Map(lambda xs: sorted(xs, key=_natural_key)))
+    index = vocab | f"Index{label}" >> beam.Map(lambda xs: {x: i + 1 for i, x in enumerate(xs)})
+    return vocab, index
+
+
 def build_pipeline(pipeline, input_dir: str, output_dir: str, config: PrepareConfig):
     """Adds the preprocessing transforms to `pipeline`, writing into `output_dir`.
 
@@ -364,24 +374,16 @@ def build_pipeline(pipeline, input_dir: str, output_dir: str, config: PrepareCon
         lambda kv: len(kv[1]) < MIN_EVENTS) | "CountShort" >> beam.combiners.Count.Globally())
 
     # vocabularies (gathered: the only global collections)
-    item_vocab = (long_enough | "Items" >> beam.FlatMap(lambda kv: kv[1])
-                  | "DistinctItems" >> beam.Distinct()
-                  | "ItemList" >> beam.combiners.ToList()
-                  | "SortItems" >> beam.Map(lambda xs: sorted(xs, key=_natural_key)))
-    item_index = item_vocab | "ItemIndex" >> beam.Map(
-        lambda xs: {x: i + 1 for i, x in enumerate(xs)})
+    item_vocab, item_index = _vocabulary(
+        long_enough | "Items" >> beam.FlatMap(lambda kv: kv[1]), "Items")
     known_pairs = attribute_pairs | "KnownItemAttrs" >> beam.Filter(
         lambda p, index: p[0] in index, index=beam.pvalue.AsSingleton(item_index))
     counters["attribute_rows_unseen_items"] = (
         attribute_pairs | "UnseenItemAttrs" >> beam.Filter(
             lambda p, index: p[0] not in index, index=beam.pvalue.AsSingleton(item_index))
         | "CountUnseen" >> beam.combiners.Count.Globally())
-    attr_vocab = (known_pairs | "Attrs" >> beam.Map(lambda p: p[1])
-                  | "DistinctAttrs" >> beam.Distinct()
-                  | "AttrList" >> beam.combiners.ToList()
-                  | "SortAttrs" >> beam.Map(lambda xs: sorted(xs, key=_natural_key)))
-    attr_index = attr_vocab | "AttrIndex" >> beam.Map(
-        lambda xs: {x: i + 1 for i, x in enumerate(xs)})
+    attr_vocab, attr_index = _vocabulary(
+        known_pairs | "Attrs" >> beam.Map(lambda p: p[1]), "Attrs")
 
     seed, count = config.seed, config.num_negatives
 
