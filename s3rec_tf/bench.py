@@ -88,7 +88,6 @@ def case_finetune(data_dir, name, steps, warmup, loss="bce", batch_size=256, **_
 
 
 def case_evaluate(data_dir, name, users, **_):
-    import numpy as np
     from s3rec_tf.data import inputs
     from s3rec_tf.evaluation import RankingEvaluator
     from s3rec_tf.layers import SequenceEncoder
@@ -107,7 +106,6 @@ def case_evaluate(data_dir, name, users, **_):
     t0 = time.perf_counter()
     full_ranking_metrics(evaluator.ranks(sub, "full"))
     dt = time.perf_counter() - t0
-    del np
     return {"throughput": n / dt, "unit": "users/s", "warmup_s": warm, "users": n}
 
 

@@ -11,10 +11,9 @@ import numpy as np
 import tensorflow as tf
 
 from s3rec_tf import losses
+from s3rec_tf.data.inputs import PRETRAIN_KEYS  # noqa: F401  (the batch keys, re-exported)
 from s3rec_tf.layers import DEFAULT_LENGTH_BUCKETS, SequenceEncoder, encode_bucketed
 
-PRETRAIN_KEYS = ("masked_item_sequence", "pos_items", "neg_items",
-                 "masked_segment_sequence", "pos_segment", "neg_segment")
 LOSS_NAMES = ("aap", "mip", "map", "sp")
 DEFAULT_LOSS_WEIGHTS = {"aap": 0.2, "mip": 1.0, "map": 1.0, "sp": 0.5}
 
