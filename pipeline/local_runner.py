@@ -27,6 +27,12 @@ if ROOT not in sys.path:
     sys.path.insert(0, ROOT)
 
 import s3rec_tf  # noqa: E402,F401  (Keras backend, log level)
+from s3rec_tf import runtime  # noqa: E402
+
+# Before TensorFlow loads: the settings of the pipeline's longest step, pretraining
+# (no effect when TensorFlow is already running, e.g. under tests).
+runtime.configure("pretrain")
+
 from tfx import v1 as tfx  # noqa: E402
 
 from pipeline import configs  # noqa: E402

@@ -166,8 +166,20 @@ CASES = {"prepare": case_prepare, "pretrain": case_pretrain, "finetune": case_fi
          "serving": case_serving}
 
 
+def workload_of(spec: dict) -> str:
+    """The `s3rec_tf.runtime` workload the CLI would use for this case."""
+    if spec["case"] == "pretrain":
+        return "pretrain"
+    if spec["case"] == "finetune":
+        return f"finetune-{spec.get('loss', 'bce')}"
+    return "default"
+
+
 def _child(spec: dict) -> dict:
+    from s3rec_tf import runtime
+    runtime.configure(**spec.get("runtime", {}))
     result = CASES[spec["case"]](**spec)
+    result["runtime"] = runtime.settings()
     result["peak_rss_mb"] = _peak_rss_mb()
     return result
 
@@ -219,6 +231,10 @@ def main(argv=None) -> int:
     parser.add_argument("--only", nargs="*", help="run only cases whose key starts with these")
     parser.add_argument("--output", default=None, help="JSON path (default: "
                                                        "results/bench-<time>.json)")
+    parser.add_argument("--intra-op-threads", default="auto",
+                        help="threads per op; auto: per case, as the CLI (s3rec_tf.runtime)")
+    parser.add_argument("--inter-op-threads", default="auto")
+    parser.add_argument("--onednn", choices=("auto", "on", "off"), default="auto")
     parser.add_argument("--child", help=argparse.SUPPRESS)
     args = parser.parse_args(argv)
     if args.child:
@@ -229,6 +245,11 @@ def main(argv=None) -> int:
     specs = plan(args.data, args.quick)
     if args.only:
         specs = [s for s in specs if any(s["key"].startswith(o) for o in args.only)]
+    settings = {"intra_op_threads": args.intra_op_threads,
+                "inter_op_threads": args.inter_op_threads,
+                "onednn": {"on": True, "off": False}.get(args.onednn, "auto")}
+    for spec in specs:
+        spec["runtime"] = {"workload": workload_of(spec), **settings}
     results = {}
     for spec in specs:
         runs = []
@@ -245,8 +266,7 @@ def main(argv=None) -> int:
     report = {"results": results, "quick": args.quick, "repeats": repeats,
               "model_config": {"hidden": 64, "layers": 2, "heads": 2, "max_length": 50,
                                "pretrain_batch": 100, "finetune_batch": 256},
-              "threads": {"intra_op": os.environ.get("TF_NUM_INTRAOP_THREADS", "default"),
-                          "inter_op": os.environ.get("TF_NUM_INTEROP_THREADS", "default")},
+              "runtime": settings,
               **provenance.record()}
     out = args.output or os.path.join("results", f"bench-{time.strftime('%Y%m%d-%H%M%S')}.json")
     os.makedirs(os.path.dirname(os.path.abspath(out)), exist_ok=True)

@@ -33,6 +33,16 @@ def _add_data_flags(p, output_for_negatives=True):
                    help="seed of the 99 sampled negatives when <NAME>_sample.txt is absent")
 
 
+def _add_runtime_flags(p):
+    g = p.add_argument_group("CPU runtime (see s3rec_tf.runtime)")
+    g.add_argument("--intra-op-threads", default="auto",
+                   help="threads per op (0: TensorFlow's default); auto: the measured best "
+                        "for this command (s3rec_tf.runtime.WORKLOADS)")
+    g.add_argument("--inter-op-threads", default="auto", help="ops run concurrently")
+    g.add_argument("--onednn", choices=("auto", "on", "off"), default="auto",
+                   help="TensorFlow's oneDNN kernels; auto: off for pretraining, on otherwise")
+
+
 def build_parser() -> argparse.ArgumentParser:
     parser = argparse.ArgumentParser(
         prog="s3rec-tf", description="S3-Rec in Keras 3: pretrain, fine-tune, evaluate.")
@@ -64,6 +74,7 @@ def build_parser() -> argparse.ArgumentParser:
                         "multi-processing, 2 workers), e.g. --beam-arg=--runner=DataflowRunner")
 
     p = sub.add_parser("pretrain", help="pretrain with AAP, MIP, MAP and SP")
+    _add_runtime_flags(p)
     _add_data_flags(p)
     p.add_argument("--output", required=True)
     _add_encoder_flags(p)
@@ -85,6 +96,7 @@ def build_parser() -> argparse.ArgumentParser:
     g.add_argument("--jit-compile", action="store_true", help="compile steps with XLA")
 
     p = sub.add_parser("finetune", help="fine-tune a next-item model")
+    _add_runtime_flags(p)
     _add_data_flags(p)
     p.add_argument("--pretrained", required=True,
                    help="pretrained model directory, or 'none' for no pretraining (SASRec)")
@@ -106,6 +118,7 @@ def build_parser() -> argparse.ArgumentParser:
                                     "commit, machine, wall time) to this path")
 
     p = sub.add_parser("evaluate", help="rank the validation and test answers")
+    _add_runtime_flags(p)
     p.add_argument("--model", required=True, help="fine-tuned model directory")
     _add_data_flags(p)
     p.add_argument("--protocol", choices=("full", "sampled", "both"), default="both")
@@ -185,7 +198,19 @@ def resolve_model_dir(path: str) -> str:
     return path
 
 
+def _workload(args) -> str:
+    if args.command == "pretrain":
+        return "pretrain"
+    if args.command == "finetune":
+        return f"finetune-{args.loss}"
+    return "default"
+
+
 def run(args) -> int:
+    from s3rec_tf import runtime
+    runtime.configure(_workload(args), getattr(args, "intra_op_threads", "auto"),
+                      getattr(args, "inter_op_threads", "auto"),
+                      {"on": True, "off": False}.get(getattr(args, "onednn", "auto"), "auto"))
     if args.command == "synth":
         from s3rec_tf.data import synthetic
         seqs, attrs = synthetic.generate(args.users, args.items, args.topics, args.attributes,

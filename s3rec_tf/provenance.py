@@ -35,11 +35,14 @@ def cpu_model() -> str:
 
 def machine() -> dict:
     import tensorflow as tf
+
+    from s3rec_tf import runtime
     return {"cpu": cpu_model(), "cpu_count": os.cpu_count(),
             "load_average": os.getloadavg() if hasattr(os, "getloadavg") else None,
             "gpus": [d.name for d in tf.config.list_physical_devices("GPU")],
             "python": platform.python_version(), "tensorflow": tf.__version__,
-            "keras": __import__("keras").__version__, "platform": platform.platform()}
+            "keras": __import__("keras").__version__, "platform": platform.platform(),
+            "runtime": runtime.settings()}
 
 
 #: The commit when this process started (code is loaded then, not at the end).

@@ -1,0 +1,108 @@
+"""Process-wide TensorFlow CPU settings that decide training speed.
+
+S3-Rec's pretraining step is many small ops on batches cut into length
+buckets. On a small CPU two settings matter there more than any kernel
+(measured on the 2-core machine of the benchmarks; README "Performance
+notes"):
+
+- **intra-op threads = 1, inter-op threads = cores**: independent ops (the
+  length buckets, the segment passes, forward and gradient branches) run
+  side by side instead of each small op being split across the cores.
+- **oneDNN off** (`TF_ENABLE_ONEDNN_OPTS=0`): on these small shapes, which
+  change from batch to batch, oneDNN's batch-matmul and transpose kernels
+  took 2-4x longer per call than TensorFlow's Eigen kernels (op profile of a
+  LastFM step). Both are float32; results differ only by rounding.
+
+Large scoring matmuls (full softmax, full ranking) want the opposite: both
+threads per op and oneDNN. `WORKLOADS` holds the measured choice per kind of
+work. Both must be set before TensorFlow runs its first op (oneDNN: before
+TensorFlow is imported), so the command line calls `configure` first thing;
+library users call it at the top of their program, or keep TensorFlow's
+defaults.
+"""
+
+from __future__ import annotations
+
+import os
+import sys
+import warnings
+
+#: Up to this many cores, `"auto"` uses one intra-op thread for small-op work.
+SMALL_CPU = 4
+
+#: What suits each kind of work, measured with `s3rec-tf bench` on 2 cores
+#: (README "Performance notes"): small bucketed ops want one thread per op and
+#: no oneDNN; large scoring matmuls (full softmax, full ranking) want both.
+WORKLOADS = {
+    "pretrain": {"single_thread_ops": True, "onednn": False},
+    "finetune-bce": {"single_thread_ops": True, "onednn": True},
+    "finetune-ce": {"single_thread_ops": False, "onednn": True},
+    "default": {"single_thread_ops": False, "onednn": True},
+}
+
+
+def recommended(workload: str = "default", cpu_count: int | None = None) -> dict:
+    """The `"auto"` settings for a workload: `intra_op_threads`,
+    `inter_op_threads` (0: TensorFlow's choice) and `onednn`."""
+    if workload not in WORKLOADS:
+        raise ValueError(f"Unknown workload {workload!r}; expected one of {sorted(WORKLOADS)}")
+    cores = cpu_count or os.cpu_count() or 1
+    w = WORKLOADS[workload]
+    small = w["single_thread_ops"] and cores <= SMALL_CPU
+    return {"intra_op_threads": 1 if small else 0, "inter_op_threads": cores if small else 0,
+            "onednn": w["onednn"]}
+
+
+def configure(workload: str = "default", intra_op_threads="auto", inter_op_threads="auto",
+              onednn="auto") -> dict:
+    """Applies thread and oneDNN settings to this process.
+
+    Args:
+        workload: str. One of `WORKLOADS`; decides the `"auto"` values.
+        intra_op_threads: int | "auto". Threads one op may use (0: TensorFlow's
+            default).
+        inter_op_threads: int | "auto". Ops run at the same time (0: default).
+        onednn: bool | "auto". Use TensorFlow's oneDNN kernels. Decided by the
+            `TF_ENABLE_ONEDNN_OPTS` variable when TensorFlow is imported: if
+            TensorFlow is already imported, it stays as it is (a warning says
+            so when an explicit value differs).
+
+    Thread counts take effect only before TensorFlow's runtime starts; later,
+    explicit counts are warned about and `"auto"` ones are left alone.
+
+    Returns:
+        dict of the settings in force, for run records.
+    """
+    auto = recommended(workload)
+    intra = auto["intra_op_threads"] if intra_op_threads == "auto" else int(intra_op_threads)
+    inter = auto["inter_op_threads"] if inter_op_threads == "auto" else int(inter_op_threads)
+    if intra < 0 or inter < 0:
+        raise ValueError(f"Thread counts must be >= 0. Received: intra={intra}, inter={inter}")
+    use_onednn = auto["onednn"] if onednn == "auto" else bool(onednn)
+    wanted = "1" if use_onednn else "0"
+    if "tensorflow" in sys.modules:
+        if onednn != "auto" and os.environ.get("TF_ENABLE_ONEDNN_OPTS", "1") != wanted:
+            warnings.warn("TensorFlow is already imported: the oneDNN setting is unchanged "
+                          "(set TF_ENABLE_ONEDNN_OPTS before importing TensorFlow)",
+                          stacklevel=2)
+    else:
+        os.environ["TF_ENABLE_ONEDNN_OPTS"] = wanted
+    import tensorflow as tf
+
+    try:
+        tf.config.threading.set_intra_op_parallelism_threads(intra)
+        tf.config.threading.set_inter_op_parallelism_threads(inter)
+    except RuntimeError as e:  # the runtime already started
+        if "auto" not in (intra_op_threads, inter_op_threads):
+            warnings.warn(f"TensorFlow threads unchanged: {e}", stacklevel=2)
+    return settings()
+
+
+def settings() -> dict:
+    """The thread and oneDNN settings this process runs with."""
+    import tensorflow as tf
+
+    return {"intra_op_threads": tf.config.threading.get_intra_op_parallelism_threads(),
+            "inter_op_threads": tf.config.threading.get_inter_op_parallelism_threads(),
+            "onednn": os.environ.get("TF_ENABLE_ONEDNN_OPTS", "1") != "0",
+            "cpu_count": os.cpu_count()}
