@@ -1,0 +1,111 @@
+#!/usr/bin/env python3
+"""Where a pretraining step's time goes: a TensorFlow profiler trace, summed by op.
+
+Runs `--steps` training steps of the paper's configuration on real batches
+(the step function alone; batches are built beforehand), traces them with
+`tf.profiler`, and prints the kernel time per step by op type and by model
+part, summed over the CPU's threads, next to the wall time per step.
+
+Usage:
+    python scripts/profile_pretrain_step.py --name LastFM [--data ../shared/data/s3rec]
+        [--intra-op-threads auto] [--inter-op-threads auto] [--onednn auto|on|off]
+"""
+
+import argparse
+import collections
+import glob
+import os
+import re
+import sys
+import tempfile
+import time
+
+ROOT = os.path.dirname(os.path.dirname(os.path.abspath(__file__)))
+sys.path.insert(0, ROOT)
+
+
+def main(argv=None) -> int:
+    parser = argparse.ArgumentParser(description=__doc__.split("\n")[0])
+    parser.add_argument("--data", default=os.path.join(ROOT, "..", "shared", "data", "s3rec"))
+    parser.add_argument("--name", default="LastFM")
+    parser.add_argument("--steps", type=int, default=20)
+    parser.add_argument("--intra-op-threads", default="auto")
+    parser.add_argument("--inter-op-threads", default="auto")
+    parser.add_argument("--onednn", choices=("auto", "on", "off"), default="auto")
+    parser.add_argument("--top", type=int, default=25)
+    args = parser.parse_args(argv)
+
+    import s3rec_tf  # noqa: F401
+    from s3rec_tf import runtime
+    settings = runtime.configure("pretrain", args.intra_op_threads, args.inter_op_threads,
+                                 {"on": True, "off": False}.get(args.onednn, "auto"))
+    import tensorflow as tf
+    from tensorflow.tsl.profiler.protobuf import xplane_pb2
+
+    from s3rec_tf.data import inputs
+    from s3rec_tf.data.reader import read_dataset
+    from s3rec_tf.layers import SequenceEncoder
+    from s3rec_tf.models import S3RecPretrainer
+    from s3rec_tf.training import adam
+
+    data = read_dataset(args.data, args.name)
+    arrays = inputs.pretrain_arrays(data)
+    batches = list(inputs.pretrain_dataset(arrays, 100, seed=0, epochs=1).take(10 + args.steps))
+    model = S3RecPretrainer(SequenceEncoder(data.num_items, data.num_attributes),
+                            data.attribute_table())
+    model.compile(optimizer=adam(1e-3))
+    step = tf.function(model.train_step, reduce_retracing=True)
+    for b in batches[:10]:
+        step(b)
+    with tempfile.TemporaryDirectory() as logdir:
+        t0 = time.perf_counter()
+        for b in batches[10:]:
+            step(b)
+        untraced = (time.perf_counter() - t0) / args.steps
+        tf.profiler.experimental.start(logdir)
+        t0 = time.perf_counter()
+        for b in batches[10:]:
+            step(b)
+        traced = (time.perf_counter() - t0) / args.steps
+        tf.profiler.experimental.stop()
+        space = xplane_pb2.XSpace()
+        with open(glob.glob(os.path.join(logdir, "**", "*.xplane.pb"), recursive=True)[0],
+                  "rb") as f:
+            space.ParseFromString(f.read())
+
+    by_type, by_part = collections.Counter(), collections.Counter()
+    plane = next(p for p in space.planes if p.name == "/host:CPU")
+    for line in plane.lines:
+        for event in line.events:
+            name = plane.event_metadata[event.metadata_id].name
+            if ":" not in name or "::" in name or " " in name:  # executor/Python events
+                continue
+            scope, op_type = name.rsplit(":", 1)
+            by_type[op_type] += event.duration_ps
+            part = "gradient" if scope.startswith("gradient_tape") else "forward"
+            if "dropout" in scope:
+                part += ", dropout"
+            elif "transformer_block" in scope or "item_position_embedding" in scope:
+                part += ", encoder"
+            elif scope.startswith(("adam", "Adam")):
+                part = "optimizer"
+            else:
+                part += ", heads and losses"
+            by_part[part] += event.duration_ps
+    total = sum(by_type.values())
+    ms = 1e-9 / args.steps
+    print(f"{data.name}: settings {settings}")
+    print(f"wall time per step: {untraced * 1e3:.1f} ms ({100 / untraced:.0f} samples/s); "
+          f"traced {traced * 1e3:.1f} ms")
+    print(f"kernel time per step, summed over threads: {total * ms:.1f} ms")
+    print("\n| part | ms/step | share |\n|---|---|---|")
+    for part, ps in by_part.most_common():
+        print(f"| {part} | {ps * ms:.1f} | {ps / total:.0%} |")
+    print("\n| op type | ms/step | share |\n|---|---|---|")
+    for op_type, ps in by_type.most_common(args.top):
+        print(f"| {re.sub(r'^_', '', op_type)} | {ps * ms:.2f} | {ps / total:.1%} |")
+    return 0
+
+
+if __name__ == "__main__":
+    sys.exit(main())
