@@ -69,11 +69,11 @@ def plot(runs: dict, output_dir: str) -> list:
     written = []
     for dataset, panels in sorted(runs.items()):
         protocols = [p for p in PANELS if p in panels]
+        labels = sorted({run[0] for runs_ in panels.values() for run in runs_})
+        colors = {label: f"C{i}" for i, label in enumerate(labels)}  # same colour per run
         fig, axes = plt.subplots(1, len(protocols), figsize=(6.5 * len(protocols), 4.4),
                                  squeeze=False)
         for ax, protocol in zip(axes[0], protocols):
-            labels = sorted({label for label, *_ in panels[protocol]})
-            colors = {label: f"C{i}" for i, label in enumerate(labels)}
             shown = set()
             for label, seed, epochs, values in sorted(panels[protocol]):
                 ax.plot(epochs, values, color=colors[label], linewidth=1.3, alpha=0.85,
