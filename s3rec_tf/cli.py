@@ -10,6 +10,7 @@ import argparse
 import dataclasses
 import json
 import os
+import shutil
 import sys
 import time
 
@@ -280,6 +281,10 @@ def run(args) -> int:
             artifacts.write_json_atomic(args.record, {
                 **summary, **provenance.record(),
                 "protocols": ["full", "sampled"], "wall_time_s": round(time.time() - start, 1)})
+            history = os.path.join(args.output, "history.jsonl")
+            if os.path.exists(history):  # per-epoch validation values, for the plots
+                stem = args.record[:-5] if args.record.endswith(".json") else args.record
+                shutil.copyfile(history, stem + ".history.jsonl")
             print(f"Recorded {args.record}")
         print(f"Best epoch {summary['best_epoch']}; metrics of the best model:")
         print_metrics(summary["metrics"])

@@ -39,8 +39,15 @@ def test_synth_pretrain_finetune_evaluate(tmp_path):
               "--max-length", "20"]
     assert cli.main(["pretrain", *common, "--output", str(tmp_path / "pre"), "--epochs", "1",
                      "--batch-size", "64"]) == 0
+    record = tmp_path / "results" / "Synthetic_run_ce_validsampled_seed42.json"
     assert cli.main(["finetune", *common, "--pretrained", str(tmp_path / "pre"),
-                     "--output", str(tmp_path / "ft"), "--epochs", "2", "--loss", "ce"]) == 0
+                     "--output", str(tmp_path / "ft"), "--epochs", "2", "--loss", "ce",
+                     "--record", str(record)]) == 0
+    rec = json.loads(record.read_text())
+    assert rec["seed"] == 42 and rec["best_epoch"] in (1, 2) and rec["wall_time_s"] > 0
+    assert rec["machine"]["cpu_count"] and "runtime" in rec["machine"] and "commit" in rec
+    history = (tmp_path / "results" / "Synthetic_run_ce_validsampled_seed42.history.jsonl")
+    assert [json.loads(line)["epoch"] for line in history.read_text().splitlines()] == [1, 2]
     out = tmp_path / "eval.json"
     assert cli.main(["evaluate", "--model", str(tmp_path / "ft"), "--data", str(data),
                      "--name", "Synthetic", "--protocol", "full", "--output", str(out)]) == 0
