@@ -1,6 +1,6 @@
 #!/usr/bin/env bash
 # Our own pretraining and the improvements beyond the paper, recorded in results/.
-# Usage: scripts/quality.sh sweep NAME|lastfm-sweep|beauty-ce|sports
+# Usage: scripts/quality.sh sweep NAME|lastfm-sweep|finetune-seeds NAME EP|beauty-ce|sports
 set -euo pipefail
 source "$(dirname "${BASH_SOURCE[0]}")/env.sh"
 cd "$ROOT"
@@ -30,6 +30,25 @@ case "${1:-}" in
     done ;;
   lastfm-sweep)
     "$0" sweep LastFM ;;
+  finetune-seeds)
+    # The fine-tuning seed spread on one pretraining run: fine-tune with SEEDS from
+    # runs/NAME-own-pre (pretraining seed 1) after it has done EP epochs, and with no
+    # pretraining. Usage: [SEEDS="2 3"] scripts/quality.sh finetune-seeds NAME EP
+    name="${2:?usage: $0 finetune-seeds NAME EP}"; ep="${3:?usage: $0 finetune-seeds NAME EP}"
+    done_epochs="$(python -c "import json,sys; print(json.load(open(sys.argv[1]))['epochs_done'])" \
+      "runs/$name-own-pre/manifest.json")"
+    if [ "$done_epochs" != "$ep" ]; then
+      echo "runs/$name-own-pre has $done_epochs pretraining epochs, not $ep" >&2; exit 2
+    fi
+    for seed in ${SEEDS:-2 3}; do
+      for tag in ep0 "ep$ep"; do
+        pre="runs/$name-own-pre"; [ "$tag" = ep0 ] && pre=none
+        [ -f "results/${name}_own-pretrain-${tag}_bce_validsampled_seed$seed.json" ] || \
+        s3rec-tf finetune --data "$DATA" --name "$name" --pretrained "$pre" --seed "$seed" \
+          --output "runs/$name-own-$tag-seed$seed" \
+          --record "results/${name}_own-pretrain-${tag}_bce_validsampled_seed$seed.json"
+      done
+    done ;;
   beauty-ce)
     s3rec-tf finetune --data "$DATA" --name Beauty --pretrained runs/Beauty-authors --loss ce \
       --valid-protocol full --seed 1 --output runs/Beauty-s3rec-authors-ce-validfull-seed1 \
@@ -43,5 +62,6 @@ case "${1:-}" in
         --output "runs/Sports-sasrec-$loss-validfull-seed1" \
         --record "results/Sports_and_Outdoors_sasrec_${loss}_validfull_seed1.json"
     done ;;
-  *) echo "usage: $0 sweep NAME|lastfm-sweep|beauty-ce|sports" >&2; exit 2 ;;
+  *) echo "usage: $0 sweep NAME|lastfm-sweep|finetune-seeds NAME EP|beauty-ce|sports" >&2
+     exit 2 ;;
 esac
