@@ -1,6 +1,7 @@
 #!/usr/bin/env bash
 # Our own pretraining and the improvements beyond the paper, recorded in results/.
-# Usage: scripts/quality.sh sweep NAME|lastfm-sweep|finetune-seeds NAME EP|beauty-ce|sports
+# Usage: scripts/quality.sh sweep NAME|lastfm-sweep|finetune-seeds NAME EP|beauty-ce|sports|
+#        sports-own
 set -euo pipefail
 source "$(dirname "${BASH_SOURCE[0]}")/env.sh"
 cd "$ROOT"
@@ -62,6 +63,16 @@ case "${1:-}" in
         --output "runs/Sports-sasrec-$loss-validfull-seed1" \
         --record "results/Sports_and_Outdoors_sasrec_${loss}_validfull_seed1.json"
     done ;;
-  *) echo "usage: $0 sweep NAME|lastfm-sweep|finetune-seeds NAME EP|beauty-ce|sports" >&2
+  sports-own)
+    # Our own pretraining on Sports (EPOCHS, default 20), then full-softmax fine-tuning,
+    # against the same fine-tuning without pretraining (the `sports` case)
+    ep="${EPOCHS:-20}"
+    s3rec-tf pretrain --data "$DATA" --name Sports_and_Outdoors \
+      --output runs/Sports_and_Outdoors-own-pre --epochs "$ep" --save-every 0 --seed 1
+    s3rec-tf finetune --data "$DATA" --name Sports_and_Outdoors \
+      --pretrained runs/Sports_and_Outdoors-own-pre --loss ce --valid-protocol full --seed 1 \
+      --output "runs/Sports-own-ep$ep-ce-validfull-seed1" \
+      --record "results/Sports_and_Outdoors_own-pretrain-ep${ep}_ce_validfull_seed1.json" ;;
+  *) echo "usage: $0 sweep NAME|lastfm-sweep|finetune-seeds NAME EP|beauty-ce|sports|sports-own" >&2
      exit 2 ;;
 esac
