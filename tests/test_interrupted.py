@@ -12,6 +12,7 @@ import numpy as np
 from s3rec_tf import artifacts
 
 ROOT = os.path.dirname(os.path.dirname(os.path.abspath(__file__)))
+EPOCHS = 8
 
 
 def _cmd(data_dir, out, epochs):
@@ -22,25 +23,26 @@ def _cmd(data_dir, out, epochs):
 
 def test_sigkill_mid_epoch_then_resume_matches_uninterrupted(synthetic_dir, tmp_path):
     env = dict(os.environ, PYTHONPATH=ROOT, TF_CPP_MIN_LOG_LEVEL="3")
-    straight = subprocess.run(_cmd(synthetic_dir, tmp_path / "straight", 3), env=env,
+    # enough epochs that the kill lands mid-run even when an epoch takes well under a second
+    straight = subprocess.run(_cmd(synthetic_dir, tmp_path / "straight", EPOCHS), env=env,
                               capture_output=True, text=True, timeout=600)
     assert straight.returncode == 0, straight.stderr[-2000:]
 
     out = tmp_path / "killed"
-    proc = subprocess.Popen(_cmd(synthetic_dir, out, 3), env=env, stdout=subprocess.PIPE,
+    proc = subprocess.Popen(_cmd(synthetic_dir, out, EPOCHS), env=env, stdout=subprocess.PIPE,
                             stderr=subprocess.STDOUT, text=True)
     resume_dir = out / "_resume"
     deadline = time.time() + 300
     # wait until the first epoch's checkpoint exists, then kill during epoch 2
     while time.time() < deadline and not (resume_dir / "checkpoint").exists():
         time.sleep(0.2)
-    time.sleep(1.0)
+    time.sleep(0.3)
     proc.send_signal(signal.SIGKILL)
     proc.wait()
     assert proc.returncode == -signal.SIGKILL
     assert not (out / artifacts.MANIFEST).exists(), "a killed run must not look finished"
 
-    resumed = subprocess.run(_cmd(synthetic_dir, out, 3), env=env, capture_output=True,
+    resumed = subprocess.run(_cmd(synthetic_dir, out, EPOCHS), env=env, capture_output=True,
                              text=True, timeout=600)
     assert resumed.returncode == 0, resumed.stderr[-2000:]
     assert "Resuming pretraining from epoch" in resumed.stdout
