@@ -57,7 +57,8 @@ def test_finetuning_killed_mid_run_resumes_with_the_same_result(synthetic_dir, t
 
     def cmd(out):
         return [sys.executable, "-m", "s3rec_tf", "finetune", "--data", synthetic_dir,
-                "--name", "Tiny", "--pretrained", "none", "--output", str(out), "--epochs", "4",
+                "--name", "Tiny", "--pretrained", "none", "--output", str(out),
+                "--epochs", str(EPOCHS),
                 "--batch-size", "16", "--hidden-size", "16", "--max-length", "20",
                 "--seed", "3", "--patience", "10"]
 
