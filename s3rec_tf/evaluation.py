@@ -17,8 +17,10 @@ class RankingEvaluator:
     Full ranking scores every item, excludes the items of the user's input
     history and the non-items (padding, mask id), and ranks the answer by the
     number of remaining items that score strictly higher. The sampled
-    protocol ranks the answer among itself and its 99 negatives (ties go to
-    the answer, as the original's stable argsort does).
+    protocol ranks the answer among itself and its 99 negatives. In both, an
+    item that ties with the answer counts for the answer (the original's
+    order among ties is arbitrary: `np.argpartition`, and numpy's default
+    `argsort`, which is not stable).
 
     Args:
         model: `NextItemModel`.

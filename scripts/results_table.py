@@ -37,6 +37,21 @@ PAPER = {  # REFERENCE.md
 KEYS = {"sampled": ("HR@10", "NDCG@10", "MRR"), "full": ("HR@10", "NDCG@10", "HR@20", "NDCG@20")}
 
 
+def negatives_label(recs) -> str:
+    """Which 99 negatives the sampled metrics of these runs were measured on."""
+    labels = set()
+    for rec, _ in recs:
+        source = str(rec.get("negatives", ""))
+        if source.endswith("_sample.txt"):
+            labels.add("authors' file")
+        elif source.startswith("generated"):
+            seed = source[len("generated"):].strip("()").replace("seed=", "")
+            labels.add(f"ours, seed {seed} (no authors' file)")
+        else:
+            labels.add(source or "not recorded")
+    return "; ".join(sorted(labels))
+
+
 def load():
     rows = {}
     for path in sorted(glob.glob(os.path.join(ROOT, "results", "*.json"))):
@@ -64,9 +79,11 @@ def table() -> str:
         keys = KEYS[protocol]
         out.append(f"\n**{'99 sampled negatives' if protocol == 'sampled' else 'Full ranking'} "
                    f"(test)**\n")
+        negatives = protocol == "sampled"
         out.append("| dataset | model | pretraining | loss | early stop | seeds | "
+                   + ("negatives | " if negatives else "")
                    + " | ".join(keys) + " | paper | command |")
-        out.append("|" + "---|" * (len(keys) + 7))
+        out.append("|" + "---|" * (len(keys) + 7 + negatives))
         for (dataset, tag, loss, valid), recs in sorted(load().items()):
             values = {k: [r["metrics"][f"test/{protocol}"][k] for r, _ in recs] for k in keys}
 
@@ -94,6 +111,7 @@ def table() -> str:
                 label = "S3-Rec" if own_epochs else "SASRec"
             out.append(f"| {dataset} | {label} "
                        f"| {pre} | {loss} | {valid.replace('valid', '')} | {seeds} | "
+                       + (f"{negatives_label(recs)} | " if negatives else "")
                        + " | ".join(cell(values[k]) for k in keys)
                        + f" | {paper_cell} | `{cmd}` |")
     return "\n".join(out) + "\n"

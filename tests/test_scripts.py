@@ -42,3 +42,15 @@ def test_results_table_has_paper_numbers_next_to_ours():
     table = _script("results_table").table()
     assert "| LastFM | S3-Rec | authors' 150-epoch checkpoint | bce |" in table
     assert ".6083 / .3577" in table.replace("0.", ".")
+
+
+def test_results_table_names_the_negatives_of_each_sampled_row():
+    tables = _script("results_table")
+    assert tables.negatives_label([({"negatives": "../shared/data/s3rec/LastFM_sample.txt"}, "r")]) \
+        == "authors' file"
+    assert tables.negatives_label([({"negatives": "generated(seed=0)"}, "r")]) == \
+        "ours, seed 0 (no authors' file)"
+    sampled = tables.table().split("**Full ranking")[0]
+    assert "| negatives |" in sampled
+    lastfm = [line for line in sampled.splitlines() if line.startswith("| LastFM ")]
+    assert lastfm and all("authors' file" in line for line in lastfm)
