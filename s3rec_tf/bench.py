@@ -4,8 +4,14 @@
 memory is its own), repeats it, and reports medians. Compilation/warm-up time
 is measured separately from steady-state throughput. Results go to one JSON
 with the configuration, library versions, CPU model, thread count and commit,
-and a table with the ratio to the original code's figures (REFERENCE.md) is
-printed.
+and a table is printed.
+
+With `--original DIR` (DIR: `../shared/tools/original-speed`, the authors'
+PyTorch code and its timing script) the original is timed in the same run,
+interleaved with our cases round by round, in its own virtualenv (made by
+DIR/setup.sh; torch is never imported here), and the table shows both figures
+and their ratio. Without it, the ratio is to the original's reference figures
+(REFERENCE.md), measured elsewhere: orientation only.
 """
 
 from __future__ import annotations
@@ -13,6 +19,7 @@ from __future__ import annotations
 import argparse
 import json
 import os
+import re
 import resource
 import statistics
 import subprocess
@@ -27,6 +34,67 @@ ORIGINAL = {
 }
 #: Goals (multiples of the original) from the speed issue.
 GOALS = {"pretrain": 10.0, "finetune_bce": 3.0, "evaluate_full": 5.0}
+
+#: Our case -> (dataset, the original timing script's output line) for side-by-side runs.
+ORIGINAL_CASES = {
+    "pretrain/Beauty": ("Beauty", "pretrain"), "pretrain/LastFM": ("LastFM", "pretrain"),
+    "finetune_bce/Beauty": ("Beauty", "finetune"), "evaluate_full/Beauty": ("Beauty", "eval"),
+}
+_ORIGINAL_LINES = {
+    "pretrain": re.compile(r"^pretrain (\S+): ([0-9.]+) samples/s", re.M),
+    "finetune": re.compile(r"^finetune (\S+): ([0-9.]+) seqs/s", re.M),
+    "eval": re.compile(r"^full-rank eval (\S+): ([0-9.]+) users/s", re.M),
+}
+#: Timed steps of the original per run (after its 3 warm-up steps).
+ORIGINAL_STEPS = 40
+
+
+def original_python(original_dir: str) -> str:
+    """The python of the original code's virtualenv (created by its `setup.sh` once)."""
+    setup = os.path.join(original_dir, "setup.sh")
+    if not os.path.isfile(setup) or not os.path.isfile(
+            os.path.join(original_dir, "time_original.py")):
+        raise SystemExit(f"s3rec-tf bench: error: {original_dir} does not hold the original "
+                         "code's setup.sh and time_original.py")
+    proc = subprocess.run(["bash", setup], capture_output=True, text=True)
+    python = proc.stdout.strip().splitlines()[-1] if proc.stdout.strip() else ""
+    if proc.returncode != 0 or not os.path.exists(python):
+        raise SystemExit(f"s3rec-tf bench: error: {setup} failed (exit {proc.returncode}): "
+                         f"{proc.stderr.strip()[-500:]}")
+    return python
+
+
+def parse_original_output(text: str) -> dict:
+    """`{(dataset, kind): throughput}` from the original timing script's output."""
+    found = {}
+    for kind, pattern in _ORIGINAL_LINES.items():
+        for name, value in pattern.findall(text):
+            found[(name, kind)] = float(value)
+    return found
+
+
+def run_original(python: str, original_dir: str, data_dir: str, name: str,
+                 pretrain_only: bool, steps: int = ORIGINAL_STEPS) -> dict:
+    """Times the original code once on `name`: `{(dataset, kind): throughput}`."""
+    cmd = [python, os.path.join(original_dir, "time_original.py"), data_dir, name, str(steps)]
+    if pretrain_only:
+        cmd.append("pretrain-only")
+    proc = subprocess.run(cmd, capture_output=True, text=True)
+    found = parse_original_output(proc.stdout)
+    if proc.returncode != 0 or not found:
+        raise RuntimeError(f"the original code failed on {name} (exit {proc.returncode}):\n"
+                           f"{proc.stderr[-3000:]}")
+    return found
+
+
+def original_plan(specs) -> dict:
+    """`{dataset: pretrain_only}`: the original runs one round needs for `specs`."""
+    need = {}
+    for spec in specs:
+        if spec["key"] in ORIGINAL_CASES:
+            name, kind = ORIGINAL_CASES[spec["key"]]
+            need[name] = need.get(name, True) and kind == "pretrain"
+    return need
 
 
 def _peak_rss_mb() -> float:
@@ -235,6 +303,10 @@ def main(argv=None) -> int:
                         help="threads per op; auto: per case, as the CLI (s3rec_tf.runtime)")
     parser.add_argument("--inter-op-threads", default="auto")
     parser.add_argument("--onednn", choices=("auto", "on", "off"), default="auto")
+    parser.add_argument("--original", metavar="DIR",
+                        help="also time the original PyTorch code in DIR (its setup.sh and "
+                             "time_original.py, e.g. ../shared/tools/original-speed), "
+                             "interleaved with our cases, and report side-by-side ratios")
     parser.add_argument("--child", help=argparse.SUPPRESS)
     args = parser.parse_args(argv)
     if args.child:
@@ -250,49 +322,76 @@ def main(argv=None) -> int:
                 "onednn": {"on": True, "off": False}.get(args.onednn, "auto")}
     for spec in specs:
         spec["runtime"] = {"workload": workload_of(spec), **settings}
+    python = original_python(args.original) if args.original else None
+    need = original_plan(specs) if python else {}
+    runs = {spec["key"]: [] for spec in specs}
+    original_runs = {key: [] for key in ORIGINAL_CASES}
+    # Round by round, so that the original and each case see the same machine state.
+    for r in range(repeats):
+        for name, pretrain_only in need.items():
+            print(f"[original/{name}] run {r + 1}/{repeats} ...", flush=True)
+            found = run_original(python, args.original, args.data, name, pretrain_only)
+            for key, (dataset, kind) in ORIGINAL_CASES.items():
+                if (dataset, kind) in found:
+                    original_runs[key].append(found[(dataset, kind)])
+        for spec in specs:
+            # latency percentiles already pool >= 1000 requests: one run per serving case
+            if spec["case"] == "serving" and r > 0:
+                continue
+            print(f"[{spec['key']}] run {r + 1}/{repeats} ...", flush=True)
+            runs[spec["key"]].append(run_case(spec))
     results = {}
     for spec in specs:
-        runs = []
-        # latency percentiles already pool >= 1000 requests: one run per serving case
-        case_repeats = 1 if spec["case"] == "serving" else repeats
-        for r in range(case_repeats):
-            print(f"[{spec['key']}] run {r + 1}/{case_repeats} ...", flush=True)
-            runs.append(run_case(spec))
+        key = spec["key"]
         metric = "p99_ms" if spec["case"] == "serving" else "throughput"
-        median = statistics.median(x[metric] for x in runs)
-        results[spec["key"]] = {"median": median, "metric": metric, "runs": runs,
-                                "unit": runs[0]["unit"], "config": spec,
-                                "peak_rss_mb": max(x["peak_rss_mb"] for x in runs)}
+        median = statistics.median(x[metric] for x in runs[key])
+        results[key] = {"median": median, "metric": metric, "runs": runs[key],
+                        "unit": runs[key][0]["unit"], "config": spec,
+                        "peak_rss_mb": max(x["peak_rss_mb"] for x in runs[key])}
+        if original_runs.get(key):
+            theirs = original_runs[key]
+            results[key]["original"] = {
+                "runs": theirs, "median": statistics.median(theirs),
+                "round_ratios": [o[metric] / t for o, t in zip(runs[key], theirs)],
+                "steps": ORIGINAL_STEPS}
     report = {"results": results, "quick": args.quick, "repeats": repeats,
+              "original": ({"dir": os.path.abspath(args.original), "threads": 2,
+                            "note": "timed side by side, interleaved round by round"}
+                           if args.original else None),
               "model_config": {"hidden": 64, "layers": 2, "heads": 2, "max_length": 50,
                                "pretrain_batch": 100, "finetune_batch": 256},
               "runtime": settings,
               **provenance.record()}
     out = args.output or os.path.join("results", f"bench-{time.strftime('%Y%m%d-%H%M%S')}.json")
     os.makedirs(os.path.dirname(os.path.abspath(out)), exist_ok=True)
-    with open(out, "w") as f:
-        json.dump(report, f, indent=2)
+    from s3rec_tf import artifacts
+    artifacts.write_json_atomic(out, report)
     print(format_table(report))
     print(f"Wrote {out}")
     return 0
 
 
 def format_table(report: dict) -> str:
+    """Markdown table; the original's figure is side by side when it was timed in the run."""
     lines = ["| case | median | unit | original | ratio | goal | peak RSS MB |",
              "|---|---|---|---|---|---|---|"]
     for key, r in report["results"].items():
-        base = ORIGINAL.get(key)
+        side = r.get("original")
+        base = side["median"] if side else ORIGINAL.get(key)
         ratio = f"{r['median'] / base:.1f}x" if base else ""
+        if side:
+            base_cell = f"{base:.0f} (same run)"
+        else:
+            base_cell = f"{base} (REFERENCE.md)" if base else ""
         goal = GOALS.get(key.split("/")[0])
         if key.startswith("serving"):
             p50 = statistics.median(x["p50_ms"] for x in r["runs"])
             value = f"p50 {p50:.2f} / p99 {r['median']:.2f}"
         else:
             value = f"{r['median']:.0f}"
-        lines.append(f"| {key} | {value} | {r['unit']} | {base or ''} | {ratio} | "
+        lines.append(f"| {key} | {value} | {r['unit']} | {base_cell} | {ratio} | "
                      f"{f'>= {goal:g}x' if goal else ''} | {r['peak_rss_mb']:.0f} |")
     return "\n".join(lines)
-
 
 if __name__ == "__main__":
     import s3rec_tf  # noqa: F401
