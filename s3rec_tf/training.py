@@ -24,6 +24,7 @@ import numpy as np
 import tensorflow as tf
 
 from s3rec_tf import artifacts
+from s3rec_tf.config import EncoderConfig, FinetuneConfig, PretrainConfig
 from s3rec_tf.data import inputs as inputs_lib
 from s3rec_tf.data.reader import SequenceData
 from s3rec_tf.errors import ArtifactError
@@ -32,57 +33,6 @@ from s3rec_tf.layers import SequenceEncoder
 from s3rec_tf.models import NextItemModel, S3RecPretrainer
 
 RESUME_DIR = "_resume"
-
-
-@dataclasses.dataclass
-class EncoderConfig:
-    """Encoder hyperparameters (the paper's defaults)."""
-
-    hidden_size: int = 64
-    num_layers: int = 2
-    num_heads: int = 2
-    dropout: float = 0.5
-    attention_dropout: float = 0.5
-    initializer_range: float = 0.02
-    max_length: int = 50
-
-
-@dataclasses.dataclass
-class PretrainConfig:
-    """Pretraining hyperparameters (the paper's defaults)."""
-
-    epochs: int = 150
-    batch_size: int = 100
-    learning_rate: float = 1e-3
-    mask_p: float = 0.2
-    aap_weight: float = 0.2
-    mip_weight: float = 1.0
-    map_weight: float = 1.0
-    sp_weight: float = 0.5
-    save_every: int = 10
-    seed: int = 42
-    trim_padding: bool = True
-    jit_compile: bool = False
-
-
-@dataclasses.dataclass
-class FinetuneConfig:
-    """Fine-tuning hyperparameters (the paper's defaults)."""
-
-    epochs: int = 200
-    batch_size: int = 256
-    learning_rate: float = 1e-3
-    loss: str = "bce"
-    patience: int = 10
-    valid_protocol: str = "sampled"
-    seed: int = 42
-    trim_padding: bool = True
-    jit_compile: bool = False
-
-    @property
-    def valid_metric(self) -> str:
-        """MRR for the sampled protocol, NDCG@20 for full ranking (as the original)."""
-        return "MRR" if self.valid_protocol == "sampled" else "NDCG@20"
 
 
 def adam(learning_rate: float):
@@ -168,9 +118,7 @@ def run_pretraining(data: SequenceData, output_dir: str,
     config = config or PretrainConfig()
     keras.utils.set_random_seed(config.seed)
     encoder = build_encoder(data, encoder_config)
-    model = S3RecPretrainer(encoder, data.attribute_table(), loss_weights={
-        "aap": config.aap_weight, "mip": config.mip_weight, "map": config.map_weight,
-        "sp": config.sp_weight})
+    model = S3RecPretrainer(encoder, data.attribute_table(), loss_weights=config.loss_weights)
     model.compile(optimizer=adam(config.learning_rate), jit_compile=config.jit_compile)
     vocabulary = artifacts.vocabulary_of(data)
     hyper = {**dataclasses.asdict(encoder_config), **dataclasses.asdict(config)}
@@ -308,9 +256,6 @@ def run_finetuning(data: SequenceData, output_dir: str, pretrained: str | None,
     """
     encoder_config = encoder_config or EncoderConfig()
     config = config or FinetuneConfig()
-    if config.valid_protocol not in ("full", "sampled"):
-        raise ValueError(f"`valid_protocol` must be 'full' or 'sampled'. "
-                         f"Received: {config.valid_protocol!r}")
     keras.utils.set_random_seed(config.seed)
     if pretrained:
         encoder = load_pretrained_encoder(pretrained, data, encoder_config)
