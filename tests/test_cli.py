@@ -30,7 +30,7 @@ def test_bad_input_is_one_line_and_exit_code_2(tmp_path):
     assert not (tmp_path / "out" / "manifest.json").exists()
 
 
-def test_synth_pretrain_finetune_evaluate(tmp_path):
+def test_synth_pretrain_finetune_evaluate_export_recommend(tmp_path, capsys):
     data = tmp_path / "data"
     assert cli.main(["synth", "--output", str(data), "--users", "80", "--items", "150",
                      "--seed", "2"]) == 0
@@ -38,7 +38,14 @@ def test_synth_pretrain_finetune_evaluate(tmp_path):
     common = ["--data", str(data), "--name", "Synthetic", "--hidden-size", "16",
               "--max-length", "20"]
     assert cli.main(["pretrain", *common, "--output", str(tmp_path / "pre"), "--epochs", "1",
-                     "--batch-size", "64"]) == 0
+                     "--batch-size", "64", "--tensorboard", str(tmp_path / "tb")]) == 0
+    assert list((tmp_path / "tb").glob("events.out.tfevents.*"))
+    # the resolved configuration is saved, and reads back as a --config file
+    saved = tmp_path / "pre" / "config.json"
+    assert json.loads(saved.read_text())["hidden_size"] == 16
+    again = _parse(["pretrain", "--data", "d", "--name", "n", "--output", "o", "--config",
+                    str(saved)])
+    assert again.configs[0].hidden_size == 16 and again.configs[1].epochs == 1
     record = tmp_path / "results" / "Synthetic_run_ce_validsampled_seed42.json"
     assert cli.main(["finetune", *common, "--pretrained", str(tmp_path / "pre"),
                      "--output", str(tmp_path / "ft"), "--epochs", "2", "--loss", "ce",
@@ -54,6 +61,29 @@ def test_synth_pretrain_finetune_evaluate(tmp_path):
     metrics = json.loads(out.read_text())["metrics"]
     assert set(metrics) == {"valid/full", "test/full"}
     assert 0.0 <= metrics["test/full"]["HR@20"] <= 1.0
+
+    assert cli.main(["export", "--model", str(tmp_path / "ft"), "--output",
+                     str(tmp_path / "serving"), "--version", "1"]) == 0
+    user_line = (data / "Synthetic.txt").read_text().splitlines()[3].split()
+    user, history = user_line[0], user_line[1:]
+    capsys.readouterr()
+    assert cli.main(["recommend", "--model", str(tmp_path / "serving"), "--data", str(data),
+                     "--name", "Synthetic", "--user", user, "-k", "5", "--json"]) == 0
+    answer = json.loads(capsys.readouterr().out)
+    assert answer["user"] == user and answer["history_length"] == len(history)
+    assert len(answer["items"]) == len(answer["scores"]) == 5
+    assert answer["scores"] == sorted(answer["scores"], reverse=True)
+    assert not set(answer["items"]) & set(history)         # history excluded
+    assert answer["num_known"] == len(history) and answer["num_unknown"] == 0
+    # the same as giving the user's items
+    assert cli.main(["recommend", "--model", str(tmp_path / "serving"), "--items", *history,
+                     "-k", "5"]) == 0
+    lines = capsys.readouterr().out.splitlines()
+    assert [line.split()[0] for line in lines] == answer["items"]
+    assert cli.main(["recommend", "--model", str(tmp_path / "serving"), "--data", str(data),
+                     "--name", "Synthetic", "--user", "999999"]) == 2
+    err = capsys.readouterr().err.strip().splitlines()
+    assert len(err) == 1 and "no user '999999'" in err[0] and "Synthetic.txt" in err[0]
 
 
 def test_finetune_with_missing_pretrained_fails_clearly(tmp_path, synthetic_dir, capsys):
