@@ -31,7 +31,7 @@ from s3rec_tf.errors import ConfigError
 
 __all__ = ["ConfigError", "EncoderConfig", "PretrainConfig", "FinetuneConfig", "PRESETS",
            "Param", "params", "check_value", "validate", "from_mapping", "to_dict",
-           "preset_values", "read_config_file", "normalize_key"]
+           "preset_values", "read_config_file", "normalize_key", "configs_from_mapping"]
 
 #: Seeds feed NumPy and TensorFlow generators: unsigned 32-bit.
 MAX_SEED = 2**32 - 1
@@ -316,6 +316,36 @@ def from_mapping(cls, mapping: dict, source: str):
     except ConfigError as e:
         raise ConfigError(e.field, e.value, e.reason, source=source,
                           related=e.related) from None
+
+
+def configs_from_mapping(classes, mapping: dict, source: str) -> tuple:
+    """Splits one flat mapping of hyperparameters into one config per class.
+
+    What the TFX components and Trainer modules call with their
+    `hyperparameters` parameter: `{"epochs": 50, "hidden_size": 32}` ->
+    `(EncoderConfig(hidden_size=32), PretrainConfig(epochs=50))`.
+
+    Args:
+        classes: config classes, e.g. `(EncoderConfig, PretrainConfig)`.
+        mapping: dict of field names (`-` or `_`, aliases) to values.
+        source: str. Named in errors (e.g. `"Pretrain.hyperparameters"`).
+
+    Raises:
+        ConfigError: a key no class has (all of them named), a wrong type
+            or a value out of range.
+    """
+    if not isinstance(mapping, dict):
+        raise ConfigError(None, mapping, "must be a mapping of hyperparameters", source=source)
+    owner = {}
+    for key in mapping:
+        owner[key] = next((cls for cls in classes if normalize_key(key, cls) in
+                           {f.name for f in dataclasses.fields(cls)}), None)
+    unknown = [k for k, cls in owner.items() if cls is None]
+    if unknown:
+        known = {f.name for cls in classes for f in dataclasses.fields(cls)}
+        raise unknown_keys_error(unknown, mapping, known, source)
+    return tuple(from_mapping(cls, {k: v for k, v in mapping.items() if owner[k] is cls},
+                              source) for cls in classes)
 
 
 def unknown_keys_error(unknown: list, mapping: dict, known, source: str) -> ConfigError:

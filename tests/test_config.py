@@ -140,3 +140,25 @@ def test_read_config_file(tmp_path):
         config.read_config_file(str(nested))
     with pytest.raises(ConfigError, match="not found"):
         config.read_config_file(str(tmp_path / "missing.toml"))
+
+
+def test_configs_from_mapping_splits_and_refuses_unknown_keys():
+    enc, pre = config.configs_from_mapping((EncoderConfig, PretrainConfig),
+                                           {"hidden_size": 32, "epochs": 50, "lr": 0.01},
+                                           "Pretrain.hyperparameters")
+    assert (enc.hidden_size, pre.epochs, pre.learning_rate) == (32, 50, 0.01)
+    # `{"epoch": 50}` must not silently train for the default 150 epochs
+    with pytest.raises(ConfigError, match=r"^Pretrain.hyperparameters: `epoch` is not a known"):
+        config.configs_from_mapping((EncoderConfig, PretrainConfig), {"epoch": 50},
+                                    "Pretrain.hyperparameters")
+    with pytest.raises(ConfigError, match="`loss` is not a known key"):
+        config.configs_from_mapping((EncoderConfig, PretrainConfig), {"loss": "ce"}, "x")
+
+
+def test_components_refuse_unknown_hyperparameters():
+    pytest.importorskip("tfx")
+    from components.s3rec_components import _configs
+    enc, ft = _configs('{"epochs": 3, "max_length": 20}', FinetuneConfig, "Finetune")
+    assert (enc.max_length, ft.epochs) == (20, 3)
+    with pytest.raises(ConfigError, match="Finetune.hyperparameters: `epoch` is not a known"):
+        _configs('{"epoch": 50}', FinetuneConfig, "Finetune")
