@@ -1,7 +1,11 @@
 """The `s3rec-tf` command line.
 
-Every hyperparameter of the paper is a flag with the paper's default. Bad
-input prints one line naming the file, line and reason, and exits with 2.
+Every hyperparameter of the paper is a flag generated from the config
+dataclasses (`s3rec_tf.config`), with the paper's default, help and range.
+Training commands also take `--config FILE` and `--preset`
+(preset < file < flags). Every numeric option is range-checked when parsed.
+Bad input prints one line naming the option, or the file, line and reason,
+and exits with 2.
 """
 
 from __future__ import annotations

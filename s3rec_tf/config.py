@@ -155,7 +155,8 @@ class PretrainConfig(_Validated):
     map_weight: float = _param(1.0, "weight of the masked attribute prediction loss",
                                minimum=0.0)
     sp_weight: float = _param(0.5, "weight of the segment prediction loss", minimum=0.0)
-    save_every: int = _count(10, "write a model snapshot epochs-N/ every N epochs")
+    save_every: int = _param(10, "write a model snapshot epochs-N/ every N epochs (0: none)",
+                             minimum=0)
     seed: int = _seed(42, "seed of initialisation, dropout, masks, segments and negatives")
     trim_padding: bool = _param(True, "cut each batch's columns of pure padding (same "
                                       "results, faster); --no-trim-padding pads to "

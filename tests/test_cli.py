@@ -122,7 +122,7 @@ ARGUMENT_CASES = [
     (PRE + ["--aap-weight", "-1"], "--aap-weight: must be >= 0"),
     (PRE + ["--aap-weight", "0", "--mip-weight", "0", "--map-weight", "0", "--sp-weight", "0"],
      "--aap-weight/--mip-weight/--map-weight/--sp-weight: and the other loss weights"),
-    (PRE + ["--save-every", "0"], "--save-every: must be >= 1"),
+    (PRE + ["--save-every", "-1"], "--save-every: must be >= 0"),
     (PRE + ["--seed", "-1"], "--seed: must be in [0, 4294967295]"),
     (PRE + ["--seed", "x"], "--seed: invalid int value"),
     (PRE + ["--hidden-size", "0"], "--hidden-size: must be >= 1"),

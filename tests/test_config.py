@@ -20,7 +20,7 @@ FIELD_CASES = [
     (PretrainConfig, "mask_p", 1.0, "in [0, 1)"),
     (PretrainConfig, "mask_p", -0.1, "in [0, 1)"),
     (PretrainConfig, "aap_weight", -1.0, ">= 0"),
-    (PretrainConfig, "save_every", 0, ">= 1"),
+    (PretrainConfig, "save_every", -1, ">= 0"),
     (PretrainConfig, "seed", -1, "in [0, 4294967295]"),
     (PretrainConfig, "batch_size", 2.5, "type int"),
     (PretrainConfig, "batch_size", True, "type int"),
