@@ -169,6 +169,8 @@ class CommandParser(argparse.ArgumentParser):
                 action.required = False
                 action.help = (action.help + " " if action.help else "") + \
                     "(required, here or in --config)"
+            elif isinstance(action, argparse.BooleanOptionalAction) and action.help:
+                action.help += f" (default: {'on' if action.default else 'off'})"
             elif (action.default is not None and action.help
                   and action.help is not argparse.SUPPRESS
                   and not isinstance(action, argparse.BooleanOptionalAction)):
