@@ -70,13 +70,15 @@ def PrepareData(
                              f"in {time.time() - start:.1f}s")
 
 
-def _configs(hyperparameters: str):
-    from s3rec_tf import training
-    params = json.loads(hyperparameters or "{}")
-    enc_fields = {f for f in training.EncoderConfig.__dataclass_fields__}
-    enc = training.EncoderConfig(**{k: v for k, v in params.items() if k in enc_fields})
-    rest = {k: v for k, v in params.items() if k not in enc_fields}
-    return enc, rest
+def _configs(hyperparameters: str, run_config, component: str):
+    """Parses the `hyperparameters` JSON; an unknown or misspelt key is an error naming it."""
+    from s3rec_tf import config
+    source = f"{component}.hyperparameters"
+    try:
+        params = json.loads(hyperparameters or "{}")
+    except json.JSONDecodeError as e:
+        raise config.ConfigError(None, hyperparameters, f"not JSON ({e})", source=source)
+    return config.configs_from_mapping((config.EncoderConfig, run_config), params, source)
 
 
 @component
@@ -92,9 +94,7 @@ def Pretrain(
     """
     from s3rec_tf import training
     from s3rec_tf.data.preprocess import read_prepared
-    enc, rest = _configs(hyperparameters)
-    fields = training.PretrainConfig.__dataclass_fields__
-    config = training.PretrainConfig(**{k: v for k, v in rest.items() if k in fields})
+    enc, config = _configs(hyperparameters, training.PretrainConfig, "Pretrain")
     data = read_prepared(examples.uri)
     _progress("Pretrain", f"{config.epochs} epochs on {data.name}")
     summary = training.run_pretraining(data, os.path.join(model.uri, MODEL_SUBDIR), enc, config,
@@ -118,9 +118,7 @@ def Finetune(
     """
     from s3rec_tf import serving, training
     from s3rec_tf.data.preprocess import read_prepared
-    enc, rest = _configs(hyperparameters)
-    fields = training.FinetuneConfig.__dataclass_fields__
-    config = training.FinetuneConfig(**{k: v for k, v in rest.items() if k in fields})
+    enc, config = _configs(hyperparameters, training.FinetuneConfig, "Finetune")
     data = read_prepared(examples.uri)
     pretrained = os.path.join(base_model.uri, MODEL_SUBDIR) if base_model else None
     _progress("Finetune", f"up to {config.epochs} epochs, loss {config.loss}, from "

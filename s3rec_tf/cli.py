@@ -1,64 +1,320 @@
 """The `s3rec-tf` command line.
 
-Every hyperparameter of the paper is a flag with the paper's default. Bad
-input prints one line naming the file, line and reason, and exits with 2.
+Every hyperparameter of the paper is a flag generated from the config
+dataclasses (`s3rec_tf.config`), with the paper's default, help and range.
+Training commands also take `--config FILE` and `--preset`
+(preset < file < flags). Every numeric option is range-checked when parsed.
+Bad input prints one line naming the option, or the file, line and reason,
+and exits with 2.
 """
 
 from __future__ import annotations
 
 import argparse
 import dataclasses
+import functools
 import json
+import math
 import os
 import shutil
 import sys
 import time
+import typing
+
+from s3rec_tf import config
 
 
-def _add_encoder_flags(p):
-    g = p.add_argument_group("encoder (paper defaults)")
-    g.add_argument("--hidden-size", type=int, default=64)
-    g.add_argument("--num-layers", type=int, default=2)
-    g.add_argument("--num-heads", type=int, default=2)
-    g.add_argument("--dropout", type=float, default=0.5, help="hidden dropout")
-    g.add_argument("--attention-dropout", type=float, default=0.5)
-    g.add_argument("--initializer-range", type=float, default=0.02)
-    g.add_argument("--max-length", type=int, default=50)
+# ---------------------------------------------------------------- argument types
+
+def _number(kind, minimum=None, maximum=None, what=None):
+    """An argparse `type` that parses `kind` and checks its range when parsed."""
+    def parse(text):
+        try:
+            value = kind(text)
+        except (TypeError, ValueError):
+            raise argparse.ArgumentTypeError(
+                f"invalid {kind.__name__} value: {text!r}") from None
+        if kind is float and not math.isfinite(value):
+            raise argparse.ArgumentTypeError(f"must be a finite number. Received: {text}")
+        if (minimum is not None and value < minimum) or (maximum is not None and value > maximum):
+            allowed = (f"in [{minimum}, {maximum}]" if minimum is not None and maximum is not None
+                       else f">= {minimum}" if minimum is not None else f"<= {maximum}")
+            raise argparse.ArgumentTypeError(f"must be {allowed}. Received: {text}")
+        return value
+    parse.__name__ = what or kind.__name__
+    parse.kind = kind
+    return parse
 
 
-def _add_data_flags(p, output_for_negatives=True):
+def _threads(text):
+    """`auto` or a thread count >= 0."""
+    if text == "auto":
+        return text
+    return _number(int, 0, what="thread count")(text)
+
+
+_threads.kind = (str, int)
+_SEED = _number(int, 0, config.MAX_SEED, "seed")
+
+
+def _field_type(cls, field, param):
+    """An argparse `type` for a config field: its Python type and its range."""
+    kind = typing.get_type_hints(cls)[field.name]
+
+    def parse(text):
+        try:
+            value = kind(text)
+        except (TypeError, ValueError):
+            raise argparse.ArgumentTypeError(
+                f"invalid {kind.__name__} value: {text!r}") from None
+        try:
+            return config.check_value(cls, field.name, value)
+        except config.ConfigError as e:
+            raise argparse.ArgumentTypeError(f"{e.reason}. Received: {text}") from None
+    parse.__name__ = kind.__name__
+    parse.kind = kind
+    return parse
+
+
+def flag_of(name: str) -> str:
+    """The command-line flag of a config field: `batch_size` -> `--batch-size`."""
+    return "--" + name.replace("_", "-")
+
+
+def _add_config_flags(p, cls, title):
+    """One flag per field of `cls`: name, type, default, help and range from the field."""
+    g = p.add_argument_group(title)
+    for field, param in config.params(cls):
+        kind = typing.get_type_hints(cls)[field.name]
+        names = [flag_of(field.name), *param.aliases]
+        if kind is bool:
+            g.add_argument(*names, action=argparse.BooleanOptionalAction, default=field.default,
+                           help=param.help)
+        elif param.choices is not None:
+            g.add_argument(*names, choices=param.choices, default=field.default,
+                           help=param.help)
+        else:
+            g.add_argument(*names, type=_field_type(cls, field, param), default=field.default,
+                           help=f"{param.help}; {param.describe()}")
+
+
+def _add_data_flags(p):
     p.add_argument("--data", required=True, help="directory with <NAME>.txt and "
                                                  "<NAME>_item2attributes.json")
     p.add_argument("--name", required=True, help="dataset name, e.g. Beauty, LastFM")
-    p.add_argument("--negatives-seed", type=int, default=0,
+    p.add_argument("--negatives-seed", type=_SEED, default=0,
                    help="seed of the 99 sampled negatives when <NAME>_sample.txt is absent")
 
 
 def _add_runtime_flags(p):
     g = p.add_argument_group("CPU runtime (see s3rec_tf.runtime)")
-    g.add_argument("--intra-op-threads", default="auto",
+    g.add_argument("--intra-op-threads", type=_threads, default="auto",
                    help="threads per op (0: TensorFlow's default); auto: the measured best "
                         "for this command (s3rec_tf.runtime.WORKLOADS)")
-    g.add_argument("--inter-op-threads", default="auto", help="ops run concurrently")
+    g.add_argument("--inter-op-threads", type=_threads, default="auto",
+                   help="ops run concurrently")
     g.add_argument("--onednn", choices=("auto", "on", "off"), default="auto",
                    help="TensorFlow's oneDNN kernels; auto: off for pretraining, on otherwise")
 
 
+class CommandParser(argparse.ArgumentParser):
+    """A command's parser: `--preset` < `--config FILE` < flags, all range-checked.
+
+    With `config_classes` (or `accepts_config`), the command takes `--config
+    FILE` whose keys are its flags' names (`-` or `_`); with
+    `config_classes`, also `--preset`. After parsing, the namespace holds
+    the resolved values, and `configs` the resolved config objects. Any
+    error (unknown key, wrong type, out of range, cross-field rule) exits
+    with 2 and one line naming the option, or the key and the file.
+
+    Args:
+        config_classes: tuple of config classes whose fields are flags.
+        accepts_config: bool. Take `--config FILE` without config classes.
+        check: callable(parser, namespace) | None. Cross-option checks; calls
+            `parser.error`.
+    """
+
+    def __init__(self, *args, config_classes=(), accepts_config=False, check=None, **kwargs):
+        super().__init__(*args, **kwargs)
+        self.config_classes = tuple(config_classes)
+        self.accepts_config = accepts_config or bool(self.config_classes)
+        self.check = check
+        self._resolved = {}   # dest -> default, for options resolved after parsing
+        self._required = {}   # dest -> flag, required unless a config file gives them
+        if self.accepts_config:
+            g = self.add_argument_group("configuration")
+            g.add_argument("--config", metavar="FILE",
+                           help="TOML (or JSON) file of option values, keys as the flags "
+                                "(batch_size or batch-size); flags given here override it")
+            if self.config_classes:
+                g.add_argument("--preset", choices=tuple(config.PRESETS),
+                               help="a named recipe under --config and the flags: " +
+                                    "; ".join(f"{k}: {v['help']}"
+                                              for k, v in config.PRESETS.items()))
+
+    def error(self, message):
+        """One line, `s3rec-tf <command>: error: <message>`, and exit code 2."""
+        self.exit(2, f"{self.prog}: error: {message} (see {self.prog} --help)\n")
+
+    def finalize(self):
+        """Makes every option resolvable from a preset or file (call after adding them)."""
+        if not self.accepts_config:
+            return self
+        for action in self._actions:
+            if not action.option_strings or action.dest in ("help", "config", "preset"):
+                continue
+            self._resolved[action.dest] = action.default
+            if action.required:
+                self._required[action.dest] = action.option_strings[0]
+                action.required = False
+                action.help = (action.help + " " if action.help else "") + \
+                    "(required, here or in --config)"
+            elif isinstance(action, argparse.BooleanOptionalAction) and action.help:
+                action.help += f" (default: {'on' if action.default else 'off'})"
+            elif (action.default is not None and action.help
+                  and action.help is not argparse.SUPPRESS
+                  and not isinstance(action, argparse.BooleanOptionalAction)):
+                action.help += f" (default: {action.default})"
+            action.default = argparse.SUPPRESS
+        return self
+
+    def parse_known_args(self, args=None, namespace=None):
+        ns, extras = super().parse_known_args(args, namespace)
+        if self.accepts_config:
+            self._resolve(ns)
+        if self.check is not None:
+            self.check(self, ns)
+        return ns, extras
+
+    # -- resolution
+
+    def _action(self, key):
+        """The option a config-file key names (`batch-size`, `batch_size`, `lr`), or None."""
+        for action in self._actions:
+            if action.dest in self._resolved and key in (
+                    {action.dest} | {config.normalize_key(o) for o in action.option_strings}):
+                return action
+        return None
+
+    def _file_values(self, path):
+        try:
+            raw = config.read_config_file(path)
+        except config.ConfigError as e:
+            self.error(str(e))
+        unknown = [k for k in raw if self._action(config.normalize_key(k)) is None]
+        if unknown:
+            self.error(str(config.unknown_keys_error(unknown, raw, self._resolved, path)))
+        values = {}
+        for key, value in raw.items():
+            action = self._action(config.normalize_key(key))
+            value = self._file_value(action, key, value, path)
+            if (isinstance(action, argparse.BooleanOptionalAction)
+                    and config.normalize_key(key) != action.dest
+                    and config.normalize_key(key).startswith("no_")):
+                value = not value  # `no-trim-padding = true`
+            values[action.dest] = value
+        return values
+
+    def _file_value(self, action, key, value, path):
+        """Checks a config-file value as its flag would be checked."""
+        def fail(reason):
+            self.error(f"{path}: `{key}` {reason}. Received: {key}={value!r}")
+
+        for cls in self.config_classes:
+            if action.dest in {f.name for f in dataclasses.fields(cls)}:
+                try:
+                    return config.check_value(cls, action.dest, value)
+                except config.ConfigError as e:
+                    fail(e.reason)
+        if isinstance(action, (argparse.BooleanOptionalAction, argparse._StoreTrueAction,
+                               argparse._StoreFalseAction)):
+            if not isinstance(value, bool):
+                fail("must be true or false")
+            return value
+        if isinstance(action, argparse._AppendAction):
+            if not isinstance(value, list) or not all(isinstance(v, str) for v in value):
+                fail("must be a list of strings")
+            return value
+        kind = getattr(action.type, "kind", str)
+        kinds = kind if isinstance(kind, tuple) else (kind,)
+        if float in kinds:
+            kinds += (int,)
+        if isinstance(value, bool) or not isinstance(value, kinds):
+            fail(f"must be of type {' or '.join(k.__name__ for k in kinds)}")
+        if action.choices is not None and value not in action.choices:
+            fail(f"must be one of {', '.join(map(repr, action.choices))}")
+        if action.type is not None:
+            try:
+                value = action.type(str(value))
+            except argparse.ArgumentTypeError as e:
+                fail(str(e).split(". Received")[0])
+        return value
+
+    def _resolve(self, ns):
+        given = {dest: getattr(ns, dest) for dest in self._resolved if hasattr(ns, dest)}
+        from_file = self._file_values(ns.config) if ns.config else {}
+        preset = {}
+        if getattr(ns, "preset", None):
+            preset = {k: v for k, v in config.preset_values(ns.preset).items()
+                      if k in self._resolved}
+        for dest, default in self._resolved.items():
+            for layer in (given, from_file, preset):
+                if dest in layer:
+                    setattr(ns, dest, layer[dest])
+                    break
+            else:
+                setattr(ns, dest, default)
+        missing = [flag for dest, flag in self._required.items() if getattr(ns, dest) is None]
+        if missing:
+            self.error(f"the following arguments are required: {', '.join(missing)} "
+                       f"(on the command line or in --config)")
+        ns.configs = []
+        for cls in self.config_classes:
+            try:
+                ns.configs.append(cls(**{f.name: getattr(ns, f.name)
+                                         for f in dataclasses.fields(cls)}))
+            except config.ConfigError as e:
+                flags = "/".join(flag_of(f) for f in (e.field, *e.related))
+                where = (f" (from {ns.config})"
+                         if set(from_file) & {e.field, *e.related} else "")
+                self.error(f"argument {flags}: {e.reason}. Received: "
+                           f"{e.field}={e.value!r}{where}")
+
+
+def _check_synth(parser, ns):
+    if ns.min_length > ns.max_length:
+        parser.error(f"argument --min-length: must be <= --max-length={ns.max_length}. "
+                     f"Received: {ns.min_length}")
+    if ns.items < ns.max_length + 100:
+        parser.error(f"argument --items: must be >= --max-length + 100 = {ns.max_length + 100} "
+                     f"(99 negatives per user). Received: {ns.items}")
+
+
+def _check_recommend(parser, ns):
+    if (ns.items is None) == (ns.user is None):
+        parser.error("give exactly one of --items and --user")
+    if ns.user is not None and not (ns.data and ns.name):
+        parser.error("argument --user: needs --data and --name (the user's sequences)")
+
+
 def build_parser() -> argparse.ArgumentParser:
+    from s3rec_tf.config import EncoderConfig, FinetuneConfig, PretrainConfig
     parser = argparse.ArgumentParser(
         prog="s3rec-tf", description="S3-Rec in Keras 3: pretrain, fine-tune, evaluate.")
-    sub = parser.add_subparsers(dest="command", required=True)
+    sub = parser.add_subparsers(dest="command", required=True, parser_class=CommandParser)
+    count = functools.partial(_number, int, 1)
 
-    p = sub.add_parser("synth", help="write a seeded synthetic dataset in the S3-Rec format")
+    p = sub.add_parser("synth", help="write a seeded synthetic dataset in the S3-Rec format",
+                       check=_check_synth)
     p.add_argument("--output", required=True)
-    p.add_argument("--users", type=int, default=1000)
-    p.add_argument("--items", type=int, default=500)
-    p.add_argument("--topics", type=int, default=20)
-    p.add_argument("--attributes", type=int, default=60)
-    p.add_argument("--min-length", type=int, default=5)
-    p.add_argument("--max-length", type=int, default=40)
+    p.add_argument("--users", type=count(), default=1000)
+    p.add_argument("--items", type=count(), default=500)
+    p.add_argument("--topics", type=count(), default=20)
+    p.add_argument("--attributes", type=count(), default=60)
+    p.add_argument("--min-length", type=_number(int, 3), default=5)
+    p.add_argument("--max-length", type=_number(int, 3), default=40)
     p.add_argument("--name", default="Synthetic")
-    p.add_argument("--seed", type=int, default=0)
+    p.add_argument("--seed", type=_SEED, default=0)
 
     p = sub.add_parser("prepare", help="Beam preprocessing: raw data -> prepared TFRecords")
     p.add_argument("--input", required=True, help="directory with the raw files")
@@ -66,80 +322,73 @@ def build_parser() -> argparse.ArgumentParser:
                    choices=("s3rec", "csv", "parquet", "recbole"))
     p.add_argument("--name", required=True, help="dataset name (file stem)")
     p.add_argument("--output", required=True)
-    p.add_argument("--k-core", type=int, default=0, help="k-core filter (0: off)")
+    p.add_argument("--k-core", type=_number(int, 0), default=0, help="k-core filter (0: off)")
     p.add_argument("--strict", action="store_true",
                    help="fail on the first malformed row instead of dropping and counting it")
-    p.add_argument("--seed", type=int, default=0, help="seed of the sampled negatives")
+    p.add_argument("--seed", type=_SEED, default=0, help="seed of the sampled negatives")
     p.add_argument("--beam-arg", action="append", default=None, dest="beam_args",
                    help="a Beam pipeline option, repeatable (default: DirectRunner, "
                         "multi-processing, 2 workers), e.g. --beam-arg=--runner=DataflowRunner")
 
-    p = sub.add_parser("pretrain", help="pretrain with AAP, MIP, MAP and SP")
+    p = sub.add_parser("pretrain", help="pretrain with AAP, MIP, MAP and SP",
+                       config_classes=(EncoderConfig, PretrainConfig))
     _add_runtime_flags(p)
     _add_data_flags(p)
     p.add_argument("--output", required=True)
-    _add_encoder_flags(p)
-    g = p.add_argument_group("pretraining (paper defaults)")
-    g.add_argument("--epochs", type=int, default=150)
-    g.add_argument("--batch-size", type=int, default=100)
-    g.add_argument("--learning-rate", "--lr", type=float, default=1e-3)
-    g.add_argument("--mask-p", type=float, default=0.2)
-    g.add_argument("--aap-weight", type=float, default=0.2)
-    g.add_argument("--mip-weight", type=float, default=1.0)
-    g.add_argument("--map-weight", type=float, default=1.0)
-    g.add_argument("--sp-weight", type=float, default=0.5)
-    g.add_argument("--save-every", type=int, default=10,
-                   help="write a model snapshot epochs-N/ every N epochs")
-    g.add_argument("--seed", type=int, default=42)
-    g.add_argument("--no-trim-padding", dest="trim_padding", action="store_false",
-                   help="pad every batch to --max-length as the original does (slower, "
-                        "same results)")
-    g.add_argument("--jit-compile", action="store_true", help="compile steps with XLA")
+    p.add_argument("--tensorboard", metavar="DIR",
+                   help="write TensorBoard scalars here (the four losses, their sum, the "
+                        "learning rate)")
+    _add_config_flags(p, EncoderConfig, "encoder (paper defaults)")
+    _add_config_flags(p, PretrainConfig, "pretraining (paper defaults)")
+    p.finalize()
 
-    p = sub.add_parser("finetune", help="fine-tune a next-item model")
+    p = sub.add_parser("finetune", help="fine-tune a next-item model",
+                       config_classes=(EncoderConfig, FinetuneConfig))
     _add_runtime_flags(p)
     _add_data_flags(p)
     p.add_argument("--pretrained", required=True,
                    help="pretrained model directory, or 'none' for no pretraining (SASRec)")
     p.add_argument("--output", required=True)
-    _add_encoder_flags(p)
-    g = p.add_argument_group("fine-tuning (paper defaults)")
-    g.add_argument("--loss", choices=("bce", "ce"), default="bce",
-                   help="bce: the paper's, one negative per position; ce: full softmax")
-    g.add_argument("--epochs", type=int, default=200)
-    g.add_argument("--batch-size", type=int, default=256)
-    g.add_argument("--learning-rate", "--lr", type=float, default=1e-3)
-    g.add_argument("--patience", type=int, default=10)
-    g.add_argument("--valid-protocol", choices=("sampled", "full"), default="sampled",
-                   help="early stopping on sampled MRR or full-ranking NDCG@20")
-    g.add_argument("--seed", type=int, default=42)
-    g.add_argument("--no-trim-padding", dest="trim_padding", action="store_false")
-    g.add_argument("--jit-compile", action="store_true")
+    p.add_argument("--tensorboard", metavar="DIR",
+                   help="write TensorBoard scalars here (the loss, every validation metric, "
+                        "the learning rate)")
+    _add_config_flags(p, EncoderConfig, "encoder (paper defaults)")
+    _add_config_flags(p, FinetuneConfig, "fine-tuning (paper defaults)")
     p.add_argument("--record", help="also write a results JSON (metrics, command, seed, "
                                     "commit, machine, wall time) to this path")
+    p.finalize()
 
-    p = sub.add_parser("evaluate", help="rank the validation and test answers")
+    p = sub.add_parser("evaluate", help="rank the validation and test answers",
+                       accepts_config=True)
     _add_runtime_flags(p)
     p.add_argument("--model", required=True, help="fine-tuned model directory")
     _add_data_flags(p)
     p.add_argument("--protocol", choices=("full", "sampled", "both"), default="both")
     p.add_argument("--output", help="JSON file for the metrics "
                                     "(default: <model>/evaluation.json)")
+    p.finalize()
 
     p = sub.add_parser("export", help="write a TF Serving SavedModel of a fine-tuned model")
     p.add_argument("--model", required=True, help="fine-tuned model directory")
     p.add_argument("--output", required=True, help="serving base dir; writes <output>/<version>")
-    p.add_argument("--version", type=int, help="version number (default: Unix time)")
-    p.add_argument("--k", type=int, default=10, help="k of the serving_default signature")
+    p.add_argument("--version", type=_number(int, 0), help="version number (default: Unix time)")
+    p.add_argument("--k", type=count(), default=10, help="k of the serving_default signature")
     p.add_argument("--vocabulary", help="file with one raw item id per line (line i = item "
                                         "i+1); default: the paper format's ids 1..N")
 
-    p = sub.add_parser("recommend", help="top-k items for a history, from an export")
+    p = sub.add_parser("recommend", help="top-k items for a history or a known user, "
+                                         "from an export", check=_check_recommend)
     p.add_argument("--model", required=True, help="export base or version directory")
-    p.add_argument("--items", nargs="+", required=True, help="the history, oldest first")
-    p.add_argument("-k", type=int, default=10)
+    p.add_argument("--items", nargs="+", help="the history, oldest first")
+    p.add_argument("--user", help="a user id of the paper format's <NAME>.txt: recommend "
+                                  "after that user's whole history (needs --data, --name)")
+    p.add_argument("--data", help="directory with <NAME>.txt (for --user)")
+    p.add_argument("--name", help="dataset name (for --user)")
+    p.add_argument("-k", type=count(), default=10)
     p.add_argument("--include-history", action="store_true",
                    help="allow items of the history in the results")
+    p.add_argument("--json", action="store_true",
+                   help="print one JSON object: items, scores and the signature's counts")
 
     sub.add_parser("bench", help="speed benchmarks (see `s3rec-tf bench --help`)",
                    add_help=False)
@@ -147,7 +396,7 @@ def build_parser() -> argparse.ArgumentParser:
     p = sub.add_parser("parity", help="compare with the original code's golden outputs")
     p.add_argument("--weights", required=True, help="<Name>-epochs-150.weights.npz")
     p.add_argument("--golden", required=True, help="golden_<Name>.npz")
-    p.add_argument("--tolerance", type=float, default=1e-4)
+    p.add_argument("--tolerance", type=_number(float, 0.0), default=1e-4)
 
     p = sub.add_parser("import-weights",
                        help="turn the authors' .npz weights into a pretrained model directory")
@@ -155,7 +404,7 @@ def build_parser() -> argparse.ArgumentParser:
     p.add_argument("--output", required=True)
     p.add_argument("--data", help="dataset directory, to record its vocabulary")
     p.add_argument("--name")
-    p.add_argument("--num-heads", type=int, default=2)
+    p.add_argument("--num-heads", type=count(), default=config.EncoderConfig().num_heads)
     return parser
 
 
@@ -171,17 +420,22 @@ def _read(args):
     return data
 
 
-def _encoder_config(args):
-    from s3rec_tf.training import EncoderConfig
-    return EncoderConfig(hidden_size=args.hidden_size, num_layers=args.num_layers,
-                         num_heads=args.num_heads, dropout=args.dropout,
-                         attention_dropout=args.attention_dropout,
-                         initializer_range=args.initializer_range, max_length=args.max_length)
+def user_history(data_dir: str, name: str, user: str) -> list:
+    """The item ids of `user` in the paper format's `<data_dir>/<name>.txt`, oldest first.
 
-
-def _fill(cls, args):
-    names = {f.name for f in dataclasses.fields(cls)}
-    return cls(**{k: v for k, v in vars(args).items() if k in names})
+    Raises:
+        DataError: the file is missing or malformed, or has no such user.
+    """
+    from s3rec_tf.data.reader import read_sequences
+    from s3rec_tf.errors import DataError
+    path = os.path.join(data_dir, f"{name}.txt")
+    user_ids, sequences = read_sequences(path)
+    try:
+        row = [str(u) for u in user_ids].index(user.strip())
+    except ValueError:
+        raise DataError(path, f"no user {user!r} (the first token of each line is the "
+                              f"user id)") from None
+    return [str(int(i)) for i in sequences[row]]
 
 
 def print_metrics(results: dict) -> None:
@@ -242,9 +496,15 @@ def run(args) -> int:
         return 0
     if args.command == "recommend":
         from s3rec_tf import serving
+        history = args.items if args.user is None else user_history(args.data, args.name,
+                                                                    args.user)
         rec = serving.Recommender(args.model)
-        for item, score in rec.recommend([args.items], args.k, not args.include_history)[0]:
-            print(f"{item} {score:.6f}")
+        answer = rec.answer(history, args.k, not args.include_history)
+        if args.json:
+            print(json.dumps({"user": args.user, "history_length": len(history), **answer}))
+        else:
+            for item, score in zip(answer["items"], answer["scores"]):
+                print(f"{item} {score:.6f}")
         return 0
     if args.command == "import-weights":
         from s3rec_tf.training import import_original_weights
@@ -263,18 +523,21 @@ def run(args) -> int:
         print(f"Prepared {args.output}")
         return 0
     if args.command == "pretrain":
-        from s3rec_tf.training import PretrainConfig, run_pretraining
+        from s3rec_tf.training import run_pretraining
         data = _read(args)
-        run_pretraining(data, args.output, _encoder_config(args), _fill(PretrainConfig, args))
+        encoder_config, pretrain_config = args.configs
+        run_pretraining(data, args.output, encoder_config, pretrain_config,
+                        tensorboard_dir=args.tensorboard)
         return 0
     if args.command == "finetune":
         from s3rec_tf import provenance  # noqa: F401  (records the commit at start)
-        from s3rec_tf.training import FinetuneConfig, run_finetuning
+        from s3rec_tf.training import run_finetuning
         data = _read(args)
         pretrained = None if args.pretrained.lower() == "none" else args.pretrained
         start = time.time()
-        summary = run_finetuning(data, args.output, pretrained, _encoder_config(args),
-                                 _fill(FinetuneConfig, args))
+        encoder_config, finetune_config = args.configs
+        summary = run_finetuning(data, args.output, pretrained, encoder_config, finetune_config,
+                                 tensorboard_dir=args.tensorboard)
         if args.record:
             from s3rec_tf import artifacts, provenance
             os.makedirs(os.path.dirname(os.path.abspath(args.record)), exist_ok=True)

@@ -33,3 +33,26 @@ class DataError(S3RecError, ValueError):
 
 class ArtifactError(S3RecError):
     """A model, checkpoint or manifest that is missing, corrupt or mismatched."""
+
+
+class ConfigError(S3RecError, ValueError):
+    """A hyperparameter or option that is unknown, of the wrong type or out of range.
+
+    Args:
+        field: str | None. The field (hyperparameter, key) at fault.
+        value: the value received.
+        reason: str. What is wrong, e.g. `"must be >= 1"`.
+        source: str | None. Where the value came from (a file, a component
+            parameter), named first in the message.
+        related: tuple of str. Other fields of a cross-field rule.
+    """
+
+    def __init__(self, field: str | None, value, reason: str, source: str | None = None,
+                 related: tuple = ()):
+        self.field = field
+        self.value = value
+        self.reason = reason
+        self.source = source
+        self.related = tuple(related)
+        text = reason if field is None else f"`{field}` {reason}. Received: {field}={value!r}"
+        super().__init__(f"{source}: {text}" if source else text)

@@ -18,6 +18,12 @@ import keras
 import tensorflow as tf
 from keras import ops
 
+from s3rec_tf.config import EncoderConfig
+
+#: The paper's encoder defaults (`s3rec_tf.config.EncoderConfig`), which the
+#: constructors below take as theirs.
+_PAPER = EncoderConfig()
+
 #: Additive attention bias of padded keys in pretraining (original: -1e8).
 PRETRAIN_MASK_VALUE = -1e8
 #: Additive attention bias of masked keys in fine-tuning (original: -10000).
@@ -48,8 +54,9 @@ class ItemPositionEmbedding(keras.layers.Layer):
         layer_norm_epsilon: float. Defaults to `1e-12`.
     """
 
-    def __init__(self, item_size: int, max_length: int, hidden_size: int = 64,
-                 dropout: float = 0.5, initializer_range: float = 0.02,
+    def __init__(self, item_size: int, max_length: int, hidden_size: int = _PAPER.hidden_size,
+                 dropout: float = _PAPER.dropout,
+                 initializer_range: float = _PAPER.initializer_range,
                  layer_norm_epsilon: float = 1e-12, **kwargs):
         super().__init__(**kwargs)
         if item_size < 3:
@@ -138,8 +145,10 @@ class TransformerBlock(keras.layers.Layer):
         layer_norm_epsilon: float. Defaults to `1e-12`.
     """
 
-    def __init__(self, hidden_size: int = 64, num_heads: int = 2, dropout: float = 0.5,
-                 attention_dropout: float = 0.5, initializer_range: float = 0.02,
+    def __init__(self, hidden_size: int = _PAPER.hidden_size, num_heads: int = _PAPER.num_heads,
+                 dropout: float = _PAPER.dropout,
+                 attention_dropout: float = _PAPER.attention_dropout,
+                 initializer_range: float = _PAPER.initializer_range,
                  layer_norm_epsilon: float = 1e-12, **kwargs):
         super().__init__(**kwargs)
         if hidden_size % num_heads:
@@ -292,10 +301,12 @@ class SequenceEncoder(keras.layers.Layer):
     (1, 5, 64)
     """
 
-    def __init__(self, num_items: int, num_attributes: int, max_length: int = 50,
-                 hidden_size: int = 64, num_layers: int = 2, num_heads: int = 2,
-                 dropout: float = 0.5, attention_dropout: float = 0.5,
-                 initializer_range: float = 0.02, **kwargs):
+    def __init__(self, num_items: int, num_attributes: int,
+                 max_length: int = _PAPER.max_length, hidden_size: int = _PAPER.hidden_size,
+                 num_layers: int = _PAPER.num_layers, num_heads: int = _PAPER.num_heads,
+                 dropout: float = _PAPER.dropout,
+                 attention_dropout: float = _PAPER.attention_dropout,
+                 initializer_range: float = _PAPER.initializer_range, **kwargs):
         super().__init__(**kwargs)
         if num_items < 1:
             raise ValueError(f"`num_items` must be >= 1. Received: num_items={num_items}")

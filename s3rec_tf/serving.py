@@ -245,12 +245,31 @@ class Recommender:
 
     def recommend(self, histories, k: int = 10, exclude_history: bool = True) -> list:
         """Top-k `(item_id, score)` lists for a batch of raw-id histories."""
+        return self._pairs(self._call(histories, k, exclude_history))
+
+    def answer(self, history, k: int = 10, exclude_history: bool = True) -> dict:
+        """One history's answer with the signature's counts, for machine output.
+
+        Returns:
+            `{"items": [...], "scores": [...], <each count output>: int}`
+            (`num_known`, `num_unknown`, ...).
+        """
+        out = self._call([history], k, exclude_history)
+        pairs = self._pairs(out)[0]
+        counts = {name: int(value.numpy()[0]) for name, value in out.items()
+                  if name not in ("item_ids", "scores")}
+        return {"items": [i for i, _ in pairs], "scores": [s for _, s in pairs], **counts}
+
+    def _call(self, histories, k, exclude_history):
         if k < 1:
             raise ValueError(f"k must be >= 1. Received: k={k}")
         width = max([len(h) for h in histories] + [1])
         batch = [[str(i) for i in h] + [""] * (width - len(h)) for h in histories]
-        out = self._top_k(history=tf.constant(batch, tf.string), k=tf.constant(k, tf.int32),
-                          exclude_history=tf.constant(exclude_history))
+        return self._top_k(history=tf.constant(batch, tf.string), k=tf.constant(k, tf.int32),
+                           exclude_history=tf.constant(exclude_history))
+
+    @staticmethod
+    def _pairs(out) -> list:
         ids = out["item_ids"].numpy()
         scores = out["scores"].numpy()
         return [[(i.decode(), float(s)) for i, s in zip(r_ids, r_scores) if np.isfinite(s)]

@@ -24,65 +24,17 @@ import numpy as np
 import tensorflow as tf
 
 from s3rec_tf import artifacts
+from s3rec_tf import config as config_lib
+from s3rec_tf.config import EncoderConfig, FinetuneConfig, PretrainConfig
 from s3rec_tf.data import inputs as inputs_lib
 from s3rec_tf.data.reader import SequenceData
 from s3rec_tf.errors import ArtifactError
 from s3rec_tf.evaluation import RankingEvaluator
 from s3rec_tf.layers import SequenceEncoder
 from s3rec_tf.models import NextItemModel, S3RecPretrainer
+from s3rec_tf.monitoring import TensorBoardLogger, epoch_line, fit_verbosity
 
 RESUME_DIR = "_resume"
-
-
-@dataclasses.dataclass
-class EncoderConfig:
-    """Encoder hyperparameters (the paper's defaults)."""
-
-    hidden_size: int = 64
-    num_layers: int = 2
-    num_heads: int = 2
-    dropout: float = 0.5
-    attention_dropout: float = 0.5
-    initializer_range: float = 0.02
-    max_length: int = 50
-
-
-@dataclasses.dataclass
-class PretrainConfig:
-    """Pretraining hyperparameters (the paper's defaults)."""
-
-    epochs: int = 150
-    batch_size: int = 100
-    learning_rate: float = 1e-3
-    mask_p: float = 0.2
-    aap_weight: float = 0.2
-    mip_weight: float = 1.0
-    map_weight: float = 1.0
-    sp_weight: float = 0.5
-    save_every: int = 10
-    seed: int = 42
-    trim_padding: bool = True
-    jit_compile: bool = False
-
-
-@dataclasses.dataclass
-class FinetuneConfig:
-    """Fine-tuning hyperparameters (the paper's defaults)."""
-
-    epochs: int = 200
-    batch_size: int = 256
-    learning_rate: float = 1e-3
-    loss: str = "bce"
-    patience: int = 10
-    valid_protocol: str = "sampled"
-    seed: int = 42
-    trim_padding: bool = True
-    jit_compile: bool = False
-
-    @property
-    def valid_metric(self) -> str:
-        """MRR for the sampled protocol, NDCG@20 for full ranking (as the original)."""
-        return "MRR" if self.valid_protocol == "sampled" else "NDCG@20"
 
 
 def adam(learning_rate: float):
@@ -146,7 +98,29 @@ class _EpochCallback(keras.callbacks.Callback):
         self.fn = fn
 
     def on_epoch_end(self, epoch, logs=None):
-        self.fn(epoch, logs or {})
+        self.fn(epoch, logs if logs is not None else {})
+
+
+def save_run_config(output_dir: str, encoder_config: EncoderConfig, config) -> str:
+    """Writes the run's resolved hyperparameters to `<output>/config.json`.
+
+    The file is flat, with the flags' keys, so `--config <output>/config.json`
+    repeats the run's recipe.
+    """
+    path = config_lib.saved_config_path(output_dir)
+    os.makedirs(output_dir, exist_ok=True)
+    artifacts.write_json_atomic(path, {**config_lib.to_dict(encoder_config),
+                                       **config_lib.to_dict(config)})
+    return path
+
+
+def _callbacks(on_epoch_end, tensorboard_dir, progress_bar):
+    # the progress bar first, so that it ends its line before the epoch's own output
+    callbacks = [keras.callbacks.ProgbarLogger()] if progress_bar else []
+    callbacks.append(_EpochCallback(on_epoch_end))
+    if tensorboard_dir:  # after the epoch callback, which adds validation metrics to the logs
+        callbacks.append(TensorBoardLogger(tensorboard_dir))
+    return callbacks
 
 
 def build_encoder(data: SequenceData, config: EncoderConfig) -> SequenceEncoder:
@@ -156,10 +130,18 @@ def build_encoder(data: SequenceData, config: EncoderConfig) -> SequenceEncoder:
 
 def run_pretraining(data: SequenceData, output_dir: str,
                     encoder_config: EncoderConfig | None = None,
-                    config: PretrainConfig | None = None, verbose: int = 1) -> dict:
+                    config: PretrainConfig | None = None, verbose: int = 1,
+                    tensorboard_dir: str | None = None) -> dict:
     """Pretrains S3-Rec on `data` and saves the pretrained model in `output_dir`.
 
     Rerunning with the same arguments resumes from the last completed epoch.
+    The resolved hyperparameters are saved as `<output>/config.json`.
+
+    Args:
+        verbose: int. 0: silent; otherwise Keras's progress bar in a
+            terminal and one line per epoch elsewhere.
+        tensorboard_dir: str | None. Write TensorBoard scalars here: the four
+            losses, their weighted sum (`loss`) and the learning rate.
 
     Returns:
         A summary dict (epochs, final losses, wall time, paths).
@@ -168,9 +150,7 @@ def run_pretraining(data: SequenceData, output_dir: str,
     config = config or PretrainConfig()
     keras.utils.set_random_seed(config.seed)
     encoder = build_encoder(data, encoder_config)
-    model = S3RecPretrainer(encoder, data.attribute_table(), loss_weights={
-        "aap": config.aap_weight, "mip": config.mip_weight, "map": config.map_weight,
-        "sp": config.sp_weight})
+    model = S3RecPretrainer(encoder, data.attribute_table(), loss_weights=config.loss_weights)
     model.compile(optimizer=adam(config.learning_rate), jit_compile=config.jit_compile)
     vocabulary = artifacts.vocabulary_of(data)
     hyper = {**dataclasses.asdict(encoder_config), **dataclasses.asdict(config)}
@@ -181,6 +161,7 @@ def run_pretraining(data: SequenceData, output_dir: str,
     if resume.restore(model):
         first_epoch = int(resume.value("epoch"))
         _log(verbose, f"Resuming pretraining from epoch {first_epoch} ({resume.dir})")
+    save_run_config(output_dir, encoder_config, config)
     arrays = inputs_lib.pretrain_arrays(data, encoder_config.max_length)
     steps = inputs_lib.steps_per_epoch(arrays.num_samples, config.batch_size)
     _log(verbose, f"Pretraining on {data.name}: {data.num_users} users, {data.num_items} items, "
@@ -188,9 +169,14 @@ def run_pretraining(data: SequenceData, output_dir: str,
                   f"{steps} steps/epoch, epochs {first_epoch + 1}..{config.epochs}")
     history = {}
     start = time.time()
+    lines = verbose and not fit_verbosity(verbose)  # no progress bar: one line per epoch
+    epoch_start = [start]
 
     def on_epoch_end(epoch, logs):
         history.update({k: float(v) for k, v in logs.items()})
+        now = time.time()
+        _log(lines, epoch_line(epoch + 1, config.epochs, history, now - epoch_start[0]))
+        epoch_start[0] = now
         resume.save(epoch=epoch + 1)
         if config.save_every and (epoch + 1) % config.save_every == 0:
             artifacts.save_model(os.path.join(output_dir, f"epochs-{epoch + 1}"), model,
@@ -201,8 +187,8 @@ def run_pretraining(data: SequenceData, output_dir: str,
             arrays, config.batch_size, config.mask_p, config.seed, first_epoch, config.epochs,
             trim=config.trim_padding)
         model.fit(dataset, epochs=config.epochs, initial_epoch=first_epoch,
-                  steps_per_epoch=steps, verbose=2 if verbose else 0, shuffle=False,
-                  callbacks=[_EpochCallback(on_epoch_end)])
+                  steps_per_epoch=steps, verbose=fit_verbosity(verbose), shuffle=False,
+                  callbacks=_callbacks(on_epoch_end, tensorboard_dir, fit_verbosity(verbose)))
     wall = time.time() - start
     summary = {"epochs": config.epochs, "resumed_from_epoch": first_epoch,
                "final_losses": history, "wall_time_s": round(wall, 2),
@@ -295,12 +281,20 @@ def evaluate_model(model, data: SequenceData, protocols=("full", "sampled"),
 
 def run_finetuning(data: SequenceData, output_dir: str, pretrained: str | None,
                    encoder_config: EncoderConfig | None = None,
-                   config: FinetuneConfig | None = None, verbose: int = 1) -> dict:
+                   config: FinetuneConfig | None = None, verbose: int = 1,
+                   tensorboard_dir: str | None = None) -> dict:
     """Fine-tunes a next-item model, keeping the best epoch by validation metric.
+
+    The resolved hyperparameters are saved as `<output>/config.json`.
 
     Args:
         pretrained: a pretrained model directory, or None for no pretraining
             (SASRec). A path that does not exist is an error.
+        verbose: int. 0: silent; otherwise Keras's progress bar in a
+            terminal and one line per epoch elsewhere.
+        tensorboard_dir: str | None. Write TensorBoard scalars here: the
+            training loss, every validation metric (`valid_<protocol>/<metric>`)
+            and the learning rate, per epoch.
 
     Returns:
         A summary with the best epoch, validation history and test metrics
@@ -308,9 +302,6 @@ def run_finetuning(data: SequenceData, output_dir: str, pretrained: str | None,
     """
     encoder_config = encoder_config or EncoderConfig()
     config = config or FinetuneConfig()
-    if config.valid_protocol not in ("full", "sampled"):
-        raise ValueError(f"`valid_protocol` must be 'full' or 'sampled'. "
-                         f"Received: {config.valid_protocol!r}")
     keras.utils.set_random_seed(config.seed)
     if pretrained:
         encoder = load_pretrained_encoder(pretrained, data, encoder_config)
@@ -330,6 +321,7 @@ def run_finetuning(data: SequenceData, output_dir: str, pretrained: str | None,
     if resume.restore(model):
         first_epoch = int(resume.value("epoch"))
         _log(verbose, f"Resuming fine-tuning from epoch {first_epoch} ({resume.dir})")
+    save_run_config(output_dir, encoder_config, config)
     best = {"epoch": int(resume.value("best_epoch")), "score": resume.value("best_score"),
             "wait": int(resume.value("wait"))}
     arrays = inputs_lib.finetune_arrays(data, encoder_config.max_length)
@@ -346,6 +338,7 @@ def run_finetuning(data: SequenceData, output_dir: str, pretrained: str | None,
 
     def on_epoch_end(epoch, logs):
         scores = evaluator.evaluate(valid, config.valid_protocol)
+        logs.update({f"valid_{config.valid_protocol}/{k}": v for k, v in scores.items()})
         improved = scores[metric] > best["score"]
         if improved:
             best.update(epoch=epoch, score=scores[metric], wait=0)
@@ -357,7 +350,8 @@ def run_finetuning(data: SequenceData, output_dir: str, pretrained: str | None,
             f.write(json.dumps({"epoch": epoch + 1, "loss": float(logs.get("loss", np.nan)),
                                 **{f"valid_{config.valid_protocol}/{k}": v
                                    for k, v in scores.items()}}) + "\n")
-        _log(verbose, f"  epoch {epoch + 1}: valid " +
+        _log(verbose, f"epoch {epoch + 1}/{config.epochs}: loss="
+                      f"{float(logs.get('loss', np.nan)):.4f} valid " +
              " ".join(f"{k}={v:.4f}" for k, v in scores.items()) +
              (" *best*" if improved else f" (no gain {best['wait']}/{config.patience})"))
         resume.save(epoch=epoch + 1, best_epoch=best["epoch"], best_score=best["score"],
@@ -370,8 +364,8 @@ def run_finetuning(data: SequenceData, output_dir: str, pretrained: str | None,
             arrays, config.batch_size, config.seed, first_epoch, config.epochs,
             negatives=config.loss == "bce", trim=config.trim_padding)
         model.fit(dataset, epochs=config.epochs, initial_epoch=first_epoch,
-                  steps_per_epoch=steps, verbose=2 if verbose else 0, shuffle=False,
-                  callbacks=[_EpochCallback(on_epoch_end)])
+                  steps_per_epoch=steps, verbose=fit_verbosity(verbose), shuffle=False,
+                  callbacks=_callbacks(on_epoch_end, tensorboard_dir, fit_verbosity(verbose)))
     train_time = time.time() - start
     best_model, _ = artifacts.load_next_item_model(best_dir)
     results = evaluate_model(best_model, data, max_length=encoder_config.max_length)

@@ -30,7 +30,7 @@ def test_bad_input_is_one_line_and_exit_code_2(tmp_path):
     assert not (tmp_path / "out" / "manifest.json").exists()
 
 
-def test_synth_pretrain_finetune_evaluate(tmp_path):
+def test_synth_pretrain_finetune_evaluate_export_recommend(tmp_path, capsys):
     data = tmp_path / "data"
     assert cli.main(["synth", "--output", str(data), "--users", "80", "--items", "150",
                      "--seed", "2"]) == 0
@@ -38,7 +38,14 @@ def test_synth_pretrain_finetune_evaluate(tmp_path):
     common = ["--data", str(data), "--name", "Synthetic", "--hidden-size", "16",
               "--max-length", "20"]
     assert cli.main(["pretrain", *common, "--output", str(tmp_path / "pre"), "--epochs", "1",
-                     "--batch-size", "64"]) == 0
+                     "--batch-size", "64", "--tensorboard", str(tmp_path / "tb")]) == 0
+    assert list((tmp_path / "tb").glob("events.out.tfevents.*"))
+    # the resolved configuration is saved, and reads back as a --config file
+    saved = tmp_path / "pre" / "config.json"
+    assert json.loads(saved.read_text())["hidden_size"] == 16
+    again = _parse(["pretrain", "--data", "d", "--name", "n", "--output", "o", "--config",
+                    str(saved)])
+    assert again.configs[0].hidden_size == 16 and again.configs[1].epochs == 1
     record = tmp_path / "results" / "Synthetic_run_ce_validsampled_seed42.json"
     assert cli.main(["finetune", *common, "--pretrained", str(tmp_path / "pre"),
                      "--output", str(tmp_path / "ft"), "--epochs", "2", "--loss", "ce",
@@ -54,6 +61,29 @@ def test_synth_pretrain_finetune_evaluate(tmp_path):
     metrics = json.loads(out.read_text())["metrics"]
     assert set(metrics) == {"valid/full", "test/full"}
     assert 0.0 <= metrics["test/full"]["HR@20"] <= 1.0
+
+    assert cli.main(["export", "--model", str(tmp_path / "ft"), "--output",
+                     str(tmp_path / "serving"), "--version", "1"]) == 0
+    user_line = (data / "Synthetic.txt").read_text().splitlines()[3].split()
+    user, history = user_line[0], user_line[1:]
+    capsys.readouterr()
+    assert cli.main(["recommend", "--model", str(tmp_path / "serving"), "--data", str(data),
+                     "--name", "Synthetic", "--user", user, "-k", "5", "--json"]) == 0
+    answer = json.loads(capsys.readouterr().out)
+    assert answer["user"] == user and answer["history_length"] == len(history)
+    assert len(answer["items"]) == len(answer["scores"]) == 5
+    assert answer["scores"] == sorted(answer["scores"], reverse=True)
+    assert not set(answer["items"]) & set(history)         # history excluded
+    assert answer["num_known"] == len(history) and answer["num_unknown"] == 0
+    # the same as giving the user's items
+    assert cli.main(["recommend", "--model", str(tmp_path / "serving"), "--items", *history,
+                     "-k", "5"]) == 0
+    lines = capsys.readouterr().out.splitlines()
+    assert [line.split()[0] for line in lines] == answer["items"]
+    assert cli.main(["recommend", "--model", str(tmp_path / "serving"), "--data", str(data),
+                     "--name", "Synthetic", "--user", "999999"]) == 2
+    err = capsys.readouterr().err.strip().splitlines()
+    assert len(err) == 1 and "no user '999999'" in err[0] and "Synthetic.txt" in err[0]
 
 
 def test_finetune_with_missing_pretrained_fails_clearly(tmp_path, synthetic_dir, capsys):
@@ -72,6 +102,192 @@ def test_parity_command():
     assert "parity passed" in proc.stdout and "finetune_last_scores" in proc.stdout
     strict = run_cli("parity", "--weights", weights, "--golden", golden, "--tolerance", "1e-12")
     assert strict.returncode == 1 and "FAIL" in strict.stdout
+
+
+PRE = ["pretrain", "--data", "d", "--name", "n", "--output", "o"]
+FT = ["finetune", "--data", "d", "--name", "n", "--output", "o", "--pretrained", "none"]
+EV = ["evaluate", "--model", "m", "--data", "d", "--name", "n"]
+
+#: The bad-input corpus, class "arguments": every numeric option out of its
+#: range (and the option checks that span two options). Each case is
+#: `(argv, words of the one error line)`: exit code 2, one line naming the option.
+ARGUMENT_CASES = [
+    (PRE + ["--batch-size", "0"], "--batch-size: must be >= 1"),
+    (PRE + ["--epochs", "0"], "--epochs: must be >= 1"),
+    (PRE + ["--learning-rate", "0"], "--learning-rate/--lr: must be > 0"),
+    (PRE + ["--lr", "-0.001"], "--learning-rate/--lr: must be > 0"),
+    (PRE + ["--lr", "inf"], "--learning-rate/--lr: must be > 0"),
+    (PRE + ["--mask-p", "1"], "--mask-p: must be in [0, 1)"),
+    (PRE + ["--mask-p", "-0.1"], "--mask-p: must be in [0, 1)"),
+    (PRE + ["--aap-weight", "-1"], "--aap-weight: must be >= 0"),
+    (PRE + ["--aap-weight", "0", "--mip-weight", "0", "--map-weight", "0", "--sp-weight", "0"],
+     "--aap-weight/--mip-weight/--map-weight/--sp-weight: and the other loss weights"),
+    (PRE + ["--save-every", "-1"], "--save-every: must be >= 0"),
+    (PRE + ["--seed", "-1"], "--seed: must be in [0, 4294967295]"),
+    (PRE + ["--seed", "x"], "--seed: invalid int value"),
+    (PRE + ["--hidden-size", "0"], "--hidden-size: must be >= 1"),
+    (PRE + ["--num-layers", "0"], "--num-layers: must be >= 1"),
+    (PRE + ["--num-heads", "0"], "--num-heads: must be >= 1"),
+    (PRE + ["--hidden-size", "64", "--num-heads", "3"],
+     "--hidden-size/--num-heads: must be a multiple of num_heads=3"),
+    (PRE + ["--dropout", "1.0"], "--dropout: must be in [0, 1)"),
+    (PRE + ["--attention-dropout", "-0.5"], "--attention-dropout: must be in [0, 1)"),
+    (PRE + ["--initializer-range", "0"], "--initializer-range: must be > 0"),
+    (PRE + ["--max-length", "1"], "--max-length: must be >= 2"),
+    (PRE + ["--batch-size", "2.5"], "--batch-size: invalid int value"),
+    (PRE + ["--negatives-seed", "-3"], "--negatives-seed: must be in [0, 4294967295]"),
+    (PRE + ["--intra-op-threads", "-1"], "--intra-op-threads: must be >= 0"),
+    (PRE + ["--inter-op-threads", "many"], "--inter-op-threads: invalid int value"),
+    (FT + ["--batch-size", "0"], "--batch-size: must be >= 1"),
+    (FT + ["--epochs", "0"], "--epochs: must be >= 1"),
+    (FT + ["--patience", "0"], "--patience: must be >= 1"),
+    (FT + ["--loss", "mse"], "--loss: invalid choice"),
+    (FT + ["--valid-protocol", "all"], "--valid-protocol: invalid choice"),
+    (FT + ["--dropout", "2"], "--dropout: must be in [0, 1)"),
+    (FT + ["--preset", "fastest"], "--preset: invalid choice"),
+    (EV + ["--negatives-seed", "-1"], "--negatives-seed: must be in [0, 4294967295]"),
+    (EV + ["--protocol", "some"], "--protocol: invalid choice"),
+    (["synth", "--output", "o", "--users", "0"], "--users: must be >= 1"),
+    (["synth", "--output", "o", "--items", "-5"], "--items: must be >= 1"),
+    (["synth", "--output", "o", "--topics", "0"], "--topics: must be >= 1"),
+    (["synth", "--output", "o", "--attributes", "0"], "--attributes: must be >= 1"),
+    (["synth", "--output", "o", "--min-length", "2"], "--min-length: must be >= 3"),
+    (["synth", "--output", "o", "--min-length", "9", "--max-length", "5"],
+     "--min-length: must be <= --max-length=5"),
+    (["synth", "--output", "o", "--items", "120", "--max-length", "40"],
+     "--items: must be >= --max-length + 100"),
+    (["synth", "--output", "o", "--seed", "-1"], "--seed: must be in [0, 4294967295]"),
+    (["prepare", "--input", "i", "--name", "n", "--output", "o", "--k-core", "-1"],
+     "--k-core: must be >= 0"),
+    (["prepare", "--input", "i", "--name", "n", "--output", "o", "--seed", "-1"],
+     "--seed: must be in [0, 4294967295]"),
+    (["export", "--model", "m", "--output", "o", "--k", "0"], "--k: must be >= 1"),
+    (["export", "--model", "m", "--output", "o", "--version", "-1"], "--version: must be >= 0"),
+    (["recommend", "--model", "m", "--items", "1", "-k", "0"], "-k: must be >= 1"),
+    (["recommend", "--model", "m"], "exactly one of --items and --user"),
+    (["recommend", "--model", "m", "--items", "1", "--user", "7"],
+     "exactly one of --items and --user"),
+    (["recommend", "--model", "m", "--user", "7"], "--user: needs --data and --name"),
+    (["parity", "--weights", "w", "--golden", "g", "--tolerance", "-1"],
+     "--tolerance: must be >= 0"),
+    (["import-weights", "--weights", "w", "--output", "o", "--num-heads", "0"],
+     "--num-heads: must be >= 1"),
+    (["pretrain", "--data", "d", "--name", "n"], "required: --output"),
+]
+
+
+@pytest.mark.parametrize("argv,words", ARGUMENT_CASES, ids=lambda v: " ".join(v)
+                         if isinstance(v, list) else None)
+def test_out_of_range_arguments_exit_2_with_one_line_naming_the_option(argv, words, capsys,
+                                                                       tmp_path):
+    with pytest.raises(SystemExit) as info:
+        cli.main(argv)
+    assert info.value.code == 2
+    captured = capsys.readouterr()
+    lines = [line for line in captured.err.splitlines() if line.strip()]
+    assert len(lines) == 1, captured.err
+    assert lines[0].startswith(f"s3rec-tf {argv[0]}: error: ") and words in lines[0], lines[0]
+    assert captured.out == ""
+
+
+def test_an_argument_case_in_a_fresh_process_has_no_traceback_and_writes_nothing(tmp_path):
+    proc = run_cli("pretrain", "--data", str(tmp_path), "--name", "X", "--output",
+                   str(tmp_path / "out"), "--batch-size", "0")
+    assert proc.returncode == 2 and "Traceback" not in proc.stderr
+    assert proc.stderr.strip().splitlines()[-1].startswith("s3rec-tf pretrain: error: argument "
+                                                           "--batch-size")
+    assert not (tmp_path / "out").exists()
+
+
+def _parse(argv):
+    return cli.build_parser().parse_args(argv)
+
+
+def test_config_file_preset_and_flags_in_order(tmp_path):
+    """preset < --config FILE < flags, for every hyperparameter source."""
+    toml = tmp_path / "run.toml"
+    toml.write_text('valid-protocol = "sampled"\nbatch_size = 32\nlr = 0.01\nepochs = 7\n'
+                    'hidden_size = 32\n')
+    args = _parse(FT + ["--preset", "best", "--config", str(toml), "--epochs", "3"])
+    encoder, finetune = args.configs
+    assert finetune.loss == "ce"                         # preset
+    assert finetune.valid_protocol == "sampled"          # file over preset
+    assert (finetune.batch_size, finetune.learning_rate) == (32, 0.01)  # file
+    assert finetune.epochs == 3                          # flag over file
+    assert encoder.hidden_size == 32 and args.hidden_size == 32
+    assert finetune.patience == 10                       # default
+    paper = _parse(FT + ["--preset", "paper"]).configs[1]
+    assert paper == cli.build_parser().parse_args(FT).configs[1]
+    assert (paper.loss, paper.valid_protocol) == ("bce", "sampled")
+    # the best preset changes fine-tuning only; pretraining keeps the paper's recipe
+    assert _parse(PRE + ["--preset", "best"]).configs == _parse(PRE).configs
+
+
+def test_config_file_can_hold_the_run_options(tmp_path):
+    toml = tmp_path / "run.toml"
+    toml.write_text('data = "d"\nname = "Beauty"\noutput = "runs/x"\n'
+                    'tensorboard = "tb"\nno_trim_padding = true\nnegatives-seed = 3\n')
+    args = _parse(["pretrain", "--config", str(toml), "--name", "LastFM"])
+    assert (args.data, args.name, args.output, args.tensorboard) == ("d", "LastFM", "runs/x",
+                                                                    "tb")
+    assert args.negatives_seed == 3 and args.configs[1].trim_padding is False
+
+
+#: `--config` files that are refused: (file text, words of the error line).
+CONFIG_FILE_CASES = [
+    ("epoch = 50\n", "`epoch` is not a known key"),
+    ("epochs = 0\n", "`epochs` must be >= 1"),
+    ('batch_size = "64"\n', "`batch_size` must be of type int, not str"),
+    ("batch_size = 6.5\n", "`batch_size` must be of type int, not float"),
+    ("jit_compile = 1\n", "`jit_compile` must be of type bool"),
+    ('loss = "mse"\n', "`loss` must be one of 'bce', 'ce'"),
+    ("negatives_seed = -1\n", "`negatives_seed` must be in [0, 4294967295]"),
+    ("intra_op_threads = -1\n", "`intra_op_threads` must be >= 0"),
+    ("data = 3\n", "`data` must be of type str"),
+    ('config = "other.toml"\n', "`config` is not a known key"),
+    ("[encoder]\nhidden_size = 8\n", "tables are not supported"),
+    ("batch_size = \n", "not a valid config file"),
+]
+
+
+@pytest.mark.parametrize("text,words", CONFIG_FILE_CASES)
+def test_bad_config_file_exits_2_naming_key_and_file(text, words, tmp_path, capsys):
+    toml = tmp_path / "run.toml"
+    toml.write_text(text)
+    with pytest.raises(SystemExit) as info:
+        cli.main(FT + ["--config", str(toml)])
+    assert info.value.code == 2
+    lines = capsys.readouterr().err.strip().splitlines()
+    assert len(lines) == 1 and f"{toml}: " in lines[0] and words in lines[0], lines
+
+
+def test_cross_field_rule_from_a_config_file_names_the_file(tmp_path, capsys):
+    toml = tmp_path / "run.toml"
+    toml.write_text("num_heads = 3\n")
+    with pytest.raises(SystemExit):
+        cli.main(PRE + ["--config", str(toml)])
+    err = capsys.readouterr().err
+    assert "--hidden-size/--num-heads" in err and f"(from {toml})" in err
+
+
+def test_flags_derive_from_the_config_dataclasses():
+    """No second list of defaults: every field is a flag, with its default and help."""
+    from s3rec_tf.config import EncoderConfig, FinetuneConfig, PretrainConfig, to_dict
+    parser = cli.build_parser()
+    pre = parser.parse_args(PRE)
+    assert pre.configs == [EncoderConfig(), PretrainConfig()]
+    ft = parser.parse_args(FT)
+    assert ft.configs == [EncoderConfig(), FinetuneConfig()]
+    for cls, argv in ((EncoderConfig, PRE), (PretrainConfig, PRE), (FinetuneConfig, FT)):
+        args = vars(parser.parse_args(argv))
+        for name, default in to_dict(cls()).items():
+            assert args[name] == default, name
+    text = subprocess.run([sys.executable, "-m", "s3rec_tf", "pretrain", "--help"],
+                          capture_output=True, text=True,
+                          env=dict(os.environ, PYTHONPATH=ROOT)).stdout
+    for flag in ("--mask-p", "--no-trim-padding", "--jit-compile", "--lr", "--config",
+                 "--preset", "--tensorboard"):
+        assert flag in text, flag
 
 
 def test_every_paper_hyperparameter_is_a_flag_with_its_default():

@@ -94,3 +94,74 @@ def test_import_original_weights(tmp_path):
     from s3rec_tf.original_weights import read_npz
     np.testing.assert_array_equal(model.encoder.item_table.numpy(),
                                   read_npz(weights)["item_embeddings.weight"])
+
+
+def _event_tags(log_dir):
+    """{tag: [steps]} of every scalar in the event files under `log_dir`."""
+    import glob
+
+    import tensorflow as tf
+    tags = {}
+    for path in glob.glob(os.path.join(str(log_dir), "**", "events.out.tfevents.*"),
+                          recursive=True):
+        for event in tf.compat.v1.train.summary_iterator(path):
+            for value in event.summary.value:
+                tags.setdefault(value.tag, []).append(event.step)
+    return tags
+
+
+def test_tensorboard_logs_losses_metrics_and_learning_rate(tiny_data, tmp_path):
+    cfg = training.PretrainConfig(epochs=1, batch_size=64, seed=5)
+    training.run_pretraining(tiny_data, str(tmp_path / "pre"), ENC, cfg, verbose=0,
+                             tensorboard_dir=str(tmp_path / "tb-pre"))
+    tags = _event_tags(tmp_path / "tb-pre")
+    assert {"loss", "aap_loss", "mip_loss", "map_loss", "sp_loss",
+            "learning_rate"} <= set(tags), tags
+    assert tags["loss"] == [1]
+    ft = training.FinetuneConfig(epochs=2, batch_size=64, patience=5, seed=1)
+    training.run_finetuning(tiny_data, str(tmp_path / "ft"), str(tmp_path / "pre"), ENC, ft,
+                            verbose=0, tensorboard_dir=str(tmp_path / "tb-ft"))
+    tags = _event_tags(tmp_path / "tb-ft")
+    metrics = {"valid_sampled/" + m for m in ("HR@1", "HR@5", "HR@10", "NDCG@5", "NDCG@10",
+                                              "MRR")}
+    assert {"loss", "learning_rate"} | metrics <= set(tags), tags
+    assert tags["valid_sampled/MRR"] == [1, 2]
+
+
+def test_runs_save_their_resolved_configuration(tiny_data, pretrained, tmp_path):
+    from s3rec_tf.config import from_mapping, to_dict
+    saved = json.loads(open(os.path.join(pretrained, "config.json")).read())
+    assert saved == {**to_dict(ENC), **to_dict(training.PretrainConfig(
+        epochs=1, batch_size=64, save_every=1, seed=5))}
+    cfg = training.FinetuneConfig(epochs=1, batch_size=64, loss="ce", seed=1)
+    training.run_finetuning(tiny_data, str(tmp_path), pretrained, ENC, cfg, verbose=0)
+    saved = json.loads((tmp_path / "config.json").read_text())
+    assert from_mapping(training.FinetuneConfig, {k: v for k, v in saved.items()
+                                                  if k in to_dict(cfg)}, "saved") == cfg
+
+
+def test_progress_outside_a_terminal_is_one_line_per_epoch(tiny_data, tmp_path, capsys):
+    import io
+
+    from s3rec_tf.monitoring import fit_verbosity
+
+    class Terminal(io.StringIO):
+        def isatty(self):
+            return True
+
+    assert fit_verbosity(1, Terminal()) == 1 and fit_verbosity(1, io.StringIO()) == 0
+    assert fit_verbosity(0, Terminal()) == 0
+    capsys.readouterr()
+    cfg = training.PretrainConfig(epochs=2, batch_size=64, seed=5)
+    training.run_pretraining(tiny_data, str(tmp_path / "pre"), ENC, cfg, verbose=1)
+    out = capsys.readouterr().out
+    epoch_lines = [line for line in out.splitlines() if line.startswith("epoch ")]
+    assert [line.split(":")[0] for line in epoch_lines] == ["epoch 1/2", "epoch 2/2"]
+    assert "mip_loss=" in epoch_lines[0]
+    assert "\r" not in out and "\x08" not in out and "━" not in out  # no progress bar
+    ft = training.FinetuneConfig(epochs=1, batch_size=64, seed=1)
+    training.run_finetuning(tiny_data, str(tmp_path / "ft"), None, ENC, ft, verbose=1)
+    out = capsys.readouterr().out
+    epoch_lines = [line for line in out.splitlines() if line.startswith("epoch ")]
+    assert len(epoch_lines) == 1 and "loss=" in epoch_lines[0] and "MRR=" in epoch_lines[0]
+    assert "\r" not in out and "━" not in out

@@ -11,11 +11,13 @@ import numpy as np
 import tensorflow as tf
 
 from s3rec_tf import losses
+from s3rec_tf.config import PretrainConfig
 from s3rec_tf.data.inputs import PRETRAIN_KEYS  # noqa: F401  (the batch keys, re-exported)
 from s3rec_tf.layers import DEFAULT_LENGTH_BUCKETS, SequenceEncoder, encode_bucketed
 
 LOSS_NAMES = ("aap", "mip", "map", "sp")
-DEFAULT_LOSS_WEIGHTS = {"aap": 0.2, "mip": 1.0, "map": 1.0, "sp": 0.5}
+#: The paper's weights, from `s3rec_tf.config.PretrainConfig`.
+DEFAULT_LOSS_WEIGHTS = PretrainConfig().loss_weights
 
 
 def _dense(hidden_size, initializer_range, name):

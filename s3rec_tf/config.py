@@ -1,0 +1,405 @@
+"""The paper's defaults, in one place, with their ranges and their validation.
+
+`EncoderConfig`, `PretrainConfig` and `FinetuneConfig` are the single home of
+every hyperparameter: the layer constructors, the pretrainer's default loss
+weights, the command line's flags (names, types, defaults, help, choices),
+`--config` files, presets and the TFX components' parameters all derive from
+them. Each field carries its help text and allowed range in its metadata;
+constructing a config checks every field and the cross-field rules, so an
+out-of-range value never reaches the model.
+
+This module does not import TensorFlow.
+
+Example:
+>>> from s3rec_tf.config import EncoderConfig, PretrainConfig, from_mapping
+>>> PretrainConfig(epochs=10).loss_weights
+{'aap': 0.2, 'mip': 1.0, 'map': 1.0, 'sp': 0.5}
+>>> from_mapping(EncoderConfig, {"hidden_size": 32}, "run.toml").hidden_size
+32
+"""
+
+from __future__ import annotations
+
+import dataclasses
+import json
+import math
+import os
+import tomllib
+import typing
+
+from s3rec_tf.errors import ConfigError
+
+__all__ = ["ConfigError", "EncoderConfig", "PretrainConfig", "FinetuneConfig", "PRESETS",
+           "Param", "params", "check_value", "validate", "from_mapping", "to_dict",
+           "preset_values", "read_config_file", "normalize_key", "configs_from_mapping"]
+
+#: Seeds feed NumPy and TensorFlow generators: unsigned 32-bit.
+MAX_SEED = 2**32 - 1
+
+
+@dataclasses.dataclass(frozen=True)
+class Param:
+    """Metadata of one hyperparameter: its help, range, choices and flag aliases.
+
+    Args:
+        help: str. One line for `--help` and the README.
+        minimum: float | None. Lower bound, inclusive unless `exclusive_minimum`.
+        maximum: float | None. Upper bound, inclusive unless `exclusive_maximum`.
+        choices: tuple | None. The allowed values of a string field.
+        aliases: tuple of str. More flag spellings (`"--lr"`).
+    """
+
+    help: str
+    minimum: float | None = None
+    maximum: float | None = None
+    exclusive_minimum: bool = False
+    exclusive_maximum: bool = False
+    choices: tuple | None = None
+    aliases: tuple = ()
+
+    def describe(self) -> str:
+        """The allowed values in words: `>= 1`, `in [0, 1)`, `one of 'bce', 'ce'`."""
+        if self.choices is not None:
+            return "one of " + ", ".join(repr(c) for c in self.choices)
+        lo, hi = _number(self.minimum), _number(self.maximum)
+        if lo is not None and hi is not None:
+            return (f"in {'(' if self.exclusive_minimum else '['}{lo}, "
+                    f"{hi}{')' if self.exclusive_maximum else ']'}")
+        if lo is not None:
+            return f"{'>' if self.exclusive_minimum else '>='} {lo}"
+        if hi is not None:
+            return f"{'<' if self.exclusive_maximum else '<='} {hi}"
+        return "any value"
+
+    def allows(self, value) -> bool:
+        if self.choices is not None:
+            return value in self.choices
+        if isinstance(value, float) and not math.isfinite(value):
+            return False
+        if self.minimum is not None and (value <= self.minimum if self.exclusive_minimum
+                                         else value < self.minimum):
+            return False
+        if self.maximum is not None and (value >= self.maximum if self.exclusive_maximum
+                                         else value > self.maximum):
+            return False
+        return True
+
+
+def _number(x):
+    """`1`, `0.5`, `4294967295`: a bound as a user would write it."""
+    if x is None:
+        return None
+    return str(int(x)) if float(x).is_integer() else f"{x:g}"
+
+
+def _param(default, help: str, **kwargs):
+    return dataclasses.field(default=default, metadata={"param": Param(help, **kwargs)})
+
+
+def _probability(default, help):
+    return _param(default, help, minimum=0.0, maximum=1.0, exclusive_maximum=True)
+
+
+def _count(default, help, **kwargs):
+    return _param(default, help, minimum=1, **kwargs)
+
+
+def _seed(default, help):
+    return _param(default, help, minimum=0, maximum=MAX_SEED)
+
+
+class _Validated:
+    """Checks every field's type and range, then the cross-field rules, on construction."""
+
+    def __post_init__(self):
+        validate(self)
+
+    def _check_fields(self):
+        """Cross-field rules; subclasses extend."""
+
+
+@dataclasses.dataclass
+class EncoderConfig(_Validated):
+    """Encoder hyperparameters (the paper's defaults)."""
+
+    hidden_size: int = _count(64, "width of embeddings and hidden states")
+    num_layers: int = _count(2, "transformer blocks")
+    num_heads: int = _count(2, "attention heads; must divide --hidden-size")
+    dropout: float = _probability(0.5, "hidden dropout")
+    attention_dropout: float = _probability(0.5, "dropout on attention probabilities")
+    initializer_range: float = _param(0.02, "std of the normal weight initializer",
+                                      minimum=0.0, exclusive_minimum=True)
+    max_length: int = _param(50, "longest sequence the model reads (older items are cut)",
+                             minimum=2)
+
+    def _check_fields(self):
+        if self.hidden_size % self.num_heads:
+            raise ConfigError("hidden_size", self.hidden_size,
+                              f"must be a multiple of num_heads={self.num_heads}",
+                              related=("num_heads",))
+
+
+@dataclasses.dataclass
+class PretrainConfig(_Validated):
+    """Pretraining hyperparameters (the paper's defaults)."""
+
+    epochs: int = _count(150, "pretraining epochs")
+    batch_size: int = _count(100, "sequences per batch")
+    learning_rate: float = _param(1e-3, "Adam learning rate", minimum=0.0,
+                                  exclusive_minimum=True, aliases=("--lr",))
+    mask_p: float = _probability(0.2, "probability of masking an item (MIP, MAP) and of "
+                                      "the segment length (SP)")
+    aap_weight: float = _param(0.2, "weight of the associated attribute prediction loss",
+                               minimum=0.0)
+    mip_weight: float = _param(1.0, "weight of the masked item prediction loss", minimum=0.0)
+    map_weight: float = _param(1.0, "weight of the masked attribute prediction loss",
+                               minimum=0.0)
+    sp_weight: float = _param(0.5, "weight of the segment prediction loss", minimum=0.0)
+    save_every: int = _param(10, "write a model snapshot epochs-N/ every N epochs (0: none)",
+                             minimum=0)
+    seed: int = _seed(42, "seed of initialisation, dropout, masks, segments and negatives")
+    trim_padding: bool = _param(True, "cut each batch's columns of pure padding (same "
+                                      "results, faster); --no-trim-padding pads to "
+                                      "--max-length as the original does")
+    jit_compile: bool = _param(False, "compile training steps with XLA")
+
+    @property
+    def loss_weights(self) -> dict:
+        """`{"aap": ..., "mip": ..., "map": ..., "sp": ...}`."""
+        return {"aap": self.aap_weight, "mip": self.mip_weight, "map": self.map_weight,
+                "sp": self.sp_weight}
+
+    def _check_fields(self):
+        if not any(self.loss_weights.values()):
+            raise ConfigError("aap_weight", self.aap_weight,
+                              "and the other loss weights must not all be 0",
+                              related=("mip_weight", "map_weight", "sp_weight"))
+
+
+@dataclasses.dataclass
+class FinetuneConfig(_Validated):
+    """Fine-tuning hyperparameters (the paper's defaults)."""
+
+    epochs: int = _count(200, "most fine-tuning epochs (early stopping may end sooner)")
+    batch_size: int = _count(256, "sequences per batch")
+    learning_rate: float = _param(1e-3, "Adam learning rate", minimum=0.0,
+                                  exclusive_minimum=True, aliases=("--lr",))
+    loss: str = _param("bce", "bce: the paper's, one sampled negative per position; "
+                              "ce: full softmax over the catalogue", choices=("bce", "ce"))
+    patience: int = _count(10, "epochs without a validation gain before stopping")
+    valid_protocol: str = _param("sampled", "early stopping on sampled MRR (99 negatives) "
+                                            "or full-ranking NDCG@20",
+                                 choices=("sampled", "full"))
+    seed: int = _seed(42, "seed of initialisation, dropout, shuffling and negatives")
+    trim_padding: bool = _param(True, "cut each batch's columns of pure padding (same "
+                                      "results, faster)")
+    jit_compile: bool = _param(False, "compile training steps with XLA")
+
+    @property
+    def valid_metric(self) -> str:
+        """MRR for the sampled protocol, NDCG@20 for full ranking (as the original)."""
+        return "MRR" if self.valid_protocol == "sampled" else "NDCG@20"
+
+
+#: Named recipes: values over the defaults. A preset's keys that a command
+#: has no field for are ignored by that command (`best` changes fine-tuning
+#: only). `--preset` < `--config FILE` < flags.
+PRESETS = {
+    "paper": {
+        "help": "the paper's recipe: the defaults (BCE fine-tuning with one sampled "
+                "negative, early stopping on sampled MRR)",
+        "values": {},
+    },
+    "best": {
+        "help": "the best measured fine-tuning recipe (README, Results): full-softmax "
+                "loss, early stopping on full-ranking NDCG@20; pretraining as the paper",
+        "values": {"loss": "ce", "valid_protocol": "full"},
+    },
+}
+
+
+def params(cls) -> list:
+    """`[(field, Param), ...]` of a config class, in declaration order."""
+    return [(f, f.metadata["param"]) for f in dataclasses.fields(cls)]
+
+
+def _field_type(cls, field) -> type:
+    return typing.get_type_hints(cls)[field.name]
+
+
+def check_value(cls, name: str, value, source: str | None = None):
+    """Checks and converts one value for field `name` of `cls`.
+
+    Ints are accepted for float fields; bools are never taken for numbers,
+    nor numbers for bools.
+
+    Returns:
+        The value converted to the field's type.
+
+    Raises:
+        ConfigError: naming the field, the value and what is allowed.
+    """
+    field = next((f for f in dataclasses.fields(cls) if f.name == name), None)
+    if field is None:
+        raise ConfigError(name, value, f"is not a hyperparameter of {cls.__name__}",
+                          source=source)
+    kind = _field_type(cls, field)
+    ok = (isinstance(value, bool) if kind is bool
+          else isinstance(value, int) and not isinstance(value, bool) if kind is int
+          else isinstance(value, (int, float)) and not isinstance(value, bool) if kind is float
+          else isinstance(value, kind))
+    if not ok:
+        raise ConfigError(name, value, f"must be of type {kind.__name__}, not "
+                                       f"{type(value).__name__}", source=source)
+    value = kind(value)
+    param = field.metadata["param"]
+    if not param.allows(value):
+        raise ConfigError(name, value, f"must be {param.describe()}", source=source)
+    return value
+
+
+def validate(config, source: str | None = None) -> None:
+    """Checks every field of `config` (type and range) and its cross-field rules.
+
+    Raises:
+        ConfigError: the first violation, naming the field, value and range.
+    """
+    cls = type(config)
+    for field in dataclasses.fields(cls):
+        setattr(config, field.name,
+                check_value(cls, field.name, getattr(config, field.name), source))
+    try:
+        config._check_fields()
+    except ConfigError as e:
+        if source and not e.source:
+            e = ConfigError(e.field, e.value, e.reason, source=source, related=e.related)
+        raise e from None
+
+
+def normalize_key(key: str, cls=None) -> str:
+    """A flag or key spelling -> the field name.
+
+    `--batch-size`, `batch-size` -> `batch_size`; with `cls`, an alias such
+    as `lr` -> `learning_rate`.
+    """
+    name = key.lstrip("-").replace("-", "_")
+    if cls is not None:
+        for field, param in params(cls):
+            if name in (normalize_key(a) for a in param.aliases):
+                return field.name
+    return name
+
+
+def from_mapping(cls, mapping: dict, source: str):
+    """Builds `cls` from `mapping`, refusing unknown keys.
+
+    Args:
+        cls: a config class.
+        mapping: dict of field names (`-` or `_`) to values; missing fields
+            keep their defaults.
+        source: str. Where the mapping came from (a file, a component
+            parameter), named in errors.
+
+    Raises:
+        ConfigError: an unknown key (all of them named), a wrong type or a
+            value out of range.
+    """
+    if not isinstance(mapping, dict):
+        raise ConfigError(None, mapping, "must be a mapping of hyperparameters", source=source)
+    names = {f.name for f in dataclasses.fields(cls)}
+    unknown = [k for k in mapping if normalize_key(k, cls) not in names]
+    if unknown:
+        raise unknown_keys_error(unknown, mapping, names, source)
+    values = {normalize_key(k, cls): v for k, v in mapping.items()}
+    values = {k: check_value(cls, k, v, source) for k, v in values.items()}
+    try:
+        return cls(**values)
+    except ConfigError as e:
+        raise ConfigError(e.field, e.value, e.reason, source=source,
+                          related=e.related) from None
+
+
+def configs_from_mapping(classes, mapping: dict, source: str) -> tuple:
+    """Splits one flat mapping of hyperparameters into one config per class.
+
+    What the TFX components and Trainer modules call with their
+    `hyperparameters` parameter: `{"epochs": 50, "hidden_size": 32}` ->
+    `(EncoderConfig(hidden_size=32), PretrainConfig(epochs=50))`.
+
+    Args:
+        classes: config classes, e.g. `(EncoderConfig, PretrainConfig)`.
+        mapping: dict of field names (`-` or `_`, aliases) to values.
+        source: str. Named in errors (e.g. `"Pretrain.hyperparameters"`).
+
+    Raises:
+        ConfigError: a key no class has (all of them named), a wrong type
+            or a value out of range.
+    """
+    if not isinstance(mapping, dict):
+        raise ConfigError(None, mapping, "must be a mapping of hyperparameters", source=source)
+    owner = {}
+    for key in mapping:
+        owner[key] = next((cls for cls in classes if normalize_key(key, cls) in
+                           {f.name for f in dataclasses.fields(cls)}), None)
+    unknown = [k for k, cls in owner.items() if cls is None]
+    if unknown:
+        known = {f.name for cls in classes for f in dataclasses.fields(cls)}
+        raise unknown_keys_error(unknown, mapping, known, source)
+    return tuple(from_mapping(cls, {k: v for k, v in mapping.items() if owner[k] is cls},
+                              source) for cls in classes)
+
+
+def unknown_keys_error(unknown: list, mapping: dict, known, source: str) -> ConfigError:
+    """The error for keys no field or option has, naming all of them."""
+    others = f" (also unknown: {', '.join(map(repr, unknown[1:]))})" if unknown[1:] else ""
+    return ConfigError(unknown[0], mapping[unknown[0]],
+                       f"is not a known key{others}; known keys: {', '.join(sorted(known))}",
+                       source=source)
+
+
+def to_dict(config) -> dict:
+    """The plain `{field: value}` dict of a config (JSON/TOML-ready)."""
+    return dataclasses.asdict(config)
+
+
+def preset_values(name: str) -> dict:
+    """The values of preset `name` (a copy)."""
+    if name not in PRESETS:
+        raise ConfigError("preset", name, f"must be one of {', '.join(PRESETS)}")
+    return dict(PRESETS[name]["values"])
+
+
+def read_config_file(path: str) -> dict:
+    """Reads a flat `--config` file: TOML, or JSON when it ends in `.json`.
+
+    Keys are flag names with `-` or `_` (`batch-size`, `batch_size`); a
+    saved run configuration (`<output>/config.json`) reads back as it is.
+
+    Raises:
+        ConfigError: the file is missing, unparsable or not flat.
+    """
+    try:
+        if path.endswith(".json"):
+            with open(path) as f:
+                values = json.load(f)
+        else:
+            with open(path, "rb") as f:
+                values = tomllib.load(f)
+    except FileNotFoundError:
+        raise ConfigError(None, path, "config file not found", source=path) from None
+    except (tomllib.TOMLDecodeError, json.JSONDecodeError, UnicodeDecodeError) as e:
+        raise ConfigError(None, path, f"not a valid config file ({e})", source=path) from None
+    except OSError as e:
+        raise ConfigError(None, path, f"cannot read ({e.strerror})", source=path) from None
+    if not isinstance(values, dict):
+        raise ConfigError(None, values, "must hold key = value pairs", source=path)
+    nested = [k for k, v in values.items() if isinstance(v, dict)]
+    if nested:
+        raise ConfigError(nested[0], values[nested[0]], "tables are not supported: write "
+                          "the keys at the top level, as the flags", source=path)
+    return values
+
+
+def saved_config_path(output_dir: str) -> str:
+    """Where a run saves its resolved configuration."""
+    return os.path.join(output_dir, "config.json")
