@@ -68,24 +68,22 @@ class _KnownMessages(logging.Filter):
         return not any(text in message for text in self.texts)
 
 
-_installed = False
-
-
 def install() -> None:
-    """Installs the filters (once per process; idempotent).
+    """Installs the filters; calling it again changes nothing.
 
     Call before importing TFX so that import-time notices are caught. Does
     nothing when `S3REC_VERBOSE_LIBRARIES` is set to a non-empty value other
     than `0`.
     """
-    global _installed
-    if _installed or os.environ.get("S3REC_VERBOSE_LIBRARIES", "0") not in ("", "0"):
+    if os.environ.get("S3REC_VERBOSE_LIBRARIES", "0") not in ("", "0"):
         return
-    _installed = True
     for category, message, module in WARNINGS:
+        # `filterwarnings` replaces an identical filter instead of adding a second one
         warnings.filterwarnings("ignore", message=message, category=category, module=module)
     by_logger = {}
     for name, text in LOG_MESSAGES:
         by_logger.setdefault(name, []).append(text)
     for name, texts in by_logger.items():
-        logging.getLogger(name).addFilter(_KnownMessages(texts))
+        logger = logging.getLogger(name)
+        if not any(isinstance(f, _KnownMessages) for f in logger.filters):
+            logger.addFilter(_KnownMessages(texts))
