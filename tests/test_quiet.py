@@ -16,12 +16,13 @@ from tests.conftest import GOLDEN
 ROOT = os.path.dirname(os.path.dirname(os.path.abspath(__file__)))
 
 _CHAIN = r"""
-import json, sys
+import json, sys, time
 from s3rec_tf import cli
 for argv in json.loads(sys.argv[1]):
     print("$ s3rec-tf " + " ".join(argv), flush=True)
+    start = time.time()
     code = cli.main(argv)
-    sys.stdout.flush()
+    print(f"({argv[0]}: {time.time() - start:.1f}s)", flush=True)
     if code:
         sys.exit(f"s3rec-tf {argv[0]} exited with {code}")
 """
@@ -32,7 +33,7 @@ def _commands(tmp):
     model = ["--hidden-size", "8", "--num-layers", "1", "--num-heads", "1", "--max-length", "10"]
     common = ["--data", data, "--name", "Synthetic", *model]
     commands = [
-        ["synth", "--output", data, "--users", "30", "--items", "120", "--topics", "3",
+        ["synth", "--output", data, "--users", "60", "--items", "150", "--topics", "4",
          "--attributes", "8", "--max-length", "12"],
         ["pretrain", *common, "--output", pre, "--epochs", "1", "--batch-size", "512"],
         ["finetune", *common, "--pretrained", pre, "--output", ft, "--epochs", "1"],
@@ -67,6 +68,7 @@ def test_every_command_runs_without_a_warning(tmp_path):
              if "WARNING" in line or "Warning" in line or "Traceback" in line]
     assert not noisy, "\n".join(noisy)
     print(f"{len(commands)} commands in {time.time() - start:.0f}s")
+    print("\n".join(line for line in proc.stdout.splitlines() if line.startswith("(")))
 
 
 @pytest.fixture
