@@ -18,8 +18,13 @@ import os
 import sys
 
 ROOT = os.path.dirname(os.path.dirname(os.path.abspath(__file__)))
-if ROOT not in sys.path:
-    sys.path.insert(0, ROOT)
+# First, even when PYTHONPATH already lists ROOT: this file's own directory
+# (sys.path[0]) holds pipeline/pipeline.py, which would shadow the package.
+sys.path.insert(0, ROOT)
+
+from s3rec_tf import quiet  # noqa: E402
+
+quiet.install()  # before TFX is imported: its import prints a library notice
 
 from tfx import v1 as tfx  # noqa: E402
 

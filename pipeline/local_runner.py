@@ -23,11 +23,14 @@ import sys
 import time
 
 ROOT = os.path.dirname(os.path.dirname(os.path.abspath(__file__)))
-if ROOT not in sys.path:
-    sys.path.insert(0, ROOT)
+# First, even when PYTHONPATH already lists ROOT: this file's own directory
+# (sys.path[0]) holds pipeline/pipeline.py, which would shadow the package.
+sys.path.insert(0, ROOT)
 
 import s3rec_tf  # noqa: E402,F401  (Keras backend, log level)
-from s3rec_tf import runtime  # noqa: E402
+from s3rec_tf import quiet, runtime  # noqa: E402
+
+quiet.install()  # before TFX is imported: its import prints a library notice
 
 # Before TensorFlow loads: the settings of the pipeline's longest step, pretraining
 # (no effect when TensorFlow is already running, e.g. under tests).

@@ -576,6 +576,8 @@ def run(args) -> int:
 
 def main(argv=None) -> int:
     argv = list(sys.argv[1:] if argv is None else argv)
+    from s3rec_tf import quiet
+    quiet.install()  # known, harmless library notices only
     if argv[:1] == ["bench"]:
         from s3rec_tf import bench
         return bench.main(argv[1:])

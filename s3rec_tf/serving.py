@@ -31,6 +31,7 @@ exhausting the server's memory.
 
 from __future__ import annotations
 
+import json
 import os
 import shutil
 import tempfile
@@ -46,6 +47,10 @@ from s3rec_tf.layers import SequenceEncoder
 from s3rec_tf.models import NextItemModel
 
 VOCABULARY_ASSET = "item_vocabulary.txt"
+#: TF Serving's warm-up file, in `<version>/assets.extra/`.
+WARMUP_FILE = "tf_serving_warmup_requests"
+#: The model card's file stem (`.json` and `.md`), in `<version>/assets.extra/`.
+MODEL_CARD = "model_card"
 #: Largest `batch * catalogue` a request may score (256M float32 scores = 1 GiB).
 MAX_SCORES_PER_REQUEST = 1 << 28
 SIGNATURES = ("serving_default", "serve_top_k", "serve_int_ids", "serve_examples",
@@ -156,6 +161,12 @@ def export_serving_model(model_dir: str, output_base: str | None, version: int |
         target_dir: str | None. Write the SavedModel exactly here instead of
             `<output_base>/<version>` (a TFX model's `Format-Serving`).
 
+    Beside the SavedModel, `assets.extra/` holds the model's `manifest.json`,
+    TF Serving's warm-up requests (`WARMUP_FILE`: requests for
+    `serving_default` that the server replays before serving) and a model
+    card (`model_card.json` / `.md`: data fingerprint, training
+    configuration, metrics of the fine-tuning run when recorded).
+
     Returns:
         The version directory.
     """
@@ -229,10 +240,122 @@ def export_serving_model(model_dir: str, output_base: str | None, version: int |
                                     {**manifest, "serving": {"default_k": default_k,
                                                              "signatures": list(SIGNATURES),
                                                              "num_items": num_items}})
+        _write_warmup_requests(os.path.join(extra, WARMUP_FILE), vocabulary,
+                               serving_model.encoder.max_length)
+        _write_model_card(extra, model_dir, manifest, default_k, num_items)
         os.replace(out, target)
     finally:
         shutil.rmtree(staging, ignore_errors=True)
     return target
+
+
+def _write_warmup_requests(path: str, vocabulary: list, max_length: int) -> None:
+    """TF Serving warm-up requests for `serving_default` (a TFRecord of `PredictionLog`s).
+
+    TF Serving replays them when it loads the version, before it serves, so
+    the first real request does not pay for the graph's first run. Three
+    requests: one short history, one of the model's full length, and a batch
+    of 8 full-length histories; ids are the first ones of the vocabulary.
+    """
+    from tensorflow_serving.apis import predict_pb2, prediction_log_pb2
+    full = [vocabulary[i % len(vocabulary)] for i in range(max_length)]
+    batches = ([vocabulary[:1]], [full], [full[i:] + full[:i] for i in range(8)])
+    with tf.io.TFRecordWriter(path) as writer:
+        for batch in batches:
+            request = predict_pb2.PredictRequest()
+            request.model_spec.signature_name = "serving_default"
+            request.inputs["history"].CopyFrom(tf.make_tensor_proto(batch, dtype=tf.string))
+            log = prediction_log_pb2.PredictionLog(
+                predict_log=prediction_log_pb2.PredictLog(request=request))
+            writer.write(log.SerializeToString())
+
+
+def _run_metrics(model_dir: str, manifest: dict):
+    """`(metrics, path)` of the model's fine-tuning run, or `({}, None)`.
+
+    The run's `metrics.json` (in `model_dir` or its parent, the `finetune
+    --output` directory) when its best epoch is the model's, else the
+    `evaluation.json` that `s3rec-tf evaluate` writes for this model.
+    """
+    model_dir = os.path.abspath(model_dir)
+    candidates = [(os.path.join(d, "metrics.json"),
+                   lambda r: r.get("best_epoch") == manifest.get("best_epoch"))
+                  for d in (model_dir, os.path.dirname(model_dir))]
+    candidates.append((os.path.join(model_dir, "evaluation.json"),
+                       lambda r: r.get("model") == model_dir))
+    for path, belongs in candidates:
+        try:
+            with open(path) as f:
+                record = json.load(f)
+        except (OSError, ValueError):
+            continue
+        if isinstance(record, dict) and isinstance(record.get("metrics"), dict) and \
+                belongs(record):
+            return record["metrics"], path
+    return {}, None
+
+
+def _write_model_card(directory: str, model_dir: str, manifest: dict, default_k: int,
+                      num_items: int) -> dict:
+    """Writes `model_card.json` (data, training configuration, metrics) and `model_card.md`."""
+    metrics, source = _run_metrics(model_dir, manifest)
+    encoder = manifest.get("encoder_config", {})
+    hyper = manifest.get("hyperparameters", {})
+    card = {
+        "model": "S3-Rec sequence encoder fine-tuned for next-item prediction",
+        "library_version": manifest.get("library_version"),
+        "exported_at": time.strftime("%Y-%m-%dT%H:%M:%SZ", time.gmtime()),
+        "source_model_dir": os.path.abspath(model_dir),
+        "weights_sha256": manifest.get("weights_sha256"),
+        "data": dict(manifest.get("vocabulary") or {}),
+        "architecture": {k: encoder.get(k) for k in (
+            "hidden_size", "num_layers", "num_heads", "max_length", "num_items",
+            "num_attributes")},
+        "training": {"loss": manifest.get("loss"), "pretrained": hyper.get("pretrained"),
+                     "best_epoch": manifest.get("best_epoch"), "hyperparameters": hyper},
+        "validation_at_best_epoch": manifest.get("valid"),
+        "metrics": metrics,
+        "metrics_source": source,
+        "serving": {"signatures": list(SIGNATURES), "default_k": default_k,
+                    "num_items": num_items},
+    }
+    artifacts.write_json_atomic(os.path.join(directory, MODEL_CARD + ".json"), card)
+    data, arch, train = card["data"], card["architecture"], card["training"]
+
+    def values(d):
+        return ", ".join(f"{k} {v:.4f}" if isinstance(v, float) else f"{k} {v}"
+                         for k, v in d.items())
+
+    lines = [
+        f"# Model card: s3rec-tf next-item model ({data.get('dataset') or 'unnamed data'})",
+        "",
+        f"- Model: {card['model']}; loss `{train['loss']}`; hidden {arch['hidden_size']}, "
+        f"{arch['num_layers']} layers, {arch['num_heads']} heads, up to "
+        f"{arch['max_length']} history items.",
+        f"- Pretraining: {train['pretrained'] or 'none (SASRec)'}; best fine-tuning epoch "
+        f"{train['best_epoch']}.",
+        f"- Data: {data.get('dataset')}, {data.get('num_items')} items, "
+        f"{data.get('num_attributes')} attributes, fingerprint `{data.get('fingerprint')}`.",
+        f"- Serving: `serving_default` returns the top {default_k} of {num_items} items for "
+        f"a history of raw item ids (unknown ids are dropped and counted); signatures "
+        f"{', '.join(SIGNATURES)}.",
+        f"- Exported by s3rec-tf {card['library_version']} from `{card['source_model_dir']}` "
+        f"at {card['exported_at']}; weights SHA-256 `{card['weights_sha256']}`.",
+        "", "## Metrics", "",
+    ]
+    if metrics:
+        lines += [f"From `{source}`:", ""]
+        lines += [f"- {split}: {values(v)}" for split, v in metrics.items()
+                  if isinstance(v, dict)]
+    else:
+        lines.append("None recorded (no metrics.json or evaluation.json of this model).")
+    if card["validation_at_best_epoch"]:
+        lines += ["", f"Validation at the best epoch: {values(card['validation_at_best_epoch'])}."]
+    lines += ["", "## Training configuration", ""]
+    lines += [f"- {k}: {v}" for k, v in sorted(hyper.items())]
+    with open(os.path.join(directory, MODEL_CARD + ".md"), "w") as f:
+        f.write("\n".join(lines) + "\n")
+    return card
 
 
 class Recommender:

@@ -1,5 +1,5 @@
 #!/usr/bin/env python3
-"""Plots validation metrics over fine-tuning epochs, with and without pretraining.
+"""Plots validation metrics over fine-tuning epochs, and pretraining losses per head.
 
 Reads the per-epoch histories `results/<run>.history.jsonl` written beside each
 recorded run (`s3rec-tf finetune --record results/<run>.json`) and writes one
@@ -7,7 +7,16 @@ PNG per dataset to `results/plots/<dataset>.png`: a panel per validation
 protocol, a line per run (no pretraining, the authors' checkpoint, our own
 pretraining at each epoch budget; one line per seed).
 
+Pretraining histories (the `history.jsonl` that `s3rec-tf pretrain` writes in
+its output directory: `aap_loss`, `mip_loss`, `map_loss`, `sp_loss`, `loss` per
+epoch) are drawn beside them, one PNG per dataset,
+`results/plots/<dataset>_pretraining.png`, with a panel per head and one for
+the weighted sum, a line per run. They are `results/*pretrain*.history.jsonl`
+(named `<dataset>_<tag with "pretrain">...`) or the files or pretraining output
+directories given with `--pretraining`.
+
 Usage: python scripts/plot_histories.py [--results DIR] [--output DIR]
+                                        [--pretraining PATH [PATH ...]]
 """
 
 import argparse
@@ -19,6 +28,23 @@ import sys
 ROOT = os.path.dirname(os.path.dirname(os.path.abspath(__file__)))
 #: The validation metric each protocol's runs early-stop on (see `s3rec_tf.training`).
 PANELS = {"sampled": "valid_sampled/NDCG@10", "full": "valid_full/NDCG@20"}
+#: Pretraining's per-epoch losses (`s3rec_tf.training.run_pretraining`), one panel each.
+HEADS = {"aap_loss": "AAP: associated attribute prediction",
+         "mip_loss": "MIP: masked item prediction",
+         "map_loss": "MAP: masked attribute prediction",
+         "sp_loss": "SP: segment prediction",
+         "loss": "weighted sum (the optimised loss)"}
+
+
+def read_history(path: str) -> list:
+    """The rows of a `.jsonl` history (one JSON object per line)."""
+    with open(path) as f:
+        return [json.loads(line) for line in f if line.strip()]
+
+
+def is_pretraining(rows: list) -> bool:
+    """A pretraining history has per-head losses; a fine-tuning one has none."""
+    return any(head in row for row in rows for head in HEADS if head != "loss")
 
 
 def describe(run: str):
@@ -42,6 +68,8 @@ def load(results_dir: str):
     runs = {}
     for path in sorted(glob.glob(os.path.join(results_dir, "*.history.jsonl"))):
         run = os.path.basename(path)[:-len(".history.jsonl")]
+        if is_pretraining(read_history(path)):
+            continue  # see load_pretraining
         try:
             dataset, label, protocol, seed = describe(run)
         except ValueError:
@@ -49,8 +77,7 @@ def load(results_dir: str):
                   file=sys.stderr)
             continue
         key = PANELS.get(protocol)
-        with open(path) as f:
-            rows = [json.loads(line) for line in f if line.strip()]
+        rows = read_history(path)
         points = [(r["epoch"], r[key]) for r in rows if key in r]
         if points:
             runs.setdefault(dataset, {}).setdefault(protocol, []).append(
@@ -94,16 +121,113 @@ def plot(runs: dict, output_dir: str) -> list:
     return written
 
 
+def pretraining_run(path: str):
+    """`(dataset, label)` of a pretraining history file.
+
+    `<dir>/history.jsonl` of a pretraining output directory: the dataset of
+    its `manifest.json` and the directory's name. `<dataset>_<tag>.history.jsonl`:
+    the name up to its first part that contains "pretrain", and the rest.
+    """
+    name = os.path.basename(path)
+    directory = os.path.dirname(os.path.abspath(path))
+    if name == "history.jsonl":
+        manifest = os.path.join(directory, "manifest.json")
+        dataset = None
+        if os.path.exists(manifest):
+            with open(manifest) as f:
+                dataset = (json.load(f).get("vocabulary") or {}).get("dataset")
+        return dataset or "pretraining", os.path.basename(directory)
+    stem = name[:-len(".history.jsonl")] if name.endswith(".history.jsonl") else \
+        os.path.splitext(name)[0]
+    parts = stem.split("_")
+    cut = next((i for i, part in enumerate(parts) if "pretrain" in part and i > 0), None)
+    if cut is None:
+        return stem, stem
+    return "_".join(parts[:cut]), "_".join(parts[cut:])
+
+
+def load_pretraining(paths) -> dict:
+    """`{dataset: [(label, epochs, {head: values})]}` of pretraining histories.
+
+    `paths` are history files or pretraining output directories (their
+    `history.jsonl`). A resumed run's repeated epoch keeps its last row.
+    """
+    runs = {}
+    for path in paths:
+        if os.path.isdir(path):
+            path = os.path.join(path, "history.jsonl")
+        rows = read_history(path)
+        if not is_pretraining(rows):
+            print(f"skipping {path}: no per-head pretraining losses", file=sys.stderr)
+            continue
+        by_epoch = {}
+        for i, row in enumerate(rows):
+            by_epoch[row.get("epoch", i + 1)] = row
+        epochs = sorted(by_epoch)
+        heads = {head: [by_epoch[e].get(head, float("nan")) for e in epochs]
+                 for head in HEADS if any(head in by_epoch[e] for e in epochs)}
+        dataset, label = pretraining_run(path)
+        runs.setdefault(dataset, []).append((label, epochs, heads))
+    return runs
+
+
+def plot_pretraining(runs: dict, output_dir: str) -> list:
+    """Writes `<output_dir>/<dataset>_pretraining.png` per dataset; returns the paths."""
+    import matplotlib
+
+    matplotlib.use("Agg")
+    import matplotlib.pyplot as plt
+
+    os.makedirs(output_dir, exist_ok=True)
+    written = []
+    for dataset, lines in sorted(runs.items()):
+        heads = [h for h in HEADS if any(h in line[2] for line in lines)]
+        fig, axes = plt.subplots(1, len(heads), figsize=(3.6 * len(heads), 3.6), squeeze=False)
+        for ax, head in zip(axes[0], heads):
+            for i, (label, epochs, values) in enumerate(sorted(lines, key=lambda r: r[0])):
+                if head in values:
+                    ax.plot(epochs, values[head], color=f"C{i}", linewidth=1.3, label=label,
+                            marker="." if len(epochs) < 30 else None)
+            ax.set_title(HEADS[head], fontsize=9)
+            ax.set_xlabel("pretraining epoch")
+            ax.set_ylabel(f"{head} (per sample)")
+            ax.grid(alpha=0.3)
+        axes[0][-1].legend(fontsize=7.5, loc="upper right")
+        fig.suptitle(f"{dataset}: pretraining losses per head", fontsize=10)
+        fig.tight_layout()
+        path = os.path.join(output_dir, f"{dataset}_pretraining.png")
+        tmp = path + ".tmp.png"
+        fig.savefig(tmp, dpi=110)
+        plt.close(fig)
+        os.replace(tmp, path)
+        written.append(path)
+    return written
+
+
 def main(argv=None) -> int:
     parser = argparse.ArgumentParser(description=__doc__.split("\n")[0])
     parser.add_argument("--results", default=os.path.join(ROOT, "results"))
     parser.add_argument("--output", default=os.path.join(ROOT, "results", "plots"))
+    parser.add_argument("--pretraining", nargs="+", metavar="PATH",
+                        help="pretraining history files or output directories (default: "
+                             "<results>/*pretrain*.history.jsonl with per-head losses)")
     args = parser.parse_args(argv)
     runs = load(args.results)
-    if not runs:
+    missing = [p for p in args.pretraining or [] if not os.path.exists(p)]
+    if missing:
+        print(f"plot_histories.py: error: {missing[0]}: no such file or directory",
+              file=sys.stderr)
+        return 2
+    if args.pretraining:
+        pretraining = load_pretraining(args.pretraining)
+    else:
+        pretraining = load_pretraining(
+            p for p in sorted(glob.glob(os.path.join(args.results, "*pretrain*.history.jsonl")))
+            if is_pretraining(read_history(p)))
+    if not runs and not pretraining:
         print(f"no histories in {args.results}", file=sys.stderr)
         return 1
-    for path in plot(runs, args.output):
+    for path in plot(runs, args.output) + plot_pretraining(pretraining, args.output):
         print(f"Wrote {path}")
     return 0
 

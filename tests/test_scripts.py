@@ -38,6 +38,66 @@ def test_plot_writes_one_png_per_dataset(tmp_path):
     assert plots.main(["--results", str(tmp_path / "empty"), "--output", str(tmp_path)]) == 1
 
 
+def _pretraining_history(path, epochs=4, heads=("aap_loss", "mip_loss", "map_loss",
+                                                   "sp_loss", "loss")):
+    with open(path, "w") as f:
+        for epoch in range(1, epochs + 1):
+            f.write(json.dumps({"epoch": epoch, **{h: 10.0 / epoch + i
+                                                   for i, h in enumerate(heads)}}) + "\n")
+
+
+def test_pretraining_losses_get_one_panel_per_head(tmp_path, monkeypatch):
+    plots = _script("plot_histories")
+    results = tmp_path / "results"
+    results.mkdir()
+    _pretraining_history(results / "Toy_own-pretrain_seed1.history.jsonl")
+    # a fine-tuning history whose name also says "pretrain": not a pretraining run
+    with open(results / "Toy_own-pretrain-ep5_bce_validsampled_seed1.history.jsonl", "w") as f:
+        f.write(json.dumps({"epoch": 1, "loss": 1.0, "valid_sampled/NDCG@10": 0.2}) + "\n")
+    runs = plots.load_pretraining(
+        [str(p) for p in sorted(results.glob("*pretrain*.history.jsonl"))])
+    assert list(runs) == ["Toy"] and len(runs["Toy"]) == 1
+    label, epochs, heads = runs["Toy"][0]
+    assert label == "own-pretrain_seed1" and epochs == [1, 2, 3, 4]
+    assert list(heads) == list(plots.HEADS) and heads["mip_loss"][1] == 6.0
+    assert set(plots.load(str(results))) == {"Toy"}  # the fine-tuning run only
+    assert plots.load(str(results))["Toy"]["sampled"][0][0].startswith("S3-Rec, our")
+
+    # a pretraining output directory: the dataset from its manifest
+    pre = tmp_path / "pre"
+    pre.mkdir()
+    _pretraining_history(pre / "history.jsonl", epochs=2)
+    (pre / "manifest.json").write_text(json.dumps({"vocabulary": {"dataset": "Other"}}))
+    assert plots.pretraining_run(str(pre / "history.jsonl")) == ("Other", "pre")
+
+    out = tmp_path / "plots"
+    assert plots.main(["--results", str(results), "--output", str(out)]) == 0
+    assert sorted(os.listdir(out)) == ["Toy.png", "Toy_pretraining.png"]
+    assert plots.main(["--results", str(tmp_path / "none"), "--output", str(out),
+                       "--pretraining", str(pre)]) == 0
+    with open(out / "Other_pretraining.png", "rb") as f:
+        assert f.read(8) == b"\x89PNG\r\n\x1a\n"
+    assert plots.main(["--results", str(results), "--pretraining",
+                       str(tmp_path / "missing.jsonl")]) == 2
+
+    # panels are the heads present, one line per run
+    import matplotlib.figure
+    figures = []
+    real_savefig = matplotlib.figure.Figure.savefig
+
+    def savefig(fig, *args, **kwargs):
+        figures.append([(ax.get_title(), len(ax.get_lines())) for ax in fig.axes])
+        return real_savefig(fig, *args, **kwargs)
+
+    monkeypatch.setattr(matplotlib.figure.Figure, "savefig", savefig)
+    _pretraining_history(results / "Toy_pretrain-b.history.jsonl", heads=("aap_loss", "loss"))
+    plots.plot_pretraining(plots.load_pretraining(
+        [str(results / "Toy_own-pretrain_seed1.history.jsonl"),
+         str(results / "Toy_pretrain-b.history.jsonl")]), str(out))
+    assert figures == [[(plots.HEADS[h], 2 if h in ("aap_loss", "loss") else 1)
+                        for h in plots.HEADS]]
+
+
 def test_results_table_has_paper_numbers_next_to_ours():
     table = _script("results_table").table()
     assert "| LastFM | S3-Rec | authors' 150-epoch checkpoint | bce |" in table

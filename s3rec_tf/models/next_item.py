@@ -50,6 +50,20 @@ class NextItemModel(keras.Model):
     def metrics(self):
         return [self.loss_tracker]
 
+    @property
+    def finetuned_variables(self):
+        """The variables next-item training updates.
+
+        Every trainable variable but the encoder's attribute embedding: only
+        the pretraining heads (AAP, MAP) read it, so it gets no gradient here
+        and is not trained. It stays a trainable weight of the shared
+        encoder, so model files, `_resume/` checkpoints and the optimizer's
+        slots keep their layout (`train_step` builds the optimizer over all
+        trainable variables).
+        """
+        attribute_table = self.encoder.attribute_table
+        return [v for v in self.trainable_variables if v is not attribute_table]
+
     def call(self, input_ids, training=None):
         """Causal encoding `[batch, seq_len]` -> `[batch, seq_len, hidden]`."""
         if self.length_buckets:
@@ -91,7 +105,9 @@ class NextItemModel(keras.Model):
         batch = data[0] if isinstance(data, tuple) else data
         with tf.GradientTape() as tape:
             loss = self.compute_loss_value(batch, training=True)
-        variables = self.trainable_variables
+        if not self.optimizer.built:  # slots for all trainable variables, as checkpoints hold
+            self.optimizer.build(self.trainable_variables)
+        variables = self.finetuned_variables
         self.optimizer.apply(tape.gradient(loss, variables), variables)
         self.loss_tracker.update_state(loss)
         return {"loss": self.loss_tracker.result()}

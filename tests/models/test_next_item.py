@@ -1,3 +1,5 @@
+import warnings
+
 import numpy as np
 import pytest
 
@@ -21,6 +23,26 @@ def test_fit_one_step(tiny_data, loss):
     hist = model.fit(ds, epochs=1, verbose=0)
     assert list(hist.history) == ["loss"] and np.isfinite(hist.history["loss"][0])
     assert set(model.evaluate(ds, verbose=0, return_dict=True)) == {"loss"}
+
+
+@pytest.mark.parametrize("loss", ["bce", "ce"])
+def test_fine_tuning_leaves_the_attribute_embedding_alone(tiny_data, loss):
+    model = _model(tiny_data, loss)
+    model.compile(optimizer=adam(1e-2))
+    attributes = model.encoder.attribute_table.numpy()
+    items = model.encoder.item_table.numpy()
+    ds = inputs.finetune_dataset(inputs.finetune_arrays(tiny_data, 20), 32,
+                                 negatives=loss == "bce").take(2)
+    with warnings.catch_warnings(record=True) as caught:
+        warnings.simplefilter("always")
+        model.fit(ds, epochs=1, verbose=0)
+    assert not [w for w in caught if "Gradients do not exist" in str(w.message)]
+    np.testing.assert_array_equal(model.encoder.attribute_table.numpy(), attributes)
+    assert not np.array_equal(model.encoder.item_table.numpy(), items)
+    # the layout of weights and optimizer state is the one of all trainable variables
+    assert any(v is model.encoder.attribute_table for v in model.trainable_variables)
+    assert len(model.finetuned_variables) == len(model.trainable_variables) - 1
+    assert len(model.optimizer.variables) == 2 + 2 * len(model.trainable_variables)
 
 
 def test_ce_loss_is_softmax_over_real_items(tiny_data):

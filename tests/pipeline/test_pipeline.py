@@ -113,6 +113,9 @@ def test_tfx_cli_pipeline_create_and_run_create(tiny_raw, tmp_path):
                           "s3rec-cli-test"], cwd=ROOT, env=env, capture_output=True, text=True,
                          timeout=900)
     assert run.returncode == 0, (run.stdout + run.stderr)[-3000:]
+    noisy = [line for line in (run.stdout + run.stderr).splitlines()  # s3rec_tf.quiet
+             if "WARNING" in line or "Warning" in line or "Traceback" in line]
+    assert not noisy, "\n".join(noisy)
     serving = tmp_path / "root" / "serving"
     versions = os.listdir(serving)
     assert versions and (serving / versions[0] / "saved_model.pb").exists()
