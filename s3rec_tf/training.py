@@ -156,10 +156,13 @@ def build_encoder(data: SequenceData, config: EncoderConfig) -> SequenceEncoder:
 
 def run_pretraining(data: SequenceData, output_dir: str,
                     encoder_config: EncoderConfig | None = None,
-                    config: PretrainConfig | None = None, verbose: int = 1) -> dict:
+                    config: PretrainConfig | None = None, verbose: int = 1,
+                    tensorboard_dir: str | None = None) -> dict:
     """Pretrains S3-Rec on `data` and saves the pretrained model in `output_dir`.
 
     Rerunning with the same arguments resumes from the last completed epoch.
+    With `tensorboard_dir`, TensorBoard logs the total and the four per-head
+    losses of every epoch there.
 
     Returns:
         A summary dict (epochs, final losses, wall time, paths).
@@ -202,7 +205,7 @@ def run_pretraining(data: SequenceData, output_dir: str,
             trim=config.trim_padding)
         model.fit(dataset, epochs=config.epochs, initial_epoch=first_epoch,
                   steps_per_epoch=steps, verbose=2 if verbose else 0, shuffle=False,
-                  callbacks=[_EpochCallback(on_epoch_end)])
+                  callbacks=[_EpochCallback(on_epoch_end), *_tensorboard(tensorboard_dir)])
     wall = time.time() - start
     summary = {"epochs": config.epochs, "resumed_from_epoch": first_epoch,
                "final_losses": history, "wall_time_s": round(wall, 2),
@@ -213,6 +216,14 @@ def run_pretraining(data: SequenceData, output_dir: str,
     _log(verbose, f"Pretraining done in {wall:.1f}s: " +
          ", ".join(f"{k}={v:.4f}" for k, v in history.items()) + f" -> {output_dir}")
     return summary
+
+
+def _tensorboard(log_dir: str | None) -> list:
+    """A `keras.callbacks.TensorBoard` writing epoch scalars to `log_dir` (none without)."""
+    if not log_dir:
+        return []
+    return [keras.callbacks.TensorBoard(log_dir=log_dir, update_freq="epoch",
+                                        write_graph=False, profile_batch=0)]
 
 
 def _save_model_into(output_dir, model, kind, vocabulary, hyper, extra):
@@ -295,12 +306,15 @@ def evaluate_model(model, data: SequenceData, protocols=("full", "sampled"),
 
 def run_finetuning(data: SequenceData, output_dir: str, pretrained: str | None,
                    encoder_config: EncoderConfig | None = None,
-                   config: FinetuneConfig | None = None, verbose: int = 1) -> dict:
+                   config: FinetuneConfig | None = None, verbose: int = 1,
+                   tensorboard_dir: str | None = None) -> dict:
     """Fine-tunes a next-item model, keeping the best epoch by validation metric.
 
     Args:
         pretrained: a pretrained model directory, or None for no pretraining
             (SASRec). A path that does not exist is an error.
+        tensorboard_dir: where TensorBoard logs the training loss and the
+            validation metrics of every epoch (`valid_<protocol>_<metric>`).
 
     Returns:
         A summary with the best epoch, validation history and test metrics
@@ -346,6 +360,8 @@ def run_finetuning(data: SequenceData, output_dir: str, pretrained: str | None,
 
     def on_epoch_end(epoch, logs):
         scores = evaluator.evaluate(valid, config.valid_protocol)
+        # the TensorBoard callback, called after this one, logs them too
+        logs.update({f"valid_{config.valid_protocol}_{k}": v for k, v in scores.items()})
         improved = scores[metric] > best["score"]
         if improved:
             best.update(epoch=epoch, score=scores[metric], wait=0)
@@ -371,7 +387,7 @@ def run_finetuning(data: SequenceData, output_dir: str, pretrained: str | None,
             negatives=config.loss == "bce", trim=config.trim_padding)
         model.fit(dataset, epochs=config.epochs, initial_epoch=first_epoch,
                   steps_per_epoch=steps, verbose=2 if verbose else 0, shuffle=False,
-                  callbacks=[_EpochCallback(on_epoch_end)])
+                  callbacks=[_EpochCallback(on_epoch_end), *_tensorboard(tensorboard_dir)])
     train_time = time.time() - start
     best_model, _ = artifacts.load_next_item_model(best_dir)
     results = evaluate_model(best_model, data, max_length=encoder_config.max_length)

@@ -181,26 +181,40 @@ class Inputs:
     sources: dict
 
 
+def input_file_names(name: str, fmt: str) -> dict:
+    """`{split: [candidate file names, first found wins]}` of an input format.
+
+    Splits: `events` (required), `item_attributes` (optional), `negatives`
+    (the authors' sample file; paper format only, optional). The one naming
+    rule of the command line and the pipeline's ExampleGens.
+    """
+    names = {
+        "s3rec": {"events": [f"{name}.txt"],
+                  "item_attributes": [f"{name}_item2attributes.json"],
+                  "negatives": [negatives_lib.sample_file_name(name)]},
+        "csv": {"events": [f"{name}.csv", f"{name}_interactions.csv"],
+                "item_attributes": [f"{name}_attributes.csv", f"{name}_item_attributes.csv"]},
+        "parquet": {"events": [f"{name}.parquet", f"{name}_interactions.parquet"],
+                    "item_attributes": [f"{name}_attributes.parquet",
+                                        f"{name}_item_attributes.parquet"]},
+        "recbole": {"events": [f"{name}.inter"], "item_attributes": [f"{name}.item"]},
+    }
+    if fmt not in names:
+        raise ValueError(f"`input_format` must be one of {FORMATS}. Received: {fmt!r}")
+    return names[fmt]
+
+
 def _input_files(input_dir: str, config: PrepareConfig):
     name, fmt = config.name, config.input_format
-    def first(*patterns):
-        for p in patterns:
+    candidates = input_file_names(name, fmt)
+
+    def first(split):
+        for p in candidates.get(split, []):
             hits = sorted(glob.glob(os.path.join(input_dir, p)))
             if hits:
                 return hits[0]
         return None
-    if fmt == "s3rec":
-        inter, attrs = first(f"{name}.txt"), first(f"{name}_item2attributes.json")
-    elif fmt == "csv":
-        inter = first(f"{name}.csv", f"{name}_interactions.csv")
-        attrs = first(f"{name}_attributes.csv", f"{name}_item_attributes.csv")
-    elif fmt == "parquet":
-        inter = first(f"{name}.parquet", f"{name}_interactions.parquet")
-        attrs = first(f"{name}_attributes.parquet", f"{name}_item_attributes.parquet")
-    elif fmt == "recbole":
-        inter, attrs = first(f"{name}.inter"), first(f"{name}.item")
-    else:
-        raise ValueError(f"`input_format` must be one of {FORMATS}. Received: {fmt!r}")
+    inter, attrs = first("events"), first("item_attributes")
     if inter is None:
         raise DataError(os.path.join(input_dir, name + ".*"),
                         f"no interaction file for format {fmt!r}")
@@ -213,10 +227,11 @@ def _input_files(input_dir: str, config: PrepareConfig):
 
 def sample_file(input_dir: str, config: PrepareConfig) -> str | None:
     """The authors' `<Name>_sample.txt` (paper format only), when it exists."""
-    if config.input_format != "s3rec":
-        return None
-    path = os.path.join(input_dir, negatives_lib.sample_file_name(config.name))
-    return path if os.path.exists(path) else None
+    for file_name in input_file_names(config.name, config.input_format).get("negatives", []):
+        path = os.path.join(input_dir, file_name)
+        if os.path.exists(path):
+            return path
+    return None
 
 
 def _check_parquet(path: str, columns) -> None:
