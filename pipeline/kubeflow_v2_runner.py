@@ -19,7 +19,7 @@ import os
 import sys
 
 ROOT = os.path.dirname(os.path.dirname(os.path.abspath(__file__)))
-if ROOT not in sys.path:
+if sys.path[:1] != [ROOT]:  # first: the tfx CLI puts pipeline/ (holding pipeline.py) first
     sys.path.insert(0, ROOT)
 
 from tfx import v1 as tfx  # noqa: E402

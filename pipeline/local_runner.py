@@ -23,7 +23,7 @@ import sys
 import time
 
 ROOT = os.path.dirname(os.path.dirname(os.path.abspath(__file__)))
-if ROOT not in sys.path:
+if sys.path[:1] != [ROOT]:  # first: the tfx CLI puts pipeline/ (holding pipeline.py) first
     sys.path.insert(0, ROOT)
 
 from pipeline import configs  # noqa: E402
