@@ -8,11 +8,13 @@ typed headers have no standard reader, so this executor turns them into one
 (`s3rec_tf.data.preprocess`). Each input split is one file, recognised by
 its name:
 
-| split | file | features of each example |
-|---|---|---|
-| `events` | `<Name>.txt` (paper) / `<Name>.inter` (RecBole) | `user_id`, `item_id` (bytes), `timestamp` (float; the position in the paper's format) |
-| `item_attributes` | `<Name>_item2attributes.json` / `<Name>.item` | `item_id`, `attribute` (bytes, one example per pair) |
-| `negatives` | `<Name>_sample.txt` (paper, when present) | `user_id` (bytes), `negatives` (bytes list of 99 item ids) |
+- `events`: `<Name>.txt` (paper) or `<Name>.inter` (RecBole); features
+  `user_id`, `item_id` (bytes) and `timestamp` (float; the position in the
+  paper's format);
+- `item_attributes`: `<Name>_item2attributes.json` or `<Name>.item`;
+  `item_id`, `attribute` (bytes), one example per pair;
+- `negatives`: `<Name>_sample.txt` (paper, when present); `user_id` (bytes),
+  `negatives` (bytes list of 99 item ids).
 
 A malformed row stops the component with a message naming the file and the
 row (the pipeline does not drop rows silently).

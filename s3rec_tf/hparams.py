@@ -32,7 +32,7 @@ def check(params: dict, job: str) -> None:
 
 
 def configs(params: dict | None, job: str):
-    """`(EncoderConfig, PretrainConfig | FinetuneConfig)` from a flat dict (defaults for the rest)."""
+    """`(EncoderConfig, PretrainConfig | FinetuneConfig)` of a flat dict (defaults elsewhere)."""
     params = dict(params or {})
     check(params, job)
     encoder_cls, job_cls = _config_classes(job)

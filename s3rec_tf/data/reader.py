@@ -25,7 +25,7 @@ import numpy as np
 
 from s3rec_tf.data import negatives as negatives_lib
 from s3rec_tf.data.negatives import (NUM_NEGATIVES as NUM_SAMPLED_NEGATIVES,  # noqa: F401
-                                     draw_negatives, generate_negatives)
+                                     draw_negatives, generate_negatives)  # noqa: F401
 from s3rec_tf.data.negatives import read_sample_file as read_sample_negatives  # noqa: F401
 from s3rec_tf.data.negatives import write_sample_file as write_sample_negatives  # noqa: F401
 from s3rec_tf.errors import DataError
