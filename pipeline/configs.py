@@ -1,31 +1,43 @@
-"""Pipeline constants and defaults (the embedded synthetic demo)."""
+"""Pipeline settings: plain values (the embedded synthetic demo by default).
 
-import json
-import os
+`pipeline/local_runner.py` and `pipeline/kubeflow_v2_runner.py` read these;
+the local runner's command-line flags override some of them.
+"""
 
-PIPELINE_NAME = os.environ.get("S3REC_PIPELINE_NAME", "s3rec-tf")
+PIPELINE_NAME = "s3rec-tf"
 
 #: Where the local runner keeps everything (pipeline root, MLMD, serving dir).
-LOCAL_ROOT = os.environ.get("S3REC_LOCAL_ROOT", os.path.join("runs", "pipeline"))
+LOCAL_ROOT = "runs/pipeline"
 
-#: Input data: the synthetic demo by default; any S3-Rec-format or CSV dataset.
-DATA_DIR = os.environ.get("S3REC_DATA_DIR", os.path.join("runs", "pipeline", "data"))
-DATASET = os.environ.get("S3REC_DATASET", "Synthetic")
-INPUT_FORMAT = os.environ.get("S3REC_INPUT_FORMAT", "s3rec")
-K_CORE = int(os.environ.get("S3REC_K_CORE", "0"))
+#: Input data: the synthetic demo by default; any dataset of a supported format
+#: (`s3rec`, `recbole`, `csv`, `parquet`, `tfrecord`).
+DATA_DIR = "runs/pipeline/data"
+DATASET = "Synthetic"
+INPUT_FORMAT = "s3rec"
+K_CORE = 0
+#: Seed of the drawn negatives (used when the dataset has no `<Name>_sample.txt`).
+NEGATIVES_SEED = 0
+#: A schema for ImportSchemaGen; None: the project's schema for `s3rec`/`recbole`,
+#: SchemaGen's inferred one for the others.
+SCHEMA_PATH = None
 
-#: Hyperparameters (JSON): paper defaults unless overridden. The demo keeps
-#: the paper's architecture but trains briefly so it finishes in minutes.
-PRETRAIN_HPARAMS = json.loads(os.environ.get(
-    "S3REC_PRETRAIN_HPARAMS", json.dumps({"epochs": 3, "save_every": 0})))
-FINETUNE_HPARAMS = json.loads(os.environ.get(
-    "S3REC_FINETUNE_HPARAMS", json.dumps({"epochs": 20, "patience": 5})))
+#: Hyperparameters: paper defaults unless overridden (fields of
+#: `s3rec_tf.training.EncoderConfig` / `PretrainConfig` / `FinetuneConfig`;
+#: an unknown key is an error). The demo keeps the paper's architecture but
+#: trains briefly so it finishes in minutes.
+PRETRAIN_HPARAMS = {"epochs": 3, "save_every": 0}
+FINETUNE_HPARAMS = {"epochs": 20, "patience": 5}
+
+#: The optional Tuner (off by default): its best values feed both Trainers.
+ENABLE_TUNER = False
+#: The Tuner's `custom_config`: trial budget, each trial's runs, and optionally
+#: `search_space` (`{key: [choices]}`; default `components.trainer_module.SEARCH_SPACE`).
+TUNER_CONFIG = {"max_trials": 4, "pretrain": {"epochs": 2, "save_every": 0},
+                "finetune": {"epochs": 10, "patience": 3}}
 
 #: Blessing: minimum metrics, and the metric that must not regress.
-THRESHOLDS = json.loads(os.environ.get("S3REC_THRESHOLDS",
-                                       json.dumps({"test/sampled/HR@10": 0.2})))
-COMPARE_METRIC = os.environ.get("S3REC_COMPARE_METRIC", "test/full/NDCG@10")
+THRESHOLDS = {"test/sampled/HR@10": 0.2}
+COMPARE_METRIC = "test/full/NDCG@10"
 
-#: Beam options for the preprocessing component.
-BEAM_ARGS = json.loads(os.environ.get("S3REC_BEAM_ARGS", json.dumps([
-    "--direct_running_mode=multi_processing", "--direct_num_workers=2"])))
+#: Beam options of the Beam components (ExampleGen, StatisticsGen, PrepareSequences).
+BEAM_ARGS = ["--direct_running_mode=multi_processing", "--direct_num_workers=2"]

@@ -4,51 +4,33 @@ Used three ways:
 
 - `python pipeline/local_runner.py [--data-dir DIR --dataset NAME ...]`;
 - `tfx pipeline create --engine local --pipeline_path pipeline/local_runner.py`
-  then `tfx run create --engine local --pipeline_name s3rec-tf` (settings
-  from `pipeline/configs.py` and `S3REC_*` environment variables);
+  then `tfx run create --engine local --pipeline_name s3rec-tf` (the `tfx`
+  CLI executes this file as `__main__`; settings from `pipeline/configs.py`,
+  or from a JSON file named by `S3REC_PIPELINE_SETTINGS`, since the CLI
+  passes no arguments);
 - `run(...)` from Python (tests).
 
-Importing this file builds the pipeline and calls `LocalDagRunner().run`,
-as the `tfx` CLI expects of a DSL file.
+Importing this file has no side effects: it defines constants and functions.
 """
 
 from __future__ import annotations
 
 import argparse
 import glob
-import hashlib
 import json
 import os
 import sys
 import time
 
 ROOT = os.path.dirname(os.path.dirname(os.path.abspath(__file__)))
-# First, even when PYTHONPATH already lists ROOT: this file's own directory
-# (sys.path[0]) holds pipeline/pipeline.py, which would shadow the package.
-sys.path.insert(0, ROOT)
-
-import s3rec_tf  # noqa: E402,F401  (Keras backend, log level)
-from s3rec_tf import quiet, runtime  # noqa: E402
-
-quiet.install()  # before TFX is imported: its import prints a library notice
-
-# Before TensorFlow loads: the settings of the pipeline's longest step, pretraining
-# (no effect when TensorFlow is already running, e.g. under tests).
-runtime.configure("pretrain")
-
-from tfx import v1 as tfx  # noqa: E402
+if sys.path[:1] != [ROOT]:  # first: the tfx CLI puts pipeline/ (holding pipeline.py) first
+    sys.path.insert(0, ROOT)
 
 from pipeline import configs  # noqa: E402
-from pipeline.pipeline import create_pipeline  # noqa: E402
 
-
-def input_fingerprint(data_dir: str, dataset: str) -> str:
-    """Sizes and modification times of the dataset's files."""
-    digest = hashlib.sha256()
-    for path in sorted(glob.glob(os.path.join(data_dir, f"{dataset}*"))):
-        st = os.stat(path)
-        digest.update(f"{os.path.basename(path)}:{st.st_size}:{st.st_mtime_ns};".encode())
-    return digest.hexdigest()[:16]
+#: A JSON file of `run` keywords (`local_root`, `data_dir`, `dataset` and those of
+#: `create_pipeline`), for the `tfx` CLI, which passes no arguments.
+SETTINGS_ENV = "S3REC_PIPELINE_SETTINGS"
 
 
 def paths(local_root: str) -> dict:
@@ -59,15 +41,20 @@ def paths(local_root: str) -> dict:
 
 
 def build(local_root: str = configs.LOCAL_ROOT, data_dir: str = configs.DATA_DIR,
-          dataset: str = configs.DATASET, **overrides) -> tfx.dsl.Pipeline:
+          dataset: str = configs.DATASET, **overrides):
+    """The pipeline with `configs` values, `overrides` (keywords of `create_pipeline`) on top."""
+    from tfx import v1 as tfx
+
+    from pipeline.pipeline import create_pipeline
     p = paths(local_root)
     kwargs = dict(
         pipeline_name=configs.PIPELINE_NAME, pipeline_root=p["pipeline_root"],
         data_dir=os.path.abspath(data_dir), dataset=dataset, serving_dir=p["serving"],
-        input_format=configs.INPUT_FORMAT, k_core=configs.K_CORE,
-        input_fingerprint=input_fingerprint(data_dir, dataset),
-        pretrain_hparams=configs.PRETRAIN_HPARAMS, finetune_hparams=configs.FINETUNE_HPARAMS,
-        thresholds=configs.THRESHOLDS, compare_metric=configs.COMPARE_METRIC,
+        input_format=configs.INPUT_FORMAT, k_core=configs.K_CORE, seed=configs.NEGATIVES_SEED,
+        schema_path=configs.SCHEMA_PATH, pretrain_hparams=configs.PRETRAIN_HPARAMS,
+        finetune_hparams=configs.FINETUNE_HPARAMS, enable_tuner=configs.ENABLE_TUNER,
+        tuner_config=configs.TUNER_CONFIG, thresholds=configs.THRESHOLDS,
+        compare_metric=configs.COMPARE_METRIC,
         metadata_connection_config=tfx.orchestration.metadata.sqlite_metadata_connection_config(
             p["metadata"]),
         beam_pipeline_args=configs.BEAM_ARGS)
@@ -85,12 +72,14 @@ def ensure_demo_data(data_dir: str, dataset: str) -> None:
 
 def run(local_root: str = configs.LOCAL_ROOT, data_dir: str = configs.DATA_DIR,
         dataset: str = configs.DATASET, **overrides) -> None:
+    """Builds the pipeline and runs it with `LocalDagRunner` (the demo data written first)."""
+    from tfx import v1 as tfx
     ensure_demo_data(data_dir, dataset)
     tfx.orchestration.LocalDagRunner().run(build(local_root, data_dir, dataset, **overrides))
 
 
 def component_times(local_root: str = configs.LOCAL_ROOT) -> list:
-    """`(component, state, seconds)` of every execution in ML Metadata, oldest first."""
+    """`(component type, state, seconds)` of every execution in ML Metadata, oldest first."""
     from ml_metadata.metadata_store import metadata_store
     from ml_metadata.proto import metadata_store_pb2
     config = metadata_store_pb2.ConnectionConfig()
@@ -116,6 +105,15 @@ def summary(local_root: str = configs.LOCAL_ROOT) -> dict:
             "evaluation": metrics}
 
 
+def settings_from_env() -> dict:
+    """`run` keywords from the JSON file named by `S3REC_PIPELINE_SETTINGS` ({} without)."""
+    path = os.environ.get(SETTINGS_ENV)
+    if not path:
+        return {}
+    with open(path) as f:
+        return json.load(f)
+
+
 def main(argv=None) -> int:
     parser = argparse.ArgumentParser(description=__doc__,
                                      formatter_class=argparse.RawDescriptionHelpFormatter)
@@ -126,27 +124,40 @@ def main(argv=None) -> int:
     parser.add_argument("--k-core", type=int, default=configs.K_CORE)
     parser.add_argument("--pretrain-epochs", type=int)
     parser.add_argument("--finetune-epochs", type=int)
+    parser.add_argument("--tuner", action="store_true", default=configs.ENABLE_TUNER,
+                        help="add the Tuner (its best values feed both Trainers)")
     args = parser.parse_args(argv)
-    if hasattr(tfx.orchestration.LocalDagRunner.run, "__wrapped__"):
-        run()  # `tfx pipeline create` patched the runner: it only records the pipeline
-        return 0
+    from s3rec_tf import quiet, runtime
+    quiet.install()  # before TFX is imported: its import prints a library notice
+    # Before TensorFlow loads: the settings of the pipeline's longest step,
+    # pretraining (no effect when TensorFlow is already running).
+    runtime.configure("pretrain")
     pre = dict(configs.PRETRAIN_HPARAMS)
     fine = dict(configs.FINETUNE_HPARAMS)
     if args.pretrain_epochs is not None:
         pre["epochs"] = args.pretrain_epochs
     if args.finetune_epochs is not None:
         fine["epochs"] = args.finetune_epochs
+    settings = {"local_root": args.local_root, "data_dir": args.data_dir,
+                "dataset": args.dataset, "input_format": args.input_format,
+                "k_core": args.k_core, "pretrain_hparams": pre, "finetune_hparams": fine,
+                "enable_tuner": args.tuner, **settings_from_env()}
+    from tfx import v1 as tfx
+    if hasattr(tfx.orchestration.LocalDagRunner.run, "__wrapped__"):
+        run(**settings)  # `tfx pipeline create` patched the runner: it only records
+        return 0
     start = time.time()
-    run(args.local_root, args.data_dir, args.dataset, input_format=args.input_format,
-        k_core=args.k_core, pretrain_hparams=pre, finetune_hparams=fine)
-    result = summary(args.local_root)
+    run(**settings)
+    local_root = settings["local_root"]
+    result = summary(local_root)
     print(f"\nPipeline finished in {time.time() - start:.0f}s. This run's components:")
-    times = component_times(args.local_root)
-    for name, state, seconds in times[-6:]:
-        print(f"  {name:<18} {state:<9} {seconds:7.1f}s")
+    times = component_times(local_root)
+    for name, state, seconds in times[-(12 if args.tuner else 11):]:
+        print(f"  {name:<30} {state:<9} {seconds:7.1f}s")
     if result["evaluation"]:
         ev = result["evaluation"]
         print("Blessed" if ev["blessed"] else f"Not blessed: {'; '.join(ev['reasons'])}")
+        print(f"  negatives: {ev.get('negatives')}")
         for key in ("test/full/HR@10", "test/full/NDCG@10", "test/sampled/HR@10",
                     "test/sampled/NDCG@10", "test/sampled/MRR"):
             print(f"  {key:<22} {ev['metrics'][key]:.4f}")
@@ -155,5 +166,7 @@ def main(argv=None) -> int:
 
 
 if __name__ == "__main__":
-    # `tfx pipeline create` and `tfx run create` execute this file too.
+    # `python pipeline/local_runner.py`, and the `tfx` CLI: `tfx pipeline create`
+    # executes this file as `__main__` with a recording runner, `tfx run create`
+    # runs it as a script.
     sys.exit(main())

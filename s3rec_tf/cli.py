@@ -409,13 +409,18 @@ def build_parser() -> argparse.ArgumentParser:
 
 
 def _read(args):
+    from s3rec_tf.data import prepared
     from s3rec_tf.data.reader import read_dataset
     out = getattr(args, "output", None)
     neg_dir = out if out and not out.endswith(".json") else None
-    data = read_dataset(args.data, args.name, negatives_seed=args.negatives_seed,
-                        negatives_output=neg_dir)
+    if prepared.is_prepared(args.data):  # `s3rec-tf prepare` output: the same contract
+        data = prepared.read_prepared(args.data, args.name)
+    else:
+        data = read_dataset(args.data, args.name, negatives_seed=args.negatives_seed,
+                            negatives_output=neg_dir)
     print(f"Read {data.name}: {data.num_users} users, {data.num_items} items, "
-          f"{data.num_interactions()} interactions, {data.num_attributes} attributes; "
+          f"{data.num_interactions()} interactions, {data.num_attributes} attributes "
+          f"({data.users_too_short} users with fewer than 3 items dropped); "
           f"negatives: {data.sample_source}", flush=True)
     return data
 

@@ -1,26 +1,29 @@
-"""Beam preprocessing: raw interactions and item attributes -> training-ready data.
+"""Beam preprocessing: events and item attributes -> the prepared dataset.
 
-Reads the paper's format, CSV/Parquet interaction logs (`user_id,item_id,
-timestamp`, ids any strings) with an optional item-attribute table
-(`item_id,attribute`, one row per pair), or RecBole atomic files (`.inter`,
-`.item`). Steps: parse (malformed rows dropped and counted, or a failure with
-`strict`), drop duplicate events, order each user's events by time, optional
-k-core filtering, item and attribute vocabularies (raw id <-> index), users
-with fewer than 3 events dropped and counted, seeded sampled negatives, and
-TFRecord output. Only the vocabularies (and per-item counts and attributes)
-are ever gathered in one place; user sequences stay distributed.
+Two entrances, one graph (`build_sequences`):
 
-Output directory (written to a temporary sibling, renamed at the end):
+- raw files (`s3rec-tf prepare`, `build_pipeline`): the paper's format (with
+  its `<Name>_sample.txt` when present), CSV/Parquet interaction logs
+  (`user_id,item_id,timestamp`, ids any strings) with an optional
+  item-attribute table (`item_id,attribute`, one row per pair), or RecBole
+  atomic files (`.inter`, `.item`); malformed rows dropped and counted, or a
+  failure with `strict`;
+- the validated `Examples` of an ExampleGen (the pipeline's
+  `PrepareSequences` component, `read_examples`).
 
-- `sequences-*.tfrecord`: one `tf.Example` per user: `user_id` (bytes),
-  `items` (int64 indices in time order), `negatives` (99 int64 indices);
-- `item_attributes-*.tfrecord`: `item` (int64), `attributes` (int64 list);
-- `item_vocabulary.txt`, `attribute_vocabulary.txt`: raw id per line, line
-  `i` is index `i + 1`;
-- `stats.json`: counts of every step, and the parameters.
+Steps: drop duplicate events, order each user's events by time, optional
+k-core filtering, users with fewer than 3 events dropped and counted (the
+same rule as `s3rec_tf.data.reader`), item and attribute vocabularies (the
+paper's ids kept for the paper's format), the sampled negatives (the
+authors' file when given, else the seeded rule of `s3rec_tf.data.negatives`)
+and the prepared dataset of `s3rec_tf.data.prepared`. Only the vocabularies
+(and per-item counts and attributes) are ever gathered in one place; user
+sequences stay distributed.
 
-The leave-one-out split is positional (the last two items are the
-validation and test answers), so the split is the sequence itself.
+Attribute rows: for the paper's format, rows of items above the largest
+item id are dropped and counted (as the original code); for other formats a
+row naming an item that has no event is an error, and rows of items removed
+by the filters (k-core, short users) are dropped and counted.
 """
 
 from __future__ import annotations
@@ -28,7 +31,6 @@ from __future__ import annotations
 import csv
 import dataclasses
 import glob
-import hashlib
 import io
 import json
 import os
@@ -39,9 +41,12 @@ import numpy as np
 
 from s3rec_tf.errors import DataError
 
+from s3rec_tf.data import negatives as negatives_lib
+from s3rec_tf.data import prepared as prepared_lib
+from s3rec_tf.data.reader import MIN_SEQUENCE_LENGTH as MIN_EVENTS
+
 FORMATS = ("s3rec", "csv", "parquet", "recbole")
-MIN_EVENTS = 3
-NUM_NEGATIVES = 99
+NUM_NEGATIVES = negatives_lib.NUM_NEGATIVES
 
 
 @dataclasses.dataclass
@@ -55,6 +60,11 @@ class PrepareConfig:
     strict: bool = False       # fail on the first malformed row instead of dropping it
     seed: int = 0              # seed of the sampled negatives
     num_negatives: int = NUM_NEGATIVES
+
+    @property
+    def id_layout(self) -> str:
+        """`paper` keeps the paper format's ids; `vocabulary` indexes any raw ids."""
+        return "paper" if self.input_format == "s3rec" else "vocabulary"
 
 
 # ---------------------------------------------------------------- parsing ---
@@ -151,59 +161,60 @@ def _recbole_columns(path):
 
 # ------------------------------------------------------------ beam pieces ---
 
-def _natural_key(raw: str):
-    return (0, int(raw), "") if raw.isdigit() else (1, 0, raw)
+@dataclasses.dataclass
+class Inputs:
+    """What `build_sequences` consumes (PCollections), and where it came from.
+
+    Attributes:
+        events: `(user, item, timestamp)`: raw ids as text, a float time.
+        attribute_pairs: `(item, attribute)`: raw ids as text.
+        sample_rows: `(user, [raw item ids])` of the authors' sample file, or None.
+        counters: PCollections of counts read so far (`malformed_*`).
+        sources: `{"interactions", "attributes", "negatives"}`: descriptions
+            (paths) for messages and `stats.json`; `negatives` None when drawn.
+    """
+
+    events: object
+    attribute_pairs: object
+    sample_rows: object
+    counters: dict
+    sources: dict
 
 
-def sample_negatives(user: str, history: set, num_items: int, seed: int, count: int):
-    """Seeded per user (hash of seed and user id): same result on any worker."""
-    if num_items - len(history) < count:
-        return None
-    from s3rec_tf.data.reader import draw_negatives
-    digest = hashlib.sha256(f"{seed}:{user}".encode()).digest()
-    rng = np.random.default_rng(int.from_bytes(digest[:8], "little"))
-    return draw_negatives(rng, history, num_items, count)
+def input_file_names(name: str, fmt: str) -> dict:
+    """`{split: [candidate file names, first found wins]}` of an input format.
 
-
-def _sequence_example(user, items, negatives):
-    import tensorflow as tf
-    feature = {
-        "user_id": tf.train.Feature(bytes_list=tf.train.BytesList(value=[user.encode()])),
-        "items": tf.train.Feature(int64_list=tf.train.Int64List(value=items)),
-        "negatives": tf.train.Feature(int64_list=tf.train.Int64List(value=negatives)),
+    Splits: `events` (required), `item_attributes` (optional), `negatives`
+    (the authors' sample file; paper format only, optional). The one naming
+    rule of the command line and the pipeline's ExampleGens.
+    """
+    names = {
+        "s3rec": {"events": [f"{name}.txt"],
+                  "item_attributes": [f"{name}_item2attributes.json"],
+                  "negatives": [negatives_lib.sample_file_name(name)]},
+        "csv": {"events": [f"{name}.csv", f"{name}_interactions.csv"],
+                "item_attributes": [f"{name}_attributes.csv", f"{name}_item_attributes.csv"]},
+        "parquet": {"events": [f"{name}.parquet", f"{name}_interactions.parquet"],
+                    "item_attributes": [f"{name}_attributes.parquet",
+                                        f"{name}_item_attributes.parquet"]},
+        "recbole": {"events": [f"{name}.inter"], "item_attributes": [f"{name}.item"]},
     }
-    return tf.train.Example(features=tf.train.Features(feature=feature)).SerializeToString()
-
-
-def _attribute_example(item, attributes):
-    import tensorflow as tf
-    feature = {
-        "item": tf.train.Feature(int64_list=tf.train.Int64List(value=[item])),
-        "attributes": tf.train.Feature(int64_list=tf.train.Int64List(value=attributes)),
-    }
-    return tf.train.Example(features=tf.train.Features(feature=feature)).SerializeToString()
+    if fmt not in names:
+        raise ValueError(f"`input_format` must be one of {FORMATS}. Received: {fmt!r}")
+    return names[fmt]
 
 
 def _input_files(input_dir: str, config: PrepareConfig):
     name, fmt = config.name, config.input_format
-    def first(*patterns):
-        for p in patterns:
+    candidates = input_file_names(name, fmt)
+
+    def first(split):
+        for p in candidates.get(split, []):
             hits = sorted(glob.glob(os.path.join(input_dir, p)))
             if hits:
                 return hits[0]
         return None
-    if fmt == "s3rec":
-        inter, attrs = first(f"{name}.txt"), first(f"{name}_item2attributes.json")
-    elif fmt == "csv":
-        inter = first(f"{name}.csv", f"{name}_interactions.csv")
-        attrs = first(f"{name}_attributes.csv", f"{name}_item_attributes.csv")
-    elif fmt == "parquet":
-        inter = first(f"{name}.parquet", f"{name}_interactions.parquet")
-        attrs = first(f"{name}_attributes.parquet", f"{name}_item_attributes.parquet")
-    elif fmt == "recbole":
-        inter, attrs = first(f"{name}.inter"), first(f"{name}.item")
-    else:
-        raise ValueError(f"`input_format` must be one of {FORMATS}. Received: {fmt!r}")
+    inter, attrs = first("events"), first("item_attributes")
     if inter is None:
         raise DataError(os.path.join(input_dir, name + ".*"),
                         f"no interaction file for format {fmt!r}")
@@ -212,6 +223,15 @@ def _input_files(input_dir: str, config: PrepareConfig):
         if attrs:
             _check_parquet(attrs, ("item_id", "attribute"))
     return inter, attrs
+
+
+def sample_file(input_dir: str, config: PrepareConfig) -> str | None:
+    """The authors' `<Name>_sample.txt` (paper format only), when it exists."""
+    for file_name in input_file_names(config.name, config.input_format).get("negatives", []):
+        path = os.path.join(input_dir, file_name)
+        if os.path.exists(path):
+            return path
+    return None
 
 
 def _check_parquet(path: str, columns) -> None:
@@ -225,53 +245,80 @@ def _check_parquet(path: str, columns) -> None:
         raise DataError(path, f"missing column(s) {missing}; has {names}", field=missing[0])
 
 
+def recbole_item_pairs(element, cols):
+    """One `.item` row -> `(item, attribute)` pairs (every non-id column's tokens)."""
+    path, line = element
+    row = dict(zip(cols, line.rstrip("\n").split("\t")))
+    if "item_id" not in row:
+        raise Malformed(f"{path}: no item_id in {line[:80]!r}")
+    others = [c for c in cols if c != "item_id"]
+    return [(row["item_id"], a) for c in others for a in row.get(c, "").split()]
+
+
 def _vocabulary(ids, label: str):
     """Distinct raw ids -> (sorted vocabulary list, {raw id: index from 1}), as singletons."""
     import apache_beam as beam
     vocab = (ids | f"Distinct{label}" >> beam.Distinct()
              | f"List{label}" >> beam.combiners.ToList()
-             | f"Sort{label}" >> beam.Map(lambda xs: sorted(xs, key=_natural_key)))
+             | f"Sort{label}" >> beam.Map(lambda xs: sorted(xs, key=prepared_lib.natural_key)))
     index = vocab | f"Index{label}" >> beam.Map(lambda xs: {x: i + 1 for i, x in enumerate(xs)})
     return vocab, index
 
 
-def build_pipeline(pipeline, input_dir: str, output_dir: str, config: PrepareConfig):
-    """Adds the preprocessing transforms to `pipeline`, writing into `output_dir`.
+def _paper_vocabulary(ids, label: str, source: str):
+    """The paper's ids kept: vocabulary `1..max`, index the identity."""
+    import apache_beam as beam
 
-    Returns a dict of PCollections of counts (for tests with `assert_that`).
-    """
+    def as_int(raw):
+        if not raw.isdigit() or int(raw) <= 0:
+            raise DataError(source, f"{label.lower()} id {raw!r} is not a positive integer "
+                                    f"(the paper's format)")
+        return int(raw)
+    largest = (ids | f"Int{label}" >> beam.Map(as_int)
+               | f"Max{label}" >> beam.CombineGlobally(lambda xs: max(xs, default=0)))
+    vocab = largest | f"Range{label}" >> beam.Map(lambda n: [str(i) for i in range(1, n + 1)])
+    index = largest | f"Identity{label}" >> beam.Map(
+        lambda n: {str(i): i for i in range(1, n + 1)})
+    return vocab, index
+
+
+def _guarded(fn, tag, strict, flat=False):
+    """A DoFn applying a row parser: `Malformed` rows counted (or fatal with `strict`)."""
     import apache_beam as beam
     from apache_beam import pvalue
+    counter = beam.metrics.Metrics.counter("s3rec_prepare", f"malformed_{tag}")
+
+    class _Parse(beam.DoFn):
+        def process(self, element):
+            try:
+                path, line = element
+                if isinstance(line, bytes):
+                    try:
+                        element = (path, line.decode("utf-8"))
+                    except UnicodeDecodeError as e:
+                        raise Malformed(f"{path}: row is not valid UTF-8 (byte "
+                                        f"0x{line[e.start]:02x}): {line[:60]!r}") from None
+                out = fn(element)
+            except Malformed as e:
+                if strict:
+                    raise DataError(element[0], str(e).split(": ", 1)[-1]) from None
+                counter.inc()
+                yield pvalue.TaggedOutput("malformed", str(e))
+                return
+            if flat:
+                yield from out
+            else:
+                yield out
+    return _Parse()
+
+
+def read_raw(pipeline, input_dir: str, config: PrepareConfig) -> Inputs:
+    """The raw files of `input_dir` (see `_input_files` for names) as `Inputs`."""
+    import apache_beam as beam
 
     inter_path, attr_path = _input_files(input_dir, config)
     strict = config.strict
     counters = {}
-
-    def guarded(fn, tag, flat=False):
-        counter = beam.metrics.Metrics.counter("s3rec_prepare", f"malformed_{tag}")
-
-        class _Parse(beam.DoFn):
-            def process(self, element):
-                try:
-                    path, line = element
-                    if isinstance(line, bytes):
-                        try:
-                            element = (path, line.decode("utf-8"))
-                        except UnicodeDecodeError as e:
-                            raise Malformed(f"{path}: row is not valid UTF-8 (byte "
-                                            f"0x{line[e.start]:02x}): {line[:60]!r}") from None
-                    out = fn(element)
-                except Malformed as e:
-                    if strict:
-                        raise DataError(element[0], str(e).split(": ", 1)[-1]) from None
-                    counter.inc()
-                    yield pvalue.TaggedOutput("malformed", str(e))
-                    return
-                if flat:
-                    yield from out
-                else:
-                    yield out
-        return _Parse()
 
     def read_lines(path, skip_header=0):
         # bytes, decoded row by row, so one bad row is reported, not fatal
@@ -282,16 +329,16 @@ def build_pipeline(pipeline, input_dir: str, output_dir: str, config: PrepareCon
     fmt = config.input_format
     if fmt == "s3rec":
         parsed = read_lines(inter_path) | "ParseS3Rec" >> beam.ParDo(
-            guarded(parse_s3rec_line, "interactions", flat=True)).with_outputs(
+            _guarded(parse_s3rec_line, "interactions", strict, flat=True)).with_outputs(
             "malformed", main="events")
     elif fmt == "csv":
         parsed = read_lines(inter_path, 1) | "ParseCsv" >> beam.ParDo(
-            guarded(parse_csv_interaction, "interactions")).with_outputs("malformed",
-                                                                          main="events")
+            _guarded(parse_csv_interaction, "interactions", strict)).with_outputs(
+            "malformed", main="events")
     elif fmt == "recbole":
         columns = _recbole_columns(inter_path)
         parsed = read_lines(inter_path, 1) | "ParseInter" >> beam.ParDo(
-            guarded(lambda e: parse_recbole_interaction(e, columns), "interactions")
+            _guarded(lambda e: parse_recbole_interaction(e, columns), "interactions", strict)
         ).with_outputs("malformed", main="events")
     else:
         def parquet_row(row, p=inter_path):
@@ -299,13 +346,11 @@ def build_pipeline(pipeline, input_dir: str, output_dir: str, config: PrepareCon
         parsed = (pipeline | "ReadParquet" >> beam.io.ReadFromParquet(inter_path)
                   | "RowToCsv" >> beam.Map(parquet_row)
                   | "ParseParquet" >> beam.ParDo(
-                      guarded(parse_csv_interaction, "interactions")).with_outputs(
+                      _guarded(parse_csv_interaction, "interactions", strict)).with_outputs(
                       "malformed", main="events"))
-    events = parsed.events
     counters["malformed_interactions"] = parsed.malformed | "CountBadEvents" >> \
         beam.combiners.Count.Globally()
 
-    # item attributes (raw item id, raw attribute)
     if attr_path is None:
         attribute_pairs = pipeline | "NoAttributes" >> beam.Create([])
         counters["malformed_attributes"] = pipeline | "ZeroBadAttrs" >> beam.Create([0])
@@ -314,41 +359,71 @@ def build_pipeline(pipeline, input_dir: str, output_dir: str, config: PrepareCon
             attr_parsed = (pipeline | "ReadAttrJson" >> beam.Create([attr_path])
                            | "LoadAttrJson" >> beam.Map(lambda p: (p, open(p).read()))
                            | "ParseAttrJson" >> beam.ParDo(
-                               guarded(parse_s3rec_attributes, "attributes", flat=True)
+                               _guarded(parse_s3rec_attributes, "attributes", strict, flat=True)
                            ).with_outputs("malformed", main="pairs"))
         elif fmt == "recbole":
             cols = _recbole_columns(attr_path)
-
-            def recbole_item(element, cols=cols):
-                path, line = element
-                row = dict(zip(cols, line.rstrip("\n").split("\t")))
-                if "item_id" not in row:
-                    raise Malformed(f"{path}: no item_id in {line[:80]!r}")
-                others = [c for c in cols if c != "item_id"]
-                return [(row["item_id"], a) for c in others for a in row.get(c, "").split()]
             attr_parsed = read_lines(attr_path, 1) | "ParseItem" >> beam.ParDo(
-                guarded(recbole_item, "attributes", flat=True)).with_outputs("malformed",
-                                                                             main="pairs")
+                _guarded(lambda e: recbole_item_pairs(e, cols), "attributes", strict,
+                         flat=True)).with_outputs("malformed", main="pairs")
         elif fmt == "csv":
             attr_parsed = read_lines(attr_path, 1) | "ParseAttrCsv" >> beam.ParDo(
-                guarded(parse_csv_attribute, "attributes")).with_outputs("malformed",
-                                                                         main="pairs")
+                _guarded(parse_csv_attribute, "attributes", strict)).with_outputs(
+                "malformed", main="pairs")
         else:
             def attr_row(row, p=attr_path):
                 return (p, f"{row.get('item_id', '')},{row.get('attribute', '')}")
             attr_parsed = (pipeline | "ReadAttrParquet" >> beam.io.ReadFromParquet(attr_path)
                            | "AttrRowToCsv" >> beam.Map(attr_row)
                            | "ParseAttrParquet" >> beam.ParDo(
-                               guarded(parse_csv_attribute, "attributes")).with_outputs(
+                               _guarded(parse_csv_attribute, "attributes", strict)).with_outputs(
                                "malformed", main="pairs"))
-        attribute_pairs = attr_parsed.pairs | "DistinctPairs" >> beam.Distinct()
+        attribute_pairs = attr_parsed.pairs
         counters["malformed_attributes"] = attr_parsed.malformed | "CountBadAttrs" >> \
             beam.combiners.Count.Globally()
 
-    # duplicates
+    sample_path = sample_file(input_dir, config)
+    sample_rows = None
+    if sample_path:
+        count = config.num_negatives
+
+        def parse_sample(element):
+            number, text = element
+            user, negs = negatives_lib.parse_sample_line(text.decode("utf-8", "replace"),
+                                                         sample_path, number, None, count)
+            return user, [str(n) for n in negs]
+        sample_rows = (pipeline | "ReadSampleFile" >> beam.Create([sample_path])
+                       | "SampleLines" >> beam.FlatMap(
+                           lambda p: enumerate(open(p, "rb").read().splitlines(), start=1))
+                       | "ParseSample" >> beam.Map(parse_sample))
+    return Inputs(parsed.events, attribute_pairs, sample_rows, counters,
+                  {"interactions": inter_path, "attributes": attr_path,
+                   "negatives": sample_path})
+
+
+def build_sequences(pipeline, inputs: Inputs, output_dir: str, config: PrepareConfig) -> dict:
+    """The shared graph: `Inputs` -> the prepared dataset in `output_dir`.
+
+    Returns a dict of PCollections of counts (for tests with `assert_that`).
+    """
+    import apache_beam as beam
+
+    counters = dict(inputs.counters)
+    source = inputs.sources["interactions"]
+    attr_source = inputs.sources.get("attributes") or "attribute table"
+    paper = config.id_layout == "paper"
+    events = inputs.events
+    if paper:  # one spelling per id ("007" is item 7)
+        events = events | "PaperIds" >> beam.Map(
+            lambda e: (str(int(e[0])) if e[0].isdigit() else e[0],
+                       str(int(e[1])) if e[1].isdigit() else e[1], e[2]))
+
     counters["events_read"] = events | "CountRead" >> beam.combiners.Count.Globally()
     events = events | "DropDuplicates" >> beam.Distinct()
     counters["events_distinct"] = events | "CountDistinct" >> beam.combiners.Count.Globally()
+    seen_items = (events | "SeenItems" >> beam.Map(lambda e: e[1])
+                  | "DistinctSeen" >> beam.Distinct()
+                  | "SeenSet" >> beam.combiners.ToList() | "AsSet" >> beam.Map(set))
 
     # k-core: users and items with fewer than k events removed, repeatedly
     if config.k_core and config.k_core > 1:
@@ -365,7 +440,7 @@ def build_pipeline(pipeline, input_dir: str, output_dir: str, config: PrepareCon
                           counts=beam.pvalue.AsDict(item_counts)))
         counters["events_after_k_core"] = events | "CountCore" >> beam.combiners.Count.Globally()
 
-    # per-user sequences in time order (ties keep the input order of equal times)
+    # per-user sequences in time order (ties: item id order)
     sequences = (events | "KeyUser" >> beam.Map(lambda e: (e[0], (e[2], e[1])))
                  | "GroupByUser" >> beam.GroupByKey()
                  | "Order" >> beam.Map(lambda kv: (kv[0], [i for _, i in sorted(kv[1])])))
@@ -374,40 +449,89 @@ def build_pipeline(pipeline, input_dir: str, output_dir: str, config: PrepareCon
         lambda kv: len(kv[1]) < MIN_EVENTS) | "CountShort" >> beam.combiners.Count.Globally())
 
     # vocabularies (gathered: the only global collections)
-    item_vocab, item_index = _vocabulary(
-        long_enough | "Items" >> beam.FlatMap(lambda kv: kv[1]), "Items")
-    known_pairs = attribute_pairs | "KnownItemAttrs" >> beam.Filter(
-        lambda p, index: p[0] in index, index=beam.pvalue.AsSingleton(item_index))
+    kept_items = long_enough | "Items" >> beam.FlatMap(lambda kv: kv[1])
+    if paper:
+        item_vocab, item_index = _paper_vocabulary(kept_items, "Item", source)
+    else:
+        item_vocab, item_index = _vocabulary(kept_items, "Items")
+
+    def check_known(pair, index, seen):
+        if pair[0] in index:
+            return [("known", pair)]
+        if not paper and pair[0] not in seen:
+            raise DataError(attr_source, f"item {pair[0]!r} of the attribute table has no "
+                                         f"event", field="item_id")
+        return [("dropped", pair)]
+    attribute_pairs = inputs.attribute_pairs | "DistinctPairs" >> beam.Distinct()
+    checked = attribute_pairs | "CheckAttrItems" >> beam.FlatMap(
+        check_known, index=beam.pvalue.AsSingleton(item_index),
+        seen=beam.pvalue.AsSingleton(seen_items))
+    known_pairs = (checked | "Known" >> beam.Filter(lambda t: t[0] == "known")
+                   | "KnownPairs" >> beam.Map(lambda t: t[1]))
     counters["attribute_rows_unseen_items"] = (
-        attribute_pairs | "UnseenItemAttrs" >> beam.Filter(
-            lambda p, index: p[0] not in index, index=beam.pvalue.AsSingleton(item_index))
+        checked | "Dropped" >> beam.Filter(lambda t: t[0] == "dropped")
         | "CountUnseen" >> beam.combiners.Count.Globally())
-    attr_vocab, attr_index = _vocabulary(
-        known_pairs | "Attrs" >> beam.Map(lambda p: p[1]), "Attrs")
+    if paper:  # as the original: attribute ids of the whole file count
+        attr_vocab, attr_index = _paper_vocabulary(
+            attribute_pairs | "Attrs" >> beam.Map(lambda p: p[1]), "Attribute", attr_source)
+    else:
+        attr_vocab, attr_index = _vocabulary(
+            known_pairs | "Attrs" >> beam.Map(lambda p: p[1]), "Attrs")
 
     seed, count = config.seed, config.num_negatives
+    sample_source = inputs.sources.get("negatives")
 
-    def to_example(kv, index):
+    def indexed(kv, index):
         user, raw_items = kv
-        items = [index[i] for i in raw_items]
-        negatives = sample_negatives(user, set(items), len(index), seed, count)
-        if negatives is None:
-            raise DataError(inter_path, f"user {user!r}: fewer than {count} items outside "
-                                        f"the history remain for sampled negatives")
-        return _sequence_example(user, items, negatives)
+        return user, [index[i] for i in raw_items]
+    indexed_sequences = long_enough | "ToIndices" >> beam.Map(
+        indexed, index=beam.pvalue.AsSingleton(item_index))
 
-    (long_enough | "ToExample" >> beam.Map(to_example, index=beam.pvalue.AsSingleton(item_index))
-     | "WriteSequences" >> beam.io.WriteToTFRecord(os.path.join(output_dir, "sequences"),
-                                                   file_name_suffix=".tfrecord"))
+    if inputs.sample_rows is None:
+        def with_drawn(kv, index):
+            user, items = kv
+            try:
+                negatives = negatives_lib.draw_for_user(user, items, len(index), seed, count)
+            except ValueError as e:
+                raise DataError(source, f"cannot draw sampled negatives: {e}") from None
+            return prepared_lib.sequence_example(user, items, negatives)
+        examples = indexed_sequences | "DrawNegatives" >> beam.Map(
+            with_drawn, index=beam.pvalue.AsSingleton(item_index))
+    else:
+        def with_file(kv, index):
+            user, grouped = kv
+            if not grouped["items"]:
+                return []
+            if len(grouped["negatives"]) != 1:
+                raise DataError(sample_source, f"{len(grouped['negatives'])} lines of "
+                                               f"negatives for user {user}, expected 1")
+            items = grouped["items"][0]
+            negatives = []
+            for raw in grouped["negatives"][0]:
+                if raw not in index:
+                    raise DataError(sample_source, f"negative item {raw} of user {user} is "
+                                                   f"not an item of the catalogue "
+                                                   f"(1..{len(index)})")
+                negatives.append(index[raw])
+            return [prepared_lib.sequence_example(user, items, negatives)]
+        examples = ({"items": indexed_sequences, "negatives": inputs.sample_rows}
+                    | "JoinNegatives" >> beam.CoGroupByKey()
+                    | "WithNegatives" >> beam.FlatMap(
+                        with_file, index=beam.pvalue.AsSingleton(item_index)))
+
+    def split_path(split):
+        return os.path.join(prepared_lib.split_dir(output_dir, split), split)
+    (examples | "WriteSequences" >> beam.io.WriteToTFRecord(
+        split_path(prepared_lib.SEQUENCES_SPLIT), file_name_suffix=".tfrecord"))
 
     def item_attr_examples(kv, items, attrs):
         item, raw_attrs = kv
-        return _attribute_example(items[item], sorted({attrs[a] for a in raw_attrs}))
+        return prepared_lib.attribute_example(items[item], sorted({attrs[a] for a in raw_attrs}))
 
     (known_pairs | "GroupAttrs" >> beam.GroupByKey()
      | "AttrExample" >> beam.Map(item_attr_examples, items=beam.pvalue.AsSingleton(item_index),
                                  attrs=beam.pvalue.AsSingleton(attr_index))
-     | "WriteAttrs" >> beam.io.WriteToTFRecord(os.path.join(output_dir, "item_attributes"),
+     | "WriteAttrs" >> beam.io.WriteToTFRecord(split_path(prepared_lib.ATTRIBUTES_SPLIT),
                                                file_name_suffix=".tfrecord"))
 
     def write_vocab(xs, name):
@@ -417,19 +541,22 @@ def build_pipeline(pipeline, input_dir: str, output_dir: str, config: PrepareCon
         return len(xs)
 
     counters["items"] = item_vocab | "WriteItemVocab" >> beam.Map(
-        write_vocab, "item_vocabulary.txt")
+        write_vocab, prepared_lib.ITEM_VOCABULARY)
     counters["attributes"] = attr_vocab | "WriteAttrVocab" >> beam.Map(
-        write_vocab, "attribute_vocabulary.txt")
+        write_vocab, prepared_lib.ATTRIBUTE_VOCABULARY)
     counters["users"] = long_enough | "CountUsers" >> beam.combiners.Count.Globally()
     counters["interactions"] = (long_enough | "Lengths" >> beam.Map(lambda kv: len(kv[1]))
                                 | "SumLengths" >> beam.CombineGlobally(sum))
+    sources = dict(inputs.sources)
 
     def write_stats(_, **counts):
         stats = {k: int(v) for k, v in counts.items()}
         stats["config"] = dataclasses.asdict(config)
-        stats["input"] = {"interactions": inter_path, "attributes": attr_path}
+        stats["id_layout"] = config.id_layout
+        stats["input"] = sources
+        stats["negatives"] = sources.get("negatives") or f"generated(seed={seed})"
         from apache_beam.io.filesystems import FileSystems
-        with FileSystems.create(FileSystems.join(output_dir, "stats.json")) as f:
+        with FileSystems.create(FileSystems.join(output_dir, prepared_lib.STATS)) as f:
             f.write(json.dumps(stats, indent=2, sort_keys=True).encode())
         return stats
 
@@ -439,10 +566,109 @@ def build_pipeline(pipeline, input_dir: str, output_dir: str, config: PrepareCon
     return counters
 
 
+def build_pipeline(pipeline, input_dir: str, output_dir: str, config: PrepareConfig):
+    """Raw files of `input_dir` -> the prepared dataset in `output_dir` (see `prepare`)."""
+    return build_sequences(pipeline, read_raw(pipeline, input_dir, config), output_dir, config)
+
+
+# ------------------------------------------------ from an ExampleGen's Examples ---
+
+#: Features of the ExampleGen splits the sequence step reads.
+EVENTS_SPLIT, ATTRIBUTES_SPLIT, NEGATIVES_SPLIT = "events", "item_attributes", "negatives"
+EVENT_FEATURES = ("user_id", "item_id", "timestamp")
+ATTRIBUTE_FEATURES = ("item_id", "attribute")
+NEGATIVE_FEATURES = ("user_id", "negatives")
+
+
+def _values(example, name, split, numeric=False):
+    """The values of feature `name` of a `tf.Example` as text (or floats)."""
+    feature = example.features.feature.get(name)
+    if feature is None or feature.WhichOneof("kind") is None:
+        raise DataError(f"split {split!r}", f"an example has no {name!r}", field=name)
+    kind = feature.WhichOneof("kind")
+    values = list(getattr(feature, kind).value)
+    if numeric:
+        if kind == "bytes_list":
+            raise DataError(f"split {split!r}", f"feature {name!r} holds text "
+                                                f"({values[0][:40]!r}); expected a number",
+                            field=name)
+        return [float(v) for v in values]
+    if kind == "float_list":
+        raise DataError(f"split {split!r}", f"feature {name!r} holds floats ({values[0]}); "
+                                            f"expected an id (integer or text)", field=name)
+    return [v.decode("utf-8") if isinstance(v, bytes) else str(v) for v in values]
+
+
+def event_of(serialized: bytes):
+    import tensorflow as tf
+    ex = tf.train.Example.FromString(serialized)
+    user = _values(ex, "user_id", EVENTS_SPLIT)
+    item = _values(ex, "item_id", EVENTS_SPLIT)
+    ts = _values(ex, "timestamp", EVENTS_SPLIT, numeric=True)
+    if len(user) != 1 or len(item) != 1 or len(ts) != 1:
+        raise DataError(f"split {EVENTS_SPLIT!r}", "an event needs one user_id, one item_id "
+                                                   "and one timestamp")
+    return user[0], item[0], ts[0]
+
+
+def attribute_pairs_of(serialized: bytes):
+    import tensorflow as tf
+    ex = tf.train.Example.FromString(serialized)
+    item = _values(ex, "item_id", ATTRIBUTES_SPLIT)
+    return [(item[0], a) for a in _values(ex, "attribute", ATTRIBUTES_SPLIT)]
+
+
+def negatives_row_of(serialized: bytes):
+    import tensorflow as tf
+    ex = tf.train.Example.FromString(serialized)
+    return _values(ex, "user_id", NEGATIVES_SPLIT)[0], _values(ex, "negatives", NEGATIVES_SPLIT)
+
+
+def read_examples(pipeline, split_patterns: dict, config: PrepareConfig,
+                  sources: dict | None = None) -> Inputs:
+    """`Inputs` from an ExampleGen's splits (`{split: file pattern}`).
+
+    `events` is required; `item_attributes` and `negatives` are optional.
+    """
+    import apache_beam as beam
+
+    def read(split):
+        return pipeline | f"Read{split}" >> beam.io.ReadFromTFRecord(split_patterns[split])
+    events = read(EVENTS_SPLIT) | "ToEvents" >> beam.Map(event_of)
+    if ATTRIBUTES_SPLIT in split_patterns:
+        pairs = read(ATTRIBUTES_SPLIT) | "ToPairs" >> beam.FlatMap(attribute_pairs_of)
+    else:
+        pairs = pipeline | "NoAttributes" >> beam.Create([])
+    sample_rows = None
+    if NEGATIVES_SPLIT in split_patterns:
+        sample_rows = read(NEGATIVES_SPLIT) | "ToNegatives" >> beam.Map(negatives_row_of)
+    counters = {"malformed_interactions": pipeline | "NoBadEvents" >> beam.Create([0]),
+                "malformed_attributes": pipeline | "NoBadAttrs" >> beam.Create([0])}
+    sources = dict(sources or {})
+    sources.setdefault("interactions", f"split {EVENTS_SPLIT!r}")
+    sources.setdefault("attributes", f"split {ATTRIBUTES_SPLIT!r}")
+    if NEGATIVES_SPLIT in split_patterns:
+        sources.setdefault("negatives", f"split {NEGATIVES_SPLIT!r}")
+    else:
+        sources["negatives"] = None
+    return Inputs(events, pairs, sample_rows, counters, sources)
+
+
 def default_beam_args(num_workers: int = 2) -> list:
     """DirectRunner in multi-processing mode: what the local runs use."""
     return ["--runner=DirectRunner", "--direct_running_mode=multi_processing",
             f"--direct_num_workers={num_workers}"]
+
+
+def check_prepared(output_dir: str, sources: dict) -> dict:
+    """Stats of a freshly prepared directory; no user left is an error."""
+    stats = prepared_lib.read_stats(output_dir)
+    if stats["users"] == 0:
+        raise DataError(sources.get("interactions") or output_dir,
+                        f"no user has {MIN_EVENTS} or more valid events "
+                        f"({stats['malformed_interactions']} malformed rows, "
+                        f"{stats['users_too_short']} users too short)")
+    return stats
 
 
 def prepare(input_dir: str, output_dir: str, config: PrepareConfig | None = None,
@@ -451,10 +677,10 @@ def prepare(input_dir: str, output_dir: str, config: PrepareConfig | None = None
 
     Args:
         input_dir: directory with the raw files (see `_input_files` for names:
-            `<name>.txt` + `<name>_item2attributes.json`; `<name>.csv` +
-            `<name>_attributes.csv`; `<name>.parquet` +
+            `<name>.txt` + `<name>_item2attributes.json` (+ `<name>_sample.txt`);
+            `<name>.csv` + `<name>_attributes.csv`; `<name>.parquet` +
             `<name>_attributes.parquet`; `<name>.inter` + `<name>.item`).
-        output_dir: where the prepared data goes.
+        output_dir: where the prepared data goes (`s3rec_tf.data.prepared`).
         config: `PrepareConfig`.
         beam_args: Beam pipeline options (default: DirectRunner, 2 processes).
 
@@ -465,33 +691,35 @@ def prepare(input_dir: str, output_dir: str, config: PrepareConfig | None = None
     from apache_beam.options.pipeline_options import PipelineOptions
 
     config = config or PrepareConfig()
-    _input_files(input_dir, config)  # fail early and clearly
+    inter_path, _ = _input_files(input_dir, config)  # fail early and clearly
     parent = os.path.dirname(os.path.abspath(output_dir)) or "."
     os.makedirs(parent, exist_ok=True)
     staging = tempfile.mkdtemp(prefix=f".{os.path.basename(output_dir)}.tmp-", dir=parent)
     try:
         options = PipelineOptions(beam_args if beam_args is not None else default_beam_args())
-        try:
-            with beam.Pipeline(options=options) as p:
-                build_pipeline(p, input_dir, staging, config)
-        except Exception as e:
-            data_error = _find_data_error(e)
-            if data_error is not None:
-                raise data_error from None
-            raise
-        with open(os.path.join(staging, "stats.json")) as f:
-            stats = json.load(f)
-        if stats["users"] == 0:
-            raise DataError(_input_files(input_dir, config)[0],
-                            f"no user has {MIN_EVENTS} or more valid events "
-                            f"({stats['malformed_interactions']} malformed rows, "
-                            f"{stats['users_too_short']} users too short)")
+        run_beam(lambda p: build_pipeline(p, input_dir, staging, config), options)
+        stats = check_prepared(staging, {"interactions": inter_path})
         if os.path.exists(output_dir):
             shutil.rmtree(output_dir)
         os.replace(staging, output_dir)
     finally:
         shutil.rmtree(staging, ignore_errors=True)
     return stats
+
+
+def run_beam(build, options=None, pipeline=None) -> None:
+    """Builds and runs a Beam pipeline; a `DataError` from a worker surfaces as itself."""
+    import apache_beam as beam
+    try:
+        if pipeline is None:
+            pipeline = beam.Pipeline(options=options)
+        with pipeline as p:
+            build(p)
+    except Exception as e:
+        data_error = _find_data_error(e)
+        if data_error is not None:
+            raise data_error from None
+        raise
 
 
 def _find_data_error(error):
@@ -510,46 +738,3 @@ def _find_data_error(error):
         return DataError(path, reason)
     return None
 
-
-def read_prepared(prepared_dir: str, name: str | None = None):
-    """Reads a prepared directory into a `SequenceData` (users sorted by id)."""
-    import tensorflow as tf
-    from s3rec_tf.data.reader import SequenceData
-
-    stats_path = os.path.join(prepared_dir, "stats.json")
-    if not os.path.exists(stats_path):
-        raise DataError(prepared_dir, "not a prepared data directory (no stats.json)")
-    with open(stats_path) as f:
-        stats = json.load(f)
-    with open(os.path.join(prepared_dir, "item_vocabulary.txt")) as f:
-        items = [line.rstrip("\n") for line in f]
-    with open(os.path.join(prepared_dir, "attribute_vocabulary.txt")) as f:
-        attributes = [line.rstrip("\n") for line in f]
-    spec = {"user_id": tf.io.FixedLenFeature([], tf.string),
-            "items": tf.io.VarLenFeature(tf.int64),
-            "negatives": tf.io.VarLenFeature(tf.int64)}
-    users = []
-    for record in tf.data.TFRecordDataset(sorted(glob.glob(os.path.join(
-            prepared_dir, "sequences-*.tfrecord")))):
-        ex = tf.io.parse_single_example(record, spec)
-        users.append((ex["user_id"].numpy().decode(),
-                      tf.sparse.to_dense(ex["items"]).numpy(),
-                      tf.sparse.to_dense(ex["negatives"]).numpy()))
-    users.sort(key=lambda u: _natural_key(u[0]))
-    item_attributes = {}
-    aspec = {"item": tf.io.FixedLenFeature([], tf.int64),
-             "attributes": tf.io.VarLenFeature(tf.int64)}
-    for record in tf.data.TFRecordDataset(sorted(glob.glob(os.path.join(
-            prepared_dir, "item_attributes-*.tfrecord")))):
-        ex = tf.io.parse_single_example(record, aspec)
-        item_attributes[int(ex["item"])] = np.sort(
-            tf.sparse.to_dense(ex["attributes"]).numpy()).astype(np.int32)
-    user_ids = np.arange(1, len(users) + 1)
-    data = SequenceData(name or stats["config"]["name"], user_ids,
-                        [u[1].astype(np.int64) for u in users], len(items), len(attributes),
-                        item_attributes, np.stack([u[2] for u in users]) if users else None,
-                        f"prepared(seed={stats['config']['seed']})")
-    data.raw_user_ids = [u[0] for u in users]
-    data.item_vocabulary = items
-    data.attribute_vocabulary = attributes
-    return data

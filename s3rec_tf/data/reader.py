@@ -6,8 +6,8 @@ Format (as released with the original code):
   are positive integers.
 - `<Name>_item2attributes.json`: a JSON object `{"item": [attribute, ...]}`
   (repeated attributes are treated as a set).
-- `<Name>_sample.txt` (optional): `user neg_1 ... neg_99` per user, in the
-  same user order: the negatives of the sampled-ranking protocol.
+- `<Name>_sample.txt` (optional): `user neg_1 ... neg_99` per user: the
+  negatives of the sampled-ranking protocol (`s3rec_tf.data.negatives`).
 
 Split (original code): training input `items[:-3]` with targets
 `items[1:-2]`; validation answer `items[-2]`; test answer `items[-1]`; the
@@ -23,10 +23,16 @@ import os
 
 import numpy as np
 
+from s3rec_tf.data import negatives as negatives_lib
+from s3rec_tf.data.negatives import (NUM_NEGATIVES as NUM_SAMPLED_NEGATIVES,  # noqa: F401
+                                     draw_negatives, generate_negatives)  # noqa: F401
+from s3rec_tf.data.negatives import read_sample_file as read_sample_negatives  # noqa: F401
+from s3rec_tf.data.negatives import write_sample_file as write_sample_negatives  # noqa: F401
 from s3rec_tf.errors import DataError
 
+#: Users with fewer items are dropped (and counted) by every reader: the
+#: leave-one-out split needs a training item, a validation and a test answer.
 MIN_SEQUENCE_LENGTH = 3
-NUM_SAMPLED_NEGATIVES = 99
 
 
 @dataclasses.dataclass
@@ -43,6 +49,8 @@ class SequenceData:
         sample_negatives: int array `[num_users, 99]` or None.
         sample_source: str. Where the negatives came from (a path, or
             "generated(seed=...)").
+        users_too_short: int. Users dropped for having fewer than
+            `MIN_SEQUENCE_LENGTH` items.
     """
 
     name: str
@@ -53,6 +61,7 @@ class SequenceData:
     item_attributes: dict
     sample_negatives: np.ndarray | None = None
     sample_source: str | None = None
+    users_too_short: int = 0
 
     @property
     def num_users(self) -> int:
@@ -198,89 +207,29 @@ def read_item_attributes(path: str) -> dict:
     return table
 
 
-def read_sample_negatives(path: str, user_ids: np.ndarray, num_items: int) -> np.ndarray:
-    """Reads `<Name>_sample.txt`: 99 negatives per user, same user order."""
-    lines = _read_lines(path)
-    if len(lines) != len(user_ids):
-        raise DataError(path, f"has {len(lines)} lines but the interaction file has "
-                              f"{len(user_ids)} users")
-    rows = []
-    for number, (text, user) in enumerate(zip(lines, user_ids), start=1):
-        tokens = text.split()
-        if not tokens:
-            raise DataError(path, "empty line", line=number)
-        values = [_parse_int(t, path, number, "id") for t in tokens]
-        if values[0] != user:
-            raise DataError(path, f"user {values[0]} where the interaction file has user "
-                                  f"{user}", line=number)
-        negatives = values[1:]
-        if len(negatives) != NUM_SAMPLED_NEGATIVES:
-            raise DataError(path, f"{len(negatives)} negatives, expected "
-                                  f"{NUM_SAMPLED_NEGATIVES}", line=number)
-        if max(negatives) > num_items:
-            raise DataError(path, f"negative item {max(negatives)} exceeds the largest item "
-                                  f"id {num_items}", line=number)
-        rows.append(negatives)
-    return np.asarray(rows, dtype=np.int64)
-
-
-def draw_negatives(rng: np.random.Generator, history: set, num_items: int, count: int) -> list:
-    """`count` distinct uniform items in `1..num_items`, none in `history`.
-
-    The caller ensures at least `count` items lie outside `history`.
-    """
-    chosen: list = []
-    taken: set = set()
-    while len(chosen) < count:
-        for item in rng.integers(1, num_items + 1, size=2 * count).tolist():
-            if item not in history and item not in taken:
-                taken.add(item)
-                chosen.append(item)
-                if len(chosen) == count:
-                    break
-    return chosen
-
-
-def generate_negatives(sequences, num_items: int, seed: int,
-                       count: int = NUM_SAMPLED_NEGATIVES) -> np.ndarray:
-    """Draws `count` distinct uniform negatives per user, none in the user's history."""
-    rng = np.random.default_rng(seed)
-    out = np.zeros((len(sequences), count), dtype=np.int64)
-    for u, seq in enumerate(sequences):
-        history = set(seq.tolist())
-        available = num_items - len(history)
-        if available < count:
-            raise ValueError(f"user #{u} has {len(history)} distinct items of {num_items}: "
-                             f"fewer than {count} negatives are left to sample")
-        out[u] = draw_negatives(rng, history, num_items, count)
-    return out
-
-
-def write_sample_negatives(path: str, user_ids, negatives) -> None:
-    """Writes negatives in `<Name>_sample.txt` format (atomically)."""
-    tmp = f"{path}.tmp-{os.getpid()}"
-    with open(tmp, "w") as f:
-        for user, row in zip(user_ids, negatives):
-            f.write(" ".join(str(int(v)) for v in [user, *row]) + "\n")
-    os.replace(tmp, path)
-
-
 def read_dataset(data_dir: str, name: str, negatives_seed: int = 0,
                  negatives_output: str | None = None) -> SequenceData:
     """Reads `<data_dir>/<name>.txt`, its attributes and its sampled negatives.
 
-    Negatives come from `<name>_sample.txt` when present; otherwise 99 uniform
-    negatives per user are drawn with `negatives_seed` and, when
-    `negatives_output` (a directory) is given, written there as
-    `<name>_sample.txt` so later runs can use the same ones.
+    Users with fewer than `MIN_SEQUENCE_LENGTH` items are dropped and
+    counted (`users_too_short`), as in `s3rec-tf prepare` and the pipeline.
+    Negatives come from `<name>_sample.txt` when present; otherwise they are
+    drawn by the one seeded rule of `s3rec_tf.data.negatives` with
+    `negatives_seed` and, when `negatives_output` (a directory) is given,
+    written there as `<name>_sample.txt` so later runs can use the same ones.
 
     Raises:
         DataError: for missing or malformed files.
     """
     seq_path = os.path.join(data_dir, f"{name}.txt")
     attr_path = os.path.join(data_dir, f"{name}_item2attributes.json")
-    sample_path = os.path.join(data_dir, f"{name}_sample.txt")
-    user_ids, sequences = read_sequences(seq_path)
+    sample_path = os.path.join(data_dir, negatives_lib.sample_file_name(name))
+    all_users, all_sequences = read_sequences(seq_path, min_length=1)
+    keep = [i for i, s in enumerate(all_sequences) if len(s) >= MIN_SEQUENCE_LENGTH]
+    if not keep:
+        raise DataError(seq_path, f"no user has {MIN_SEQUENCE_LENGTH} or more items")
+    user_ids = all_users[keep]
+    sequences = [all_sequences[i] for i in keep]
     item_attributes = read_item_attributes(attr_path)
     num_items = int(max(int(s.max()) for s in sequences))
     # As the original: the attribute count covers the whole JSON file, the
@@ -288,19 +237,22 @@ def read_dataset(data_dir: str, name: str, negatives_seed: int = 0,
     # are not needed.
     num_attributes = int(max([int(a.max()) for a in item_attributes.values() if len(a)] + [0]))
     item_attributes = {i: a for i, a in item_attributes.items() if i <= num_items}
-    data = SequenceData(name, user_ids, sequences, num_items, num_attributes, item_attributes)
+    data = SequenceData(name, user_ids, sequences, num_items, num_attributes, item_attributes,
+                        users_too_short=len(all_sequences) - len(keep))
     if os.path.exists(sample_path):
         data.sample_negatives = read_sample_negatives(sample_path, user_ids, num_items)
         data.sample_source = sample_path
     else:
         try:
-            data.sample_negatives = generate_negatives(sequences, num_items, negatives_seed)
+            data.sample_negatives = generate_negatives(sequences, num_items, negatives_seed,
+                                                       user_ids=user_ids)
         except ValueError as e:
             raise DataError(seq_path, f"cannot draw sampled negatives: {e}") from None
         data.sample_source = f"generated(seed={negatives_seed})"
         if negatives_output:
             os.makedirs(negatives_output, exist_ok=True)
-            write_sample_negatives(os.path.join(negatives_output, f"{name}_sample.txt"),
+            write_sample_negatives(os.path.join(negatives_output,
+                                                negatives_lib.sample_file_name(name)),
                                    user_ids, data.sample_negatives)
     return data
 

@@ -8,7 +8,7 @@ import pytest
 from apache_beam.testing.test_pipeline import TestPipeline
 from apache_beam.testing.util import assert_that, equal_to
 
-from s3rec_tf.data import preprocess
+from s3rec_tf.data import prepared, preprocess, reader
 from s3rec_tf.errors import DataError
 
 # u1: 4 events (one exact duplicate), u2: 3 events, u3: 2 events (too short);
@@ -34,7 +34,7 @@ b,blue
 c,red
 c,red
 d,green
-ghost,purple
+z,purple
 """
 
 
@@ -74,7 +74,7 @@ def test_csv_end_to_end_vocabularies_order_and_negatives(tmp_path):
     stats = preprocess.prepare(d, str(tmp_path / "out"), preprocess.PrepareConfig(
         input_format="csv", name="Shop"), beam_args=["--runner=DirectRunner"])
     assert stats["malformed_interactions"] == 3 and stats["users_too_short"] == 1
-    data = preprocess.read_prepared(str(tmp_path / "out"))
+    data = prepared.read_prepared(str(tmp_path / "out"))
     vocab = data.item_vocabulary
     u1 = data.raw_user_ids.index("u1")
     # events ordered by timestamp: b(1) c(2) a(3) d(4), the duplicate dropped
@@ -83,13 +83,13 @@ def test_csv_end_to_end_vocabularies_order_and_negatives(tmp_path):
     attrs = data.attribute_vocabulary
     c = vocab.index("c") + 1
     assert [attrs[a - 1] for a in data.item_attributes[c]] == ["red"]
-    assert "purple" not in attrs  # attribute of an item never interacted with
+    assert "purple" not in attrs  # attribute of an item dropped with its short user
     for seq, negs in zip(data.sequences, data.sample_negatives):
         assert len(negs) == 99 and not set(negs.tolist()) & set(seq.tolist())
     # seeded: the same negatives again
     preprocess.prepare(d, str(tmp_path / "again"), preprocess.PrepareConfig(
         input_format="csv", name="Shop"), beam_args=["--runner=DirectRunner"])
-    again = preprocess.read_prepared(str(tmp_path / "again"))
+    again = prepared.read_prepared(str(tmp_path / "again"))
     np.testing.assert_array_equal(again.sample_negatives, data.sample_negatives)
 
 
@@ -110,13 +110,43 @@ def test_k_core_filter(tmp_path):
 
 
 def test_s3rec_format_matches_the_reader(tmp_path, synthetic_dir, tiny_data):
+    """Same users, ids, attributes and negatives as `reader.read_dataset` (same seed)."""
     stats = preprocess.prepare(synthetic_dir, str(tmp_path / "out"), preprocess.PrepareConfig(
-        input_format="s3rec", name="Tiny"), beam_args=["--runner=DirectRunner"])
-    data = preprocess.read_prepared(str(tmp_path / "out"))
-    assert stats["users"] == tiny_data.num_users
-    vocab = data.item_vocabulary
+        input_format="s3rec", name="Tiny", seed=1), beam_args=["--runner=DirectRunner"])
+    data = prepared.read_prepared(str(tmp_path / "out"))
+    assert stats["users"] == tiny_data.num_users and stats["id_layout"] == "paper"
+    assert (data.num_items, data.num_attributes) == (tiny_data.num_items,
+                                                     tiny_data.num_attributes)
+    assert data.item_vocabulary == [str(i) for i in range(1, data.num_items + 1)]
+    np.testing.assert_array_equal(data.user_ids, tiny_data.user_ids)
     for a, b in zip(data.sequences, tiny_data.sequences):
-        assert [vocab[i - 1] for i in a] == [str(x) for x in b]
+        np.testing.assert_array_equal(a, b)
+    np.testing.assert_array_equal(data.sample_negatives, tiny_data.sample_negatives)
+    assert data.fingerprint() == tiny_data.fingerprint()
+
+
+def test_s3rec_sample_file_is_honoured(tmp_path, synthetic_dir, tiny_data):
+    import shutil
+    for f in os.listdir(synthetic_dir):
+        shutil.copy(os.path.join(synthetic_dir, f), tmp_path / f)
+    fixed = np.tile(np.arange(101, 200), (tiny_data.num_users, 1))
+    reader.write_sample_negatives(str(tmp_path / "Tiny_sample.txt"), tiny_data.user_ids, fixed)
+    stats = preprocess.prepare(str(tmp_path), str(tmp_path / "out"), preprocess.PrepareConfig(
+        input_format="s3rec", name="Tiny"), beam_args=["--runner=DirectRunner"])
+    assert stats["negatives"].endswith("Tiny_sample.txt")
+    data = prepared.read_prepared(str(tmp_path / "out"))
+    np.testing.assert_array_equal(data.sample_negatives, fixed)
+
+
+def test_unknown_item_in_the_attribute_table_is_an_error(tmp_path):
+    _csv_dir(tmp_path)
+    with open(tmp_path / "Shop_attributes.csv", "a") as f:
+        f.write("ghost,purple\n")
+    with pytest.raises(DataError, match="Shop_attributes.csv.*item 'ghost'.*has no event"):
+        preprocess.prepare(str(tmp_path), str(tmp_path / "o"), preprocess.PrepareConfig(
+            input_format="csv", name="Shop", num_negatives=0),
+            beam_args=["--runner=DirectRunner"])
+    assert not (tmp_path / "o").exists()
 
 
 def test_s3rec_malformed_line_strict_and_lenient(tmp_path):

@@ -34,6 +34,14 @@ def test_reads_sequences_attributes_and_generates_negatives(tmp_path):
         reader.read_dataset(str(small), "D")
 
 
+def test_short_users_are_dropped_and_counted(tmp_path):
+    lines = "".join(f"{u} " + " ".join(str(i) for i in range(u, u + 5)) + " 150\n"
+                    for u in range(1, 4)) + "9 1 2\n"
+    d = _write(tmp_path, "D", lines)
+    data = reader.read_dataset(d, "D")
+    assert data.user_ids.tolist() == [1, 2, 3] and data.users_too_short == 1
+
+
 def test_generated_negatives_are_seeded_saved_and_outside_history(tmp_path, tiny_data):
     negs = tiny_data.sample_negatives
     assert negs.shape == (tiny_data.num_users, 99)
@@ -108,7 +116,7 @@ def test_sample_file_errors(tmp_path):
     users = np.array([1, 2])
     path = tmp_path / "S_sample.txt"
     path.write_text("1 " + " ".join(["5"] * 99) + "\n")
-    with pytest.raises(DataError, match="has 1 lines but"):
+    with pytest.raises(DataError, match="no negatives for 1 user.*user 2"):
         reader.read_sample_negatives(str(path), users, 10)
     path.write_text("1 " + " ".join(["5"] * 98) + "\n2 " + " ".join(["5"] * 99) + "\n")
     with pytest.raises(DataError, match="98 negatives"):

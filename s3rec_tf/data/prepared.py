@@ -1,0 +1,143 @@
+"""The prepared dataset: the one format between data preparation and training.
+
+Written by the Beam step (`s3rec_tf.data.preprocess`: `s3rec-tf prepare` and
+the pipeline's `PrepareSequences` component), read by `read_prepared` (the
+command line with `--data <prepared dir>`, the pipeline's Trainers and
+ranking evaluator). A directory, laid out as a TFX `Examples` artifact with
+two splits so standard components can read it too:
+
+- `Split-sequences/sequences-*.tfrecord`: one `tf.Example` per user:
+  `user_id` (bytes, the raw id), `items` (int64 indices in time order),
+  `negatives` (99 int64 indices: the sampled-ranking negatives);
+- `Split-item_attributes/item_attributes-*.tfrecord`: `item` (int64),
+  `attributes` (int64 list);
+- `item_vocabulary.txt`, `attribute_vocabulary.txt`: raw id per line, line
+  `i` is index `i + 1` (index 0 is padding, `num_items + 1` the mask id);
+- `stats.json`: counts of every step, the parameters, the id layout and
+  where the negatives came from.
+
+Id layouts: `paper` (the paper's format: ids are kept, items `1..N` with N
+the largest item id, attributes `1..M` with M the largest attribute id, so
+the authors' checkpoints fit) and `vocabulary` (any raw ids, indexed from 1
+in natural order).
+
+The leave-one-out split is positional (the last two items are the
+validation and test answers), so the split is the sequence itself.
+"""
+
+from __future__ import annotations
+
+import glob
+import json
+import os
+
+import numpy as np
+
+from s3rec_tf.errors import DataError
+
+SEQUENCES_SPLIT = "sequences"
+ATTRIBUTES_SPLIT = "item_attributes"
+SPLITS = (SEQUENCES_SPLIT, ATTRIBUTES_SPLIT)
+ITEM_VOCABULARY = "item_vocabulary.txt"
+ATTRIBUTE_VOCABULARY = "attribute_vocabulary.txt"
+STATS = "stats.json"
+ID_LAYOUTS = ("paper", "vocabulary")
+
+
+def split_dir(prepared_dir: str, split: str) -> str:
+    return os.path.join(prepared_dir, f"Split-{split}")
+
+
+def is_prepared(path: str) -> bool:
+    return os.path.isfile(os.path.join(path, STATS)) and os.path.isdir(
+        split_dir(path, SEQUENCES_SPLIT))
+
+
+def root_of(file_pattern: str) -> str:
+    """The prepared directory of a split's file pattern (`<dir>/Split-sequences/*`)."""
+    folder = os.path.dirname(file_pattern.rstrip("/")) if not os.path.isdir(file_pattern) \
+        else file_pattern.rstrip("/")
+    if not os.path.basename(folder).startswith("Split-"):
+        raise DataError(file_pattern, "not a split of a prepared dataset (expected "
+                                      "<prepared>/Split-<name>/...)")
+    return os.path.dirname(folder)
+
+
+def natural_key(raw: str):
+    """Numbers first, in numeric order, then other ids in text order."""
+    return (0, int(raw), "") if raw.isdigit() else (1, 0, raw)
+
+
+def sequence_example(user: str, items, negatives) -> bytes:
+    import tensorflow as tf
+    feature = {
+        "user_id": tf.train.Feature(bytes_list=tf.train.BytesList(value=[user.encode()])),
+        "items": tf.train.Feature(int64_list=tf.train.Int64List(value=list(items))),
+        "negatives": tf.train.Feature(int64_list=tf.train.Int64List(value=list(negatives))),
+    }
+    return tf.train.Example(features=tf.train.Features(feature=feature)).SerializeToString()
+
+
+def attribute_example(item: int, attributes) -> bytes:
+    import tensorflow as tf
+    feature = {
+        "item": tf.train.Feature(int64_list=tf.train.Int64List(value=[int(item)])),
+        "attributes": tf.train.Feature(int64_list=tf.train.Int64List(value=list(attributes))),
+    }
+    return tf.train.Example(features=tf.train.Features(feature=feature)).SerializeToString()
+
+
+def read_stats(prepared_dir: str) -> dict:
+    path = os.path.join(prepared_dir, STATS)
+    if not os.path.exists(path):
+        raise DataError(prepared_dir, f"not a prepared data directory (no {STATS})")
+    with open(path) as f:
+        return json.load(f)
+
+
+def _records(prepared_dir: str, split: str):
+    import tensorflow as tf
+    files = sorted(glob.glob(os.path.join(split_dir(prepared_dir, split), "*")))
+    return tf.data.TFRecordDataset(files, compression_type="GZIP"
+                                   if files and files[0].endswith(".gz") else None)
+
+
+def read_prepared(prepared_dir: str, name: str | None = None):
+    """Reads a prepared directory into a `SequenceData` (users in natural id order)."""
+    import tensorflow as tf
+    from s3rec_tf.data.reader import SequenceData
+
+    stats = read_stats(prepared_dir)
+    with open(os.path.join(prepared_dir, ITEM_VOCABULARY)) as f:
+        items = [line.rstrip("\n") for line in f]
+    with open(os.path.join(prepared_dir, ATTRIBUTE_VOCABULARY)) as f:
+        attributes = [line.rstrip("\n") for line in f]
+    spec = {"user_id": tf.io.FixedLenFeature([], tf.string),
+            "items": tf.io.VarLenFeature(tf.int64),
+            "negatives": tf.io.VarLenFeature(tf.int64)}
+    users = []
+    for record in _records(prepared_dir, SEQUENCES_SPLIT):
+        ex = tf.io.parse_single_example(record, spec)
+        users.append((ex["user_id"].numpy().decode(),
+                      tf.sparse.to_dense(ex["items"]).numpy(),
+                      tf.sparse.to_dense(ex["negatives"]).numpy()))
+    users.sort(key=lambda u: natural_key(u[0]))
+    item_attributes = {}
+    aspec = {"item": tf.io.FixedLenFeature([], tf.int64),
+             "attributes": tf.io.VarLenFeature(tf.int64)}
+    for record in _records(prepared_dir, ATTRIBUTES_SPLIT):
+        ex = tf.io.parse_single_example(record, aspec)
+        item_attributes[int(ex["item"])] = np.sort(
+            tf.sparse.to_dense(ex["attributes"]).numpy()).astype(np.int32)
+    raw_users = [u[0] for u in users]
+    user_ids = (np.asarray([int(u) for u in raw_users], np.int64)
+                if all(u.isdigit() for u in raw_users) else np.arange(1, len(users) + 1))
+    data = SequenceData(name or stats["config"]["name"], user_ids,
+                        [u[1].astype(np.int64) for u in users], len(items), len(attributes),
+                        item_attributes, np.stack([u[2] for u in users]) if users else None,
+                        stats.get("negatives", f"generated(seed={stats['config']['seed']})"),
+                        users_too_short=int(stats.get("users_too_short", 0)))
+    data.raw_user_ids = raw_users
+    data.item_vocabulary = items
+    data.attribute_vocabulary = attributes
+    return data
