@@ -95,6 +95,7 @@ def build_parser() -> argparse.ArgumentParser:
                    help="pad every batch to --max-length as the original does (slower, "
                         "same results)")
     g.add_argument("--jit-compile", action="store_true", help="compile steps with XLA")
+    g.add_argument("--attribute-bce", default=argparse.SUPPRESS, help="AAP/MAP loss: original (default: PyTorch's BCELoss, as the authors) or softplus (BCE on logits); see s3rec_tf.losses")  # noqa: E501
 
     p = sub.add_parser("finetune", help="fine-tune a next-item model")
     _add_runtime_flags(p)
