@@ -88,7 +88,9 @@ def run_original(args) -> None:
     # The optimiser of the original PretrainTrainer.
     optim = torch.optim.Adam(model.parameters(), lr=a.lr, betas=(a.adam_beta1, a.adam_beta2),
                              weight_decay=a.weight_decay)
-    model.eval()  # dropout off; nothing else differs between train and eval
+    # Dropout off (nothing else differs between train and eval), or the paper's 0.5
+    # with --dropout (then the two sides draw different masks: compare statistics).
+    model.train(args.dropout)
     dataset = PretrainDataset(a, user_seq[:args.users], long_sequence)
 
     captured = []
@@ -157,12 +159,12 @@ def run_original(args) -> None:
 
 # ---------------------------------------------------------------- ours (tensorflow)
 
-def _pretrainer(data, weights, variant: dict):
+def _pretrainer(data, weights, variant: dict, dropout: float = 0.0):
     from s3rec_tf import original_weights as ow
     from s3rec_tf.layers import SequenceEncoder
     from s3rec_tf.models import S3RecPretrainer
     cfg = ow.encoder_config_from_weights(weights)
-    encoder = SequenceEncoder(**cfg, dropout=0.0, attention_dropout=0.0)
+    encoder = SequenceEncoder(**cfg, dropout=dropout, attention_dropout=dropout)
     model = S3RecPretrainer(encoder, data.attribute_table(), **variant)
     ow.load_into_pretrainer(model, weights)
     return model
@@ -210,7 +212,7 @@ def run_ours(args, data, batches, init, final, name: str, variant: dict) -> list
     optimizer = {"adam": adam, "torch_adam": torch_style_adam,
                  "keras_adam": lambda lr: keras.optimizers.Adam(lr, epsilon=1e-8)}[
         variant.pop("optimizer", "adam")](args.lr)
-    model = _pretrainer(data, init, variant)
+    model = _pretrainer(data, init, variant, 0.5 if args.dropout else 0.0)
     variables = model.trainable_variables
     optimizer.build(variables)
     encoder_ids = {id(v) for v in model.encoder.trainable_variables}
@@ -220,7 +222,7 @@ def run_ours(args, data, batches, init, final, name: str, variant: dict) -> list
     def step(batch):
         # `S3RecPretrainer.train_step`, plus what the report needs.
         with tf.GradientTape() as tape:
-            parts = model.compute_losses(batch, training=False)
+            parts = model.compute_losses(batch, training=args.dropout)
             total = model._weighted(parts)
         grads = tape.gradient(total, variables)
         norms = {g: tf.sqrt(tf.add_n([tf.reduce_sum(tf.square(tf.convert_to_tensor(x)))
@@ -228,7 +230,7 @@ def run_ours(args, data, batches, init, final, name: str, variant: dict) -> list
                  for g, keep in (("all", lambda v: True),
                                  ("encoder", lambda v: id(v) in encoder_ids),
                                  ("sp_head", lambda v: id(v) in sp_ids))}
-        pos, neg = model.segment_logits(batch, training=False)
+        pos, neg = model.segment_logits(batch, training=args.dropout)
         context = model.encoder(batch["masked_segment_sequence"], last_only=True)[:, -1]
         optimizer.apply(grads, variables)
         return parts, norms, pos, neg, tf.reduce_mean(tf.norm(context, axis=-1))
@@ -361,6 +363,8 @@ def main(argv=None) -> int:
     parser.add_argument("--torch-python", default=None,
                         help="python of the torch venv (default: from setup.sh)")
     parser.add_argument("--work", default=None, help="exchange directory (default: a temp dir)")
+    parser.add_argument("--dropout", action="store_true",
+                        help="the paper's dropout 0.5 in both (masks differ: compare statistics)")
     parser.add_argument("--reuse", action="store_true",
                         help="reuse the original's run already in --work (same arguments)")
     parser.add_argument("--output", default=os.path.join(ROOT, "results", "sp-dynamics"))
@@ -378,7 +382,7 @@ def main(argv=None) -> int:
     command = [python, os.path.abspath(__file__), "--side", "original", "--work", work,
                *[f"--{k.replace('_', '-')}={getattr(args, k)}" for k in
                  ("data", "name", "users", "steps", "batch_size", "lr", "seed", "threads",
-                  "log_every", "original_dir")]]
+                  "log_every", "original_dir")], *(["--dropout"] if args.dropout else [])]
     started = time.time()
     if not (args.reuse and os.path.exists(os.path.join(work, "original.jsonl"))):
         subprocess.run(command, check=True)
@@ -412,12 +416,13 @@ def main(argv=None) -> int:
             "data": f"{args.name}: first {args.users} users' pretraining samples, batches of "
                     f"{args.batch_size} drawn by the original PretrainDataset "
                     f"(random.seed({args.seed}), torch.manual_seed({args.seed}) init)",
-            "setup": f"same initial weights, same batches, dropout off, Adam lr {args.lr}",
+            "setup": f"same initial weights, same batches, dropout "
+                     f"{'0.5 (masks differ)' if args.dropout else 'off'}, Adam lr {args.lr}",
             "variants": {k: v for k, v in variants.items()}, "wall_s": walls,
             "runtime": runtime.settings()}
     os.makedirs(args.output, exist_ok=True)
     text = report(args, original, ours, meta)
-    stem = os.path.join(args.output, f"{args.name}")
+    stem = os.path.join(args.output, args.name + ("-dropout" if args.dropout else ""))
     with open(stem + ".txt", "w") as f:
         f.write(text)
     with open(stem + ".json", "w") as f:
