@@ -76,7 +76,7 @@ def run_original(args) -> None:
     i2a, max_attribute = get_item2attribute_json(
         os.path.join(args.data, f"{args.name}_item2attributes.json"))
     a = argparse.Namespace(
-        hidden_size=64, num_hidden_layers=2, num_attention_heads=2, hidden_act="gelu",
+        hidden_size=args.hidden_size, num_hidden_layers=2, num_attention_heads=2, hidden_act="gelu",
         attention_probs_dropout_prob=0.5, hidden_dropout_prob=0.5, initializer_range=0.02,
         max_seq_length=50, lr=args.lr, pre_batch_size=args.batch_size, mask_p=0.2,
         weight_decay=0.0, adam_beta1=0.9, adam_beta2=0.999, cuda_condition=False,
@@ -350,6 +350,7 @@ def main(argv=None) -> int:
     parser.add_argument("--steps", type=int, default=300)
     parser.add_argument("--batch-size", type=int, default=100)
     parser.add_argument("--lr", type=float, default=1e-3)
+    parser.add_argument("--hidden-size", type=int, default=64)
     parser.add_argument("--seed", type=int, default=0)
     parser.add_argument("--threads", type=int, default=1,
                         help="threads of each side (torch with 2 threads on a busy 2-core "
@@ -381,7 +382,8 @@ def main(argv=None) -> int:
     python = torch_python(args.torch_python)
     command = [python, os.path.abspath(__file__), "--side", "original", "--work", work,
                *[f"--{k.replace('_', '-')}={getattr(args, k)}" for k in
-                 ("data", "name", "users", "steps", "batch_size", "lr", "seed", "threads",
+                 ("data", "name", "users", "steps", "batch_size", "lr", "hidden_size", "seed",
+                  "threads",
                   "log_every", "original_dir")], *(["--dropout"] if args.dropout else [])]
     started = time.time()
     if not (args.reuse and os.path.exists(os.path.join(work, "original.jsonl"))):
