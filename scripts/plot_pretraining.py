@@ -3,8 +3,10 @@
 
 Reads the `history.jsonl` that `s3rec-tf pretrain` writes into its output
 directory (one JSON line per epoch with `aap_loss`, `mip_loss`, `map_loss`,
-`sp_loss`) and draws a panel per head; the SP panel marks ln 2, the loss of
-an SP head that cannot tell the true segment from a random one.
+`sp_loss`), or the console log of a run (`*.log`: Keras's per-epoch lines,
+for runs made before `history.jsonl` existed), and draws a panel per head;
+the SP panel marks ln 2, the loss of an SP head that cannot tell the true
+segment from a random one.
 
 Usage:
     python scripts/plot_pretraining.py --output results/plots/pretraining-Beauty.png \\
@@ -16,14 +18,28 @@ import argparse
 import json
 import math
 import os
+import re
 import sys
 
 HEADS = ("aap", "mip", "map", "sp")
 
 
+#: Keras's end-of-epoch line: `1503/1503 - 665s - 442ms/step - aap_loss: 105.6 - ...`.
+EPOCH_LINE = re.compile(r"^\s*\d+/\d+ - .*?((?:\w+_loss|loss): [-\d.e+]+.*)$")
+
+
 def read_history(path: str) -> list:
     with open(path) as f:
-        rows = [json.loads(line) for line in f if line.strip()]
+        if path.endswith(".log"):
+            rows = []
+            for line in f:
+                match = EPOCH_LINE.match(line)
+                if match:
+                    values = dict(part.split(": ") for part in match.group(1).split(" - "))
+                    rows.append({"epoch": len(rows) + 1,
+                                 **{k: float(v) for k, v in values.items()}})
+        else:
+            rows = [json.loads(line) for line in f if line.strip()]
     if not rows:
         raise ValueError(f"{path}: no epochs recorded")
     return rows
