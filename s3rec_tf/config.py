@@ -36,6 +36,10 @@ __all__ = ["ConfigError", "EncoderConfig", "PretrainConfig", "FinetuneConfig", "
 #: Seeds feed NumPy and TensorFlow generators: unsigned 32-bit.
 MAX_SEED = 2**32 - 1
 
+#: The BCE of the attribute objectives (AAP, MAP): the original's, then the logits form
+#: (`s3rec_tf.losses.attribute_loss`).
+ATTRIBUTE_BCE_MODES = ("original", "softplus")
+
 
 @dataclasses.dataclass(frozen=True)
 class Param:
@@ -162,6 +166,10 @@ class PretrainConfig(_Validated):
                                       "results, faster); --no-trim-padding pads to "
                                       "--max-length as the original does")
     jit_compile: bool = _param(False, "compile training steps with XLA")
+    attribute_bce: str = _param(
+        ATTRIBUTE_BCE_MODES[0], "BCE of AAP and MAP: 'original' (PyTorch's BCELoss on "
+        "probabilities, as the authors) or 'softplus' (BCE on logits)",
+        choices=ATTRIBUTE_BCE_MODES)
 
     @property
     def loss_weights(self) -> dict:

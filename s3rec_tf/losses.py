@@ -4,15 +4,29 @@ Each function returns the per-row loss *sum* that the original code computes
 (`nn.BCELoss(reduction='none')` summed over the counted positions and
 attributes); divide by the batch size for a per-sample mean.
 
-The original applies `BCELoss` to probabilities (`sigmoid(logit)`), which
-clamps each log term at -100. On logits that is `softplus`, identical except
-where float32 saturates (|logit| > ~16); `original_clamp=True` reproduces the
-saturated form exactly for the parity check.
+AAP and MAP use the original's `BCELoss` on probabilities by default
+(`attribute_bce="original"`): PyTorch computes `p = sigmoid(logit)` in
+float32, clamps each log term at -100, and its backward divides by
+`max(p (1 - p), 1e-12)`. So the gradient of a logit is the usual `p - y`
+only while `p (1 - p) >= 1e-12`; it fades beyond |logit| ~ 27.6 and is
+exactly 0 once `p` rounds to 1 (logit > ~16.6). Saturated attribute logits
+therefore stop pushing the encoder. `attribute_bce="softplus"` is the
+textbook BCE on logits (`softplus`), whose gradient never fades; in
+pretraining from scratch it drives the encoder into a regime where the SP
+logits saturate and Segment Prediction stops learning (see the README,
+"Differences from the original code").
 """
 
 from __future__ import annotations
 
 import tensorflow as tf
+
+#: The attribute BCE forms of `attribute_loss` (AAP, MAP); the first is the default.
+from s3rec_tf.config import ATTRIBUTE_BCE_MODES
+#: PyTorch's `BCELoss`: log terms are clamped at this value ...
+_LOG_FLOOR = -100.0
+#: ... and its backward divides by `max(p (1 - p), _BACKWARD_EPSILON)`.
+_BACKWARD_EPSILON = 1e-12
 
 
 def _bce_positive(p_logit):
@@ -20,15 +34,34 @@ def _bce_positive(p_logit):
     return tf.nn.softplus(-p_logit)
 
 
-def _bce_negative(logit, original_clamp: bool = False):
-    """`-log(1 - sigmoid(x))`, optionally with the original's float32 clamp."""
-    if original_clamp:
-        p = tf.sigmoid(logit)
-        return -tf.maximum(tf.math.log(1.0 - p), -100.0)
-    return tf.nn.softplus(logit)
+def _original_bce(logits, target: float):
+    """`BCELoss(sigmoid(x), target)` exactly as PyTorch computes value and gradient."""
+
+    @tf.custom_gradient
+    def bce(x):
+        p = tf.sigmoid(x)
+        if target:
+            loss = -tf.maximum(tf.math.log(p), _LOG_FLOOR)
+        else:
+            loss = -tf.maximum(tf.math.log(1.0 - p), _LOG_FLOOR)
+
+        def grad(upstream):
+            # (p - y) / max(p (1 - p), eps) * p (1 - p), the last factor from sigmoid's backward
+            fade = tf.minimum(p * (1.0 - p) * (1.0 / _BACKWARD_EPSILON), 1.0)
+            return upstream * (p - target) * fade
+
+        return loss, grad
+
+    return bce(logits)
 
 
-def attribute_loss(logits, target_attributes, original_clamp: bool = False):
+def _check_mode(mode: str) -> None:
+    if mode not in ATTRIBUTE_BCE_MODES:
+        raise ValueError(f"`attribute_bce` must be one of {ATTRIBUTE_BCE_MODES}. "
+                         f"Received: {mode!r}")
+
+
+def attribute_loss(logits, target_attributes, mode: str = "original"):
     """Multi-label BCE over all attributes, for AAP and MAP.
 
     Args:
@@ -36,23 +69,28 @@ def attribute_loss(logits, target_attributes, original_clamp: bool = False):
         target_attributes: int `[n, max_attrs]` attribute ids of each
             position's item, padded with 0 (attribute 0 is padding and never a
             target). Duplicates must have been removed.
-        original_clamp: bool. Reproduce the original's probability-space BCE.
+        mode: str. `"original"` (PyTorch's `BCELoss` on `sigmoid(logits)`,
+            value and gradient) or `"softplus"` (BCE on logits). See the
+            module docstring.
 
     Returns:
         `[n]` loss summed over attributes: `sum_a -log(1 - p_a)` plus, for the
         item's attributes, `-log(p_a) + log(1 - p_a)`.
     """
+    _check_mode(mode)
+    if mode == "original":
+        def positive(x):
+            return _original_bce(x, 1.0)
+
+        def negative(x):
+            return _original_bce(x, 0.0)
+    else:
+        positive, negative = _bce_positive, tf.nn.softplus
     target_attributes = tf.cast(target_attributes, tf.int32)
-    negative = tf.reduce_sum(_bce_negative(logits, original_clamp), axis=-1)
     target_logits = tf.gather(logits, target_attributes, batch_dims=1)
     present = tf.cast(target_attributes > 0, logits.dtype)
-    if original_clamp:
-        p = tf.sigmoid(target_logits)
-        pos_term = -tf.maximum(tf.math.log(p), -100.0)
-    else:
-        pos_term = _bce_positive(target_logits)
-    correction = (pos_term - _bce_negative(target_logits, original_clamp)) * present
-    return negative + tf.reduce_sum(correction, axis=-1)
+    correction = (positive(target_logits) - negative(target_logits)) * present
+    return tf.reduce_sum(negative(logits), axis=-1) + tf.reduce_sum(correction, axis=-1)
 
 
 def pairwise_sigmoid_loss(pos_logit, neg_logit):

@@ -7,7 +7,8 @@ components call. Each writes into an output directory:
   saved every epoch; rerunning the same command resumes from it (after an
   interruption, or with a larger `--epochs` to train further).
 - pretraining: the pretrained model directory at `<output>/` (plus
-  `<output>/epochs-N/` snapshots every `save_every` epochs);
+  `<output>/epochs-N/` snapshots every `save_every` epochs, and
+  `history.jsonl`: the per-sample losses of each epoch, one JSON line each);
 - fine-tuning: the best model by validation metric and `metrics.json`.
 """
 
@@ -37,9 +38,29 @@ from s3rec_tf.monitoring import TensorBoardLogger, epoch_line, fit_verbosity
 RESUME_DIR = "_resume"
 
 
+@keras.saving.register_keras_serializable(package="s3rec_tf")
+class DenseGradientAdam(keras.optimizers.Adam):
+    """Keras Adam that sums the duplicate rows of a sparse gradient first.
+
+    The gradient of an embedding lookup is a `tf.IndexedSlices` with one
+    slice per lookup. Keras's Adam squares those slices before adding them
+    up, so a row looked up `k` times in a batch gets the second moment
+    `sum(g_i^2)` instead of `(sum g_i)^2`, and a step up to `sqrt(k)` times
+    the learning rate: the mask id's embedding (hundreds of lookups per
+    pretraining batch) moved 20x faster than in the original, whose PyTorch
+    gradients are dense. Summing the rows first gives PyTorch's Adam.
+    """
+
+    def update_step(self, gradient, variable, learning_rate):
+        if isinstance(gradient, tf.IndexedSlices):
+            gradient = tf.convert_to_tensor(gradient)
+        super().update_step(gradient, variable, learning_rate)
+
+
 def adam(learning_rate: float):
-    """Adam with PyTorch's defaults (betas 0.9/0.999, eps 1e-8), as the original."""
-    return keras.optimizers.Adam(learning_rate, beta_1=0.9, beta_2=0.999, epsilon=1e-8)
+    """Adam with PyTorch's defaults (betas 0.9/0.999, eps 1e-8) and dense gradients,
+    as the original (see `DenseGradientAdam`)."""
+    return DenseGradientAdam(learning_rate, beta_1=0.9, beta_2=0.999, epsilon=1e-8)
 
 
 def _log(verbose, *args):
@@ -150,7 +171,8 @@ def run_pretraining(data: SequenceData, output_dir: str,
     config = config or PretrainConfig()
     keras.utils.set_random_seed(config.seed)
     encoder = build_encoder(data, encoder_config)
-    model = S3RecPretrainer(encoder, data.attribute_table(), loss_weights=config.loss_weights)
+    model = S3RecPretrainer(encoder, data.attribute_table(), loss_weights=config.loss_weights,
+                            attribute_bce=config.attribute_bce)
     model.compile(optimizer=adam(config.learning_rate), jit_compile=config.jit_compile)
     vocabulary = artifacts.vocabulary_of(data)
     hyper = {**dataclasses.asdict(encoder_config), **dataclasses.asdict(config)}
@@ -168,6 +190,7 @@ def run_pretraining(data: SequenceData, output_dir: str,
                   f"{data.num_attributes} attributes, {arrays.num_samples} samples/epoch, "
                   f"{steps} steps/epoch, epochs {first_epoch + 1}..{config.epochs}")
     history = {}
+    history_path = os.path.join(output_dir, "history.jsonl")
     start = time.time()
     lines = verbose and not fit_verbosity(verbose)  # no progress bar: one line per epoch
     epoch_start = [start]
@@ -177,6 +200,10 @@ def run_pretraining(data: SequenceData, output_dir: str,
         now = time.time()
         _log(lines, epoch_line(epoch + 1, config.epochs, history, now - epoch_start[0]))
         epoch_start[0] = now
+        os.makedirs(output_dir, exist_ok=True)
+        with open(history_path, "a") as f:  # per-epoch losses, for the plots
+            f.write(json.dumps({"epoch": epoch + 1, **history,
+                                "wall_time_s": round(time.time() - start, 2)}) + "\n")
         resume.save(epoch=epoch + 1)
         if config.save_every and (epoch + 1) % config.save_every == 0:
             artifacts.save_model(os.path.join(output_dir, f"epochs-{epoch + 1}"), model,

@@ -1,4 +1,5 @@
 import numpy as np
+import pytest
 import tensorflow as tf
 
 from s3rec_tf import losses
@@ -15,17 +16,52 @@ def test_attribute_loss_matches_dense_bce():
     dense[0, 2] = dense[1, 1] = dense[1, 3] = 1
     p = sigmoid(logits)
     expected = -(dense * np.log(p) + (1 - dense) * np.log(1 - p)).sum(-1)
-    for clamp in (False, True):
-        got = losses.attribute_loss(tf.constant(logits), tf.constant(targets), clamp).numpy()
+    for mode in losses.ATTRIBUTE_BCE_MODES:
+        got = losses.attribute_loss(tf.constant(logits), tf.constant(targets), mode).numpy()
         np.testing.assert_allclose(got, expected, rtol=1e-5)
 
 
-def test_attribute_loss_clamp_reproduces_saturated_original():
+def test_attribute_loss_original_mode_reproduces_saturated_values():
     logits = tf.constant([[40.0, -40.0]])
     targets = tf.constant([[0]])  # no attributes: both negative
     # original: -log(1 - sigmoid(40)) = -log(0) clamped to 100
-    assert abs(losses.attribute_loss(logits, targets, True).numpy()[0] - 100.0) < 1e-3
-    assert abs(losses.attribute_loss(logits, targets, False).numpy()[0] - 40.0) < 1e-3
+    assert abs(losses.attribute_loss(logits, targets, "original").numpy()[0] - 100.0) < 1e-3
+    assert abs(losses.attribute_loss(logits, targets, "softplus").numpy()[0] - 40.0) < 1e-3
+
+
+def _gradient(logits, targets, mode):
+    x = tf.constant(logits)
+    with tf.GradientTape() as tape:
+        tape.watch(x)
+        loss = tf.reduce_sum(losses.attribute_loss(x, tf.constant(targets), mode))
+    return tape.gradient(loss, x).numpy()
+
+
+def test_original_mode_gradient_is_pytorch_bceloss_backward():
+    """PyTorch: (p - y) / max(p (1 - p), 1e-12) * p (1 - p), all in float32."""
+    logits = np.array([[-120.0, -60.0, -30.0, -20.0, 0.3, 5.0, 16.0, 17.0, 30.0],
+                       [-120.0, -60.0, -30.0, -20.0, 0.3, 5.0, 16.0, 17.0, 30.0]], "float32")
+    # row 0: attributes 1..8 are targets (attribute 0 is padding); row 1: none
+    targets = np.array([list(range(1, 9)), [0] * 8])
+    y = np.zeros_like(logits)
+    y[0, 1:] = 1
+    p = tf.sigmoid(logits).numpy()
+    v = p * (np.float32(1) - p)
+    expected = (p - y) / np.maximum(v, np.float32(1e-12)) * v
+    got = _gradient(logits, targets, "original")
+    np.testing.assert_allclose(got, expected, rtol=1e-5, atol=1e-30)
+    # the saturated terms that stop pushing: wrong side beyond |x| ~ 17..28
+    assert got[1, 7] == 0.0 and got[1, 8] == 0.0          # negatives at 17, 30: p == 1
+    assert abs(got[0, 2]) < 0.1 and got[0, 1] > -1e-10     # positives at -30, -60
+    # softplus keeps a full gradient there
+    soft = _gradient(logits, targets, "softplus")
+    np.testing.assert_allclose(soft[1, 7:], 1.0, rtol=1e-6)
+    np.testing.assert_allclose(soft[0, 1:3], -1.0, rtol=1e-6)
+
+
+def test_unknown_attribute_bce_mode_is_refused():
+    with pytest.raises(ValueError, match="attribute_bce"):
+        losses.attribute_loss(tf.zeros((1, 2)), tf.zeros((1, 1), tf.int32), "clamped")
 
 
 def test_pairwise_sigmoid_loss_hand_computed():

@@ -114,3 +114,23 @@ def test_results_table_names_the_negatives_of_each_sampled_row():
     assert "| negatives |" in sampled
     lastfm = [line for line in sampled.splitlines() if line.startswith("| LastFM ")]
     assert lastfm and all("authors' file" in line for line in lastfm)
+
+
+def test_pretraining_plot_reads_histories_and_console_logs(tmp_path):
+    plot = _script("plot_pretraining")
+    log = tmp_path / "run.log"
+    log.write_text("Epoch 1/2\n1503/1503 - 665s - 442ms/step - aap_loss: 105.6 - loss: 69.5 - "
+                   "map_loss: 46.8 - mip_loss: 1.26 - sp_loss: 0.6933\nEpoch 2/2\n"
+                   "1503/1503 - 508s - 338ms/step - aap_loss: 50.4 - loss: 46.0 - "
+                   "map_loss: 34.4 - mip_loss: 1.18 - sp_loss: 0.6759\nPretraining done\n")
+    rows = plot.read_history(str(log))
+    assert [(r["epoch"], r["sp_loss"]) for r in rows] == [(1, 0.6933), (2, 0.6759)]
+    history = tmp_path / "history.jsonl"
+    history.write_text("".join(json.dumps({"epoch": e, "aap_loss": 1.0, "mip_loss": 1.0,
+                                           "map_loss": 1.0, "sp_loss": 0.69}) + "\n"
+                               for e in (1, 2)))
+    out = tmp_path / "p.png"
+    assert plot.main(["--run", f"a={log}", "--run", f"b={history}", "--output", str(out)]) == 0
+    with open(out, "rb") as f:
+        assert f.read(8) == b"\x89PNG\r\n\x1a\n"
+    assert plot.main(["--run", f"c={tmp_path / 'missing.jsonl'}", "--output", str(out)]) == 2

@@ -28,6 +28,10 @@ def test_pretraining_resumes_exactly(tiny_data, tmp_path):
     assert os.path.exists(tmp_path / "resumed" / "epochs-1" / artifacts.MANIFEST)
     for a, b in zip(_weights(tmp_path / "straight"), _weights(tmp_path / "resumed")):
         np.testing.assert_allclose(a, b, rtol=1e-5, atol=1e-6)
+    with open(tmp_path / "resumed" / "history.jsonl") as f:  # one line per epoch, resumed too
+        rows = [json.loads(line) for line in f]
+    assert [r["epoch"] for r in rows] == [1, 2]
+    assert all({"loss", "aap_loss", "mip_loss", "map_loss", "sp_loss"} <= set(r) for r in rows)
 
 
 def test_resume_refuses_a_different_run(tiny_data, tmp_path):

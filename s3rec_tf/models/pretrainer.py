@@ -51,6 +51,10 @@ class S3RecPretrainer(keras.Model):
             similar length (see `layers.encode_bucketed`): exact, and much
             less work on short sequences. `None` encodes the batch as one
             block. Defaults to `layers.DEFAULT_LENGTH_BUCKETS`.
+        attribute_bce: str. The BCE of AAP and MAP: `"original"` (the
+            original's `BCELoss` on probabilities, whose gradient fades for
+            saturated logits) or `"softplus"` (BCE on logits). See
+            `s3rec_tf.losses`. Defaults to `"original"`.
 
     Example:
     >>> enc = SequenceEncoder(num_items=20, num_attributes=5, max_length=8)
@@ -59,8 +63,11 @@ class S3RecPretrainer(keras.Model):
     """
 
     def __init__(self, encoder: SequenceEncoder, item_attributes, loss_weights=None,
-                 length_buckets=DEFAULT_LENGTH_BUCKETS, **kwargs):
+                 length_buckets=DEFAULT_LENGTH_BUCKETS,
+                 attribute_bce: str = losses.ATTRIBUTE_BCE_MODES[0], **kwargs):
         super().__init__(**kwargs)
+        losses._check_mode(attribute_bce)
+        self.attribute_bce = attribute_bce
         self.encoder = encoder
         self.length_buckets = tuple(length_buckets) if length_buckets else None
         item_attributes = np.asarray(item_attributes, dtype="int32")
@@ -101,37 +108,50 @@ class S3RecPretrainer(keras.Model):
         """Bidirectional encoding of `inputs` `[batch, seq_len]` -> `[batch, seq_len, hidden]`."""
         return self.encoder(inputs, causal=False, training=training)
 
-    def compute_losses(self, batch, training=None, original_clamp: bool = False):
-        """The four losses, each summed over the batch as in the original.
+    def segment_logits(self, batch, training=None):
+        """The SP logits of the true and the random segment, each `[batch]`.
 
         The three segment passes of the original (masked segment sequence,
         positive and negative segment) run as one batched pass that computes
-        only the last position in the last block, which is all SP reads; both
-        passes are encoded by length bucket. Heads are applied only at the
-        positions whose loss counts.
+        only the last position in the last block, which is all SP reads.
+        The logit is `sp_dense(context) . segment` at the last position;
+        its sigmoid is the original's `segment_prediction` score.
 
         Returns:
-            dict with `aap`, `mip`, `map`, `sp` scalar sums.
+            `(pos_logit, neg_logit)`.
         """
-        masked = tf.cast(batch["masked_item_sequence"], tf.int32)
-        batch_size = tf.shape(masked)[0]
         hidden = self.encoder.hidden_size
         segments = tf.concat([tf.cast(batch[k], tf.int32) for k in
                               ("masked_segment_sequence", "pos_segment", "neg_segment")], 0)
-        if self.length_buckets:
-            sequence_output = encode_bucketed(self.encoder, masked, False, training,
-                                              self.length_buckets)
-        else:
-            sequence_output = self.encoder(masked, causal=False, training=training)
-        sequence_output = tf.reshape(sequence_output, [-1, hidden])
-        # SP reads only the last position: the last block computes it alone.
         if self.length_buckets:
             segment_last = encode_bucketed(self.encoder, segments, False, training,
                                            self.length_buckets, last_only=True)[:, -1]
         else:
             segment_last = self.encoder(segments, causal=False, training=training,
                                         last_only=True)[:, -1]
+        segment_last = tf.reshape(segment_last, [-1, hidden])
         context, pos_seg, neg_seg = tf.split(segment_last, 3, axis=0)
+        sp_h = self.sp_dense(context)
+        return tf.reduce_sum(sp_h * pos_seg, -1), tf.reduce_sum(sp_h * neg_seg, -1)
+
+    def compute_losses(self, batch, training=None):
+        """The four losses, each summed over the batch as in the original.
+
+        The masked item sequence and the segment passes (see
+        `segment_logits`) are encoded by length bucket. Heads are applied
+        only at the positions whose loss counts.
+
+        Returns:
+            dict with `aap`, `mip`, `map`, `sp` scalar sums.
+        """
+        masked = tf.cast(batch["masked_item_sequence"], tf.int32)
+        hidden = self.encoder.hidden_size
+        if self.length_buckets:
+            sequence_output = encode_bucketed(self.encoder, masked, False, training,
+                                              self.length_buckets)
+        else:
+            sequence_output = self.encoder(masked, causal=False, training=training)
+        sequence_output = tf.reshape(sequence_output, [-1, hidden])
 
         flat_masked = tf.reshape(masked, [-1])
         flat_pos = tf.reshape(tf.cast(batch["pos_items"], tf.int32), [-1])
@@ -146,7 +166,7 @@ class S3RecPretrainer(keras.Model):
         aap_h = self.aap_dense(tf.gather(sequence_output, aap_rows))
         aap_targets = tf.gather(self.item_attributes, tf.gather(flat_pos, aap_rows))
         aap = tf.reduce_sum(losses.attribute_loss(
-            tf.matmul(aap_h, attribute_table, transpose_b=True), aap_targets, original_clamp))
+            tf.matmul(aap_h, attribute_table, transpose_b=True), aap_targets, self.attribute_bce))
 
         # MIP and MAP: at masked positions only.
         mask_rows = tf.where(is_masked)[:, 0]
@@ -158,13 +178,12 @@ class S3RecPretrainer(keras.Model):
         mip = tf.reduce_sum(losses.pairwise_sigmoid_loss(pos_logit, neg_logit))
         map_logits = tf.matmul(self.map_dense(masked_h), attribute_table, transpose_b=True)
         map_ = tf.reduce_sum(losses.attribute_loss(
-            map_logits, tf.gather(self.item_attributes, masked_pos), original_clamp))
+            map_logits, tf.gather(self.item_attributes, masked_pos), self.attribute_bce))
 
         # SP: the last position's output of the masked-segment sequence against
         # the true and a random segment.
-        sp_h = self.sp_dense(context)
-        sp = tf.reduce_sum(losses.pairwise_sigmoid_loss(
-            tf.reduce_sum(sp_h * pos_seg, -1), tf.reduce_sum(sp_h * neg_seg, -1)))
+        pos_score, neg_score = self.segment_logits(batch, training=training)
+        sp = tf.reduce_sum(losses.pairwise_sigmoid_loss(pos_score, neg_score))
         return {"aap": aap, "mip": mip, "map": map_, "sp": sp}
 
     def _weighted(self, parts):
@@ -198,6 +217,7 @@ class S3RecPretrainer(keras.Model):
                 "item_attributes_shape": list(self.item_attributes.shape),
                 "loss_weights": dict(self.loss_weights_),
                 "length_buckets": list(self.length_buckets) if self.length_buckets else None,
+                "attribute_bce": self.attribute_bce,
                 "name": self.name}
 
     @classmethod
@@ -206,4 +226,5 @@ class S3RecPretrainer(keras.Model):
         table = np.zeros(config["item_attributes_shape"], "int32")
         return cls(encoder, table, loss_weights=config.get("loss_weights"),
                    length_buckets=config.get("length_buckets", DEFAULT_LENGTH_BUCKETS),
+                   attribute_bce=config.get("attribute_bce", losses.ATTRIBUTE_BCE_MODES[0]),
                    name=config.get("name"))

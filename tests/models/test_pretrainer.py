@@ -101,8 +101,12 @@ def test_loss_weights_and_table_are_validated(tiny_data):
 
 
 def test_config_round_trip(tiny_data):
-    model = _model(tiny_data, loss_weights={"sp": 0.7})
+    model = _model(tiny_data, loss_weights={"sp": 0.7}, attribute_bce="softplus")
     clone = S3RecPretrainer.from_config(model.get_config())
     assert clone.loss_weights_["sp"] == 0.7
+    assert clone.attribute_bce == "softplus"
+    assert _model(tiny_data).attribute_bce == "original"
+    with pytest.raises(ValueError, match="attribute_bce"):
+        _model(tiny_data, attribute_bce="logits")
     restored = keras.saving.deserialize_keras_object(keras.saving.serialize_keras_object(model))
     assert restored.encoder.get_config() == model.encoder.get_config()
