@@ -161,10 +161,8 @@ def build_parser() -> argparse.ArgumentParser:
 
 def _read(args):
     from s3rec_tf.data.reader import read_dataset
-    out = getattr(args, "output", None)
-    neg_dir = out if out and not out.endswith(".json") else None
-    data = read_dataset(args.data, args.name, negatives_seed=args.negatives_seed,
-                        negatives_output=neg_dir)
+    # reading writes nothing: a run saves drawn negatives with its output
+    data = read_dataset(args.data, args.name, negatives_seed=args.negatives_seed)
     print(f"Read {data.name}: {data.num_users} users, {data.num_items} items, "
           f"{data.num_interactions()} interactions, {data.num_attributes} attributes; "
           f"negatives: {data.sample_source}", flush=True)
