@@ -3,8 +3,12 @@
 Reads the paper's format, CSV/Parquet interaction logs (`user_id,item_id,
 timestamp`, ids any strings) with an optional item-attribute table
 (`item_id,attribute`, one row per pair), or RecBole atomic files (`.inter`,
-`.item`). Steps: parse (malformed rows dropped and counted, or a failure with
-`strict`), drop duplicate events, order each user's events by time, optional
+`.item`). CSV and Parquet columns are matched by their header names, in any
+order; a header that lacks a wanted column or has an unexpected one (a CSV
+without a header line included) is refused, naming the columns found and
+wanted. Steps: parse (malformed rows dropped and counted, the first few named
+in the stats as `file:row: reason`; or, with `strict`, a failure naming the
+first malformed row), drop duplicate events, order each user's events by time, optional
 k-core filtering, item and attribute vocabularies (raw id <-> index), users
 with fewer than 3 events dropped and counted, seeded sampled negatives, and
 TFRecord output. Only the vocabularies (and per-item counts and attributes)
@@ -25,15 +29,15 @@ validation and test answers), so the split is the sequence itself.
 
 from __future__ import annotations
 
+import contextlib
 import csv
 import dataclasses
 import glob
 import hashlib
 import io
 import json
+import logging
 import os
-import shutil
-import tempfile
 
 import numpy as np
 
@@ -42,6 +46,12 @@ from s3rec_tf.errors import DataError
 FORMATS = ("s3rec", "csv", "parquet", "recbole")
 MIN_EVENTS = 3
 NUM_NEGATIVES = 99
+#: Header of an interaction table (CSV, Parquet), in any order.
+INTERACTION_COLUMNS = ("user_id", "item_id", "timestamp")
+#: Header of an item-attribute table (CSV, Parquet), in any order.
+ATTRIBUTE_COLUMNS = ("item_id", "attribute")
+#: How many dropped rows the stats name (`dropped_rows`).
+NUM_DROPPED_NAMED = 5
 
 
 @dataclasses.dataclass
@@ -63,6 +73,42 @@ class Malformed(Exception):
     pass
 
 
+def check_columns(path: str, found, wanted) -> None:
+    """Refuses a header that is not exactly the `wanted` column names (any order)."""
+    found = [str(c) for c in found]
+    missing = [c for c in wanted if c not in found]
+    unexpected = [c for c in found if c not in wanted]
+    repeated = sorted({c for c in found if found.count(c) > 1})
+    if missing or unexpected or repeated:
+        problems = ([f"missing {missing}"] if missing else []) + \
+            ([f"unexpected {unexpected}"] if unexpected else []) + \
+            ([f"repeated {repeated}"] if repeated else [])
+        hint = (" (a header line naming the columns is required)"
+                if missing and len(missing) == len(wanted) else "")
+        raise DataError(path, f"columns {found} do not match the wanted {list(wanted)}: "
+                              f"{'; '.join(problems)}{hint}", field=(missing or unexpected
+                                                                      or repeated)[0])
+
+
+def csv_header(path: str, wanted) -> tuple:
+    """The checked column names of a CSV file's first line (see `check_columns`)."""
+    try:
+        with open(path, "rb") as f:
+            first = f.readline()
+    except OSError as e:
+        raise DataError(path, f"cannot read ({e.strerror})") from None
+    try:
+        text = first.decode("utf-8-sig")
+    except UnicodeDecodeError as e:
+        raise DataError(path, f"header is not valid UTF-8 (byte 0x{first[e.start]:02x})",
+                        line=1) from None
+    if not text.strip():
+        raise DataError(path, f"no header line: expected the columns {list(wanted)}", line=1)
+    columns = tuple(c.strip() for c in _split_csv(text.rstrip("\r\n"), path))
+    check_columns(path, columns, wanted)
+    return columns
+
+
 def _split_csv(line: str, path: str = "?"):
     try:
         return next(csv.reader(io.StringIO(line)), [])
@@ -70,14 +116,22 @@ def _split_csv(line: str, path: str = "?"):
         raise Malformed(f"{path}: unreadable CSV row {line[:80]!r} ({e})") from None
 
 
-def parse_csv_interaction(element):
-    """`(path, line)` -> `(user, item, timestamp)`; raises `Malformed`."""
-    path, line = element
+def _fields(path, line, columns):
     fields = _split_csv(line, path) if line.strip() else []
-    if len(fields) != 3:
-        raise Malformed(f"{path}: expected 3 fields user_id,item_id,timestamp, got "
+    if len(fields) != len(columns):
+        raise Malformed(f"{path}: expected {len(columns)} fields {','.join(columns)}, got "
                         f"{len(fields)} in {line[:80]!r}")
-    user, item, ts = (f.strip() for f in fields)
+    return dict(zip(columns, (f.strip() for f in fields)))
+
+
+def parse_csv_interaction(element, columns=INTERACTION_COLUMNS):
+    """`(path, line)` -> `(user, item, timestamp)`; raises `Malformed`.
+
+    `columns` is the file's header (`csv_header`): fields are taken by name.
+    """
+    path, line = element
+    row = _fields(path, line, columns)
+    user, item, ts = (row[c] for c in INTERACTION_COLUMNS)
     if not user or not item:
         raise Malformed(f"{path}: empty user_id or item_id in {line[:80]!r}")
     try:
@@ -89,24 +143,32 @@ def parse_csv_interaction(element):
     return user, item, timestamp
 
 
-def parse_csv_attribute(element):
+def parse_csv_attribute(element, columns=ATTRIBUTE_COLUMNS):
+    """`(path, line)` -> `(item, attribute)`; fields by the header's names."""
     path, line = element
     fields = _split_csv(line, path) if line.strip() else []
-    if len(fields) != 2 or not fields[0].strip() or not fields[1].strip():
-        raise Malformed(f"{path}: expected item_id,attribute in {line[:80]!r}")
-    return fields[0].strip(), fields[1].strip()
+    row = dict(zip(columns, (f.strip() for f in fields)))
+    if len(fields) != len(columns) or not all(row.get(c) for c in ATTRIBUTE_COLUMNS):
+        raise Malformed(f"{path}: expected {','.join(columns)} in {line[:80]!r}")
+    return row["item_id"], row["attribute"]
 
 
 def parse_s3rec_line(element):
-    """`(path, line)` -> events `(user, item, position)` of one user."""
+    """`(path, line)` -> events `(user, item, position)` of one user.
+
+    Ids follow the reader's rule (`reader.id_problem`): plain decimal
+    integers in `1..MAX_ID` (users up to `MAX_USER_ID`).
+    """
+    from s3rec_tf.data.reader import MAX_USER_ID, id_problem
     path, line = element
     tokens = line.split()
     if len(tokens) < 2:
         raise Malformed(f"{path}: a line needs a user and at least one item: {line[:80]!r}")
-    for t in tokens:
-        if not t.isdigit() or int(t) <= 0:
-            raise Malformed(f"{path}: id {t!r} is not a positive integer in line "
-                            f"starting {line[:40]!r}")
+    for n, t in enumerate(tokens):
+        problem = id_problem(t, MAX_USER_ID) if n == 0 else id_problem(t)
+        if problem:
+            raise Malformed(f"{path}: {'user' if n == 0 else 'item'} id {t!r} {problem} in "
+                            f"line starting {line[:40]!r}")
     user = tokens[0]
     return [(user, item, float(pos)) for pos, item in enumerate(tokens[1:])]
 
@@ -119,10 +181,17 @@ def parse_s3rec_attributes(element):
         raise Malformed(f"{path}: malformed JSON: {e.msg}") from None
     if not isinstance(obj, dict):
         raise Malformed(f"{path}: expected a JSON object {{item: [attributes]}}")
+    from s3rec_tf.data.reader import id_problem
     pairs = []
     for item, attrs in obj.items():
+        if id_problem(item):
+            raise Malformed(f"{path}: item id {item!r} {id_problem(item)}")
         if not isinstance(attrs, list):
             raise Malformed(f"{path}: attributes of item {item} must be a list")
+        for a in attrs:
+            if isinstance(a, bool) or not isinstance(a, int) or id_problem(str(a)):
+                raise Malformed(f"{path}: attribute {a!r} of item {item} "
+                                f"{id_problem(str(a)) or 'is not an integer'}")
         pairs.extend((str(item), str(a)) for a in attrs)
     return pairs
 
@@ -143,10 +212,54 @@ def parse_recbole_interaction(element, columns):
     return row["user_id"], row["item_id"], ts
 
 
-def _recbole_columns(path):
-    with open(path) as f:
-        header = f.readline().rstrip("\n").split("\t")
-    return [h.split(":")[0] for h in header]
+def parse_recbole_item(element, cols):
+    """`(path, line)` of a RecBole `.item` file -> `(item, attribute)` pairs."""
+    path, line = element
+    row = dict(zip(cols, line.rstrip("\n").split("\t")))
+    if not row.get("item_id"):
+        raise Malformed(f"{path}: no item_id in {line[:80]!r}")
+    others = [c for c in cols if c != "item_id"]
+    return [(row["item_id"], a) for c in others for a in row.get(c, "").split()]
+
+
+def _recbole_columns(path, required=("user_id", "item_id")):
+    try:
+        with open(path, "rb") as f:
+            header = f.readline().decode("utf-8-sig").rstrip("\r\n").split("\t")
+    except UnicodeDecodeError:
+        raise DataError(path, "header is not valid UTF-8", line=1) from None
+    columns = [h.split(":")[0] for h in header]
+    missing = [c for c in required if c not in columns]
+    if missing:
+        raise DataError(path, f"header columns {columns} lack {missing}", line=1,
+                        field=missing[0])
+    return columns
+
+
+def decode_row(path, line):
+    """A row read as bytes -> str, or `Malformed` naming the first bad byte."""
+    if isinstance(line, bytes):
+        try:
+            return line.decode("utf-8")
+        except UnicodeDecodeError as e:
+            raise Malformed(f"{path}: row is not valid UTF-8 (byte "
+                            f"0x{line[e.start]:02x}): {line[:60]!r}") from None
+    return line
+
+
+def _parquet_row_line(row, columns) -> str:
+    """A Parquet record -> the CSV line of `columns` (None -> "", times -> seconds)."""
+    out = io.StringIO()
+    values = []
+    for c in columns:
+        v = row.get(c)
+        if v is None:
+            v = ""
+        elif hasattr(v, "timestamp"):  # datetime / pandas Timestamp columns
+            v = v.timestamp()
+        values.append(str(v))
+    csv.writer(out, lineterminator="").writerow(values)
+    return out.getvalue()
 
 
 # ------------------------------------------------------------ beam pieces ---
@@ -208,9 +321,17 @@ def _input_files(input_dir: str, config: PrepareConfig):
         raise DataError(os.path.join(input_dir, name + ".*"),
                         f"no interaction file for format {fmt!r}")
     if fmt == "parquet":
-        _check_parquet(inter, ("user_id", "item_id", "timestamp"))
+        _check_parquet(inter, INTERACTION_COLUMNS)
         if attrs:
-            _check_parquet(attrs, ("item_id", "attribute"))
+            _check_parquet(attrs, ATTRIBUTE_COLUMNS)
+    elif fmt == "csv":
+        csv_header(inter, INTERACTION_COLUMNS)
+        if attrs:
+            csv_header(attrs, ATTRIBUTE_COLUMNS)
+    elif fmt == "recbole":
+        _recbole_columns(inter)
+        if attrs:
+            _recbole_columns(attrs, ("item_id",))
     return inter, attrs
 
 
@@ -220,9 +341,7 @@ def _check_parquet(path: str, columns) -> None:
         names = pq.read_schema(path).names
     except Exception as e:  # pyarrow raises several types on non-Parquet bytes
         raise DataError(path, f"not a readable Parquet file ({type(e).__name__})") from None
-    missing = [c for c in columns if c not in names]
-    if missing:
-        raise DataError(path, f"missing column(s) {missing}; has {names}", field=missing[0])
+    check_columns(path, names, columns)
 
 
 def _vocabulary(ids, label: str):
@@ -254,16 +373,12 @@ def build_pipeline(pipeline, input_dir: str, output_dir: str, config: PrepareCon
             def process(self, element):
                 try:
                     path, line = element
-                    if isinstance(line, bytes):
-                        try:
-                            element = (path, line.decode("utf-8"))
-                        except UnicodeDecodeError as e:
-                            raise Malformed(f"{path}: row is not valid UTF-8 (byte "
-                                            f"0x{line[e.start]:02x}): {line[:60]!r}") from None
+                    element = (path, decode_row(path, line))
                     out = fn(element)
                 except Malformed as e:
-                    if strict:
-                        raise DataError(element[0], str(e).split(": ", 1)[-1]) from None
+                    if strict:  # the driver names the row (`find_bad_rows`)
+                        raise DataError(element[0], str(e).removeprefix(f"{element[0]}: ")) \
+                            from None
                     counter.inc()
                     yield pvalue.TaggedOutput("malformed", str(e))
                     return
@@ -285,9 +400,10 @@ def build_pipeline(pipeline, input_dir: str, output_dir: str, config: PrepareCon
             guarded(parse_s3rec_line, "interactions", flat=True)).with_outputs(
             "malformed", main="events")
     elif fmt == "csv":
+        header = csv_header(inter_path, INTERACTION_COLUMNS)
         parsed = read_lines(inter_path, 1) | "ParseCsv" >> beam.ParDo(
-            guarded(parse_csv_interaction, "interactions")).with_outputs("malformed",
-                                                                          main="events")
+            guarded(lambda e: parse_csv_interaction(e, header), "interactions")).with_outputs(
+            "malformed", main="events")
     elif fmt == "recbole":
         columns = _recbole_columns(inter_path)
         parsed = read_lines(inter_path, 1) | "ParseInter" >> beam.ParDo(
@@ -295,7 +411,7 @@ def build_pipeline(pipeline, input_dir: str, output_dir: str, config: PrepareCon
         ).with_outputs("malformed", main="events")
     else:
         def parquet_row(row, p=inter_path):
-            return (p, ",".join(str(row.get(k, "")) for k in ("user_id", "item_id", "timestamp")))
+            return (p, _parquet_row_line(row, INTERACTION_COLUMNS))
         parsed = (pipeline | "ReadParquet" >> beam.io.ReadFromParquet(inter_path)
                   | "RowToCsv" >> beam.Map(parquet_row)
                   | "ParseParquet" >> beam.ParDo(
@@ -312,30 +428,23 @@ def build_pipeline(pipeline, input_dir: str, output_dir: str, config: PrepareCon
     else:
         if fmt == "s3rec":
             attr_parsed = (pipeline | "ReadAttrJson" >> beam.Create([attr_path])
-                           | "LoadAttrJson" >> beam.Map(lambda p: (p, open(p).read()))
+                           | "LoadAttrJson" >> beam.Map(lambda p: (p, open(p, "rb").read()))
                            | "ParseAttrJson" >> beam.ParDo(
                                guarded(parse_s3rec_attributes, "attributes", flat=True)
                            ).with_outputs("malformed", main="pairs"))
         elif fmt == "recbole":
-            cols = _recbole_columns(attr_path)
-
-            def recbole_item(element, cols=cols):
-                path, line = element
-                row = dict(zip(cols, line.rstrip("\n").split("\t")))
-                if "item_id" not in row:
-                    raise Malformed(f"{path}: no item_id in {line[:80]!r}")
-                others = [c for c in cols if c != "item_id"]
-                return [(row["item_id"], a) for c in others for a in row.get(c, "").split()]
+            cols = _recbole_columns(attr_path, ("item_id",))
             attr_parsed = read_lines(attr_path, 1) | "ParseItem" >> beam.ParDo(
-                guarded(recbole_item, "attributes", flat=True)).with_outputs("malformed",
-                                                                             main="pairs")
+                guarded(lambda e, cols=cols: parse_recbole_item(e, cols), "attributes",
+                        flat=True)).with_outputs("malformed", main="pairs")
         elif fmt == "csv":
+            attr_header = csv_header(attr_path, ATTRIBUTE_COLUMNS)
             attr_parsed = read_lines(attr_path, 1) | "ParseAttrCsv" >> beam.ParDo(
-                guarded(parse_csv_attribute, "attributes")).with_outputs("malformed",
-                                                                         main="pairs")
+                guarded(lambda e: parse_csv_attribute(e, attr_header), "attributes")
+            ).with_outputs("malformed", main="pairs")
         else:
             def attr_row(row, p=attr_path):
-                return (p, f"{row.get('item_id', '')},{row.get('attribute', '')}")
+                return (p, _parquet_row_line(row, ATTRIBUTE_COLUMNS))
             attr_parsed = (pipeline | "ReadAttrParquet" >> beam.io.ReadFromParquet(attr_path)
                            | "AttrRowToCsv" >> beam.Map(attr_row)
                            | "ParseAttrParquet" >> beam.ParDo(
@@ -459,39 +568,132 @@ def prepare(input_dir: str, output_dir: str, config: PrepareConfig | None = None
         beam_args: Beam pipeline options (default: DirectRunner, 2 processes).
 
     Returns:
-        The stats dict (also in `<output_dir>/stats.json`).
+        The stats dict (also in `<output_dir>/stats.json`); `dropped_rows`
+        names the first `NUM_DROPPED_NAMED` malformed rows as
+        `file:row: reason`.
+
+    Raises:
+        DataError: a missing input, a header that does not match, no usable
+            user, or (with `strict`) the first malformed row, as
+            `file:row: reason`. Nothing is written then.
     """
     import apache_beam as beam
     from apache_beam.options.pipeline_options import PipelineOptions
 
+    from s3rec_tf.artifacts import write_atomic_dir, write_json_atomic
+
     config = config or PrepareConfig()
-    _input_files(input_dir, config)  # fail early and clearly
-    parent = os.path.dirname(os.path.abspath(output_dir)) or "."
-    os.makedirs(parent, exist_ok=True)
-    staging = tempfile.mkdtemp(prefix=f".{os.path.basename(output_dir)}.tmp-", dir=parent)
-    try:
+    inter_path, _ = _input_files(input_dir, config)  # fail early and clearly
+    result = {}
+
+    def fill(staging):
         options = PipelineOptions(beam_args if beam_args is not None else default_beam_args())
         try:
-            with beam.Pipeline(options=options) as p:
+            with _quiet_beam_logs(), beam.Pipeline(options=options) as p:
                 build_pipeline(p, input_dir, staging, config)
         except Exception as e:
+            if config.strict:
+                bad = find_bad_rows(input_dir, config, 1)
+                if bad:
+                    path, row, reason = bad[0]
+                    raise DataError(path, reason, line=row) from None
             data_error = _find_data_error(e)
             if data_error is not None:
                 raise data_error from None
             raise
         with open(os.path.join(staging, "stats.json")) as f:
             stats = json.load(f)
+        if stats["malformed_interactions"] or stats["malformed_attributes"]:
+            stats["dropped_rows"] = [f"{p}:{r}: {why}" if r else f"{p}: {why}" for p, r, why
+                                     in find_bad_rows(input_dir, config, NUM_DROPPED_NAMED)]
+            write_json_atomic(os.path.join(staging, "stats.json"), stats)
         if stats["users"] == 0:
-            raise DataError(_input_files(input_dir, config)[0],
-                            f"no user has {MIN_EVENTS} or more valid events "
-                            f"({stats['malformed_interactions']} malformed rows, "
-                            f"{stats['users_too_short']} users too short)")
-        if os.path.exists(output_dir):
-            shutil.rmtree(output_dir)
-        os.replace(staging, output_dir)
+            raise DataError(inter_path, f"no user has {MIN_EVENTS} or more valid events "
+                                        f"({stats['malformed_interactions']} malformed rows, "
+                                        f"{stats['users_too_short']} users too short)")
+        result.update(stats)
+
+    write_atomic_dir(output_dir, fill)
+    return result
+
+
+@contextlib.contextmanager
+def _quiet_beam_logs():
+    """Beam logs a worker's failure (with its traceback, many times over) at
+    ERROR before raising it; the raised error is what `prepare` reports, as
+    one line for bad data, so those logs are held back while it runs."""
+    logger = logging.getLogger("apache_beam")
+    level = logger.level
+    logger.setLevel(logging.CRITICAL)
+    try:
+        yield
     finally:
-        shutil.rmtree(staging, ignore_errors=True)
-    return stats
+        logger.setLevel(level)
+
+
+def _file_rows(path: str, first_row: int):
+    """`(row number, bytes)` of a text file's lines, as `ReadFromText` splits them."""
+    with open(path, "rb") as f:
+        lines = f.read().split(b"\n")
+    if lines and lines[-1] == b"":
+        lines.pop()
+    for number, line in enumerate(lines, start=1):
+        if number >= first_row:
+            yield number, line[:-1] if line.endswith(b"\r") else line
+
+
+def _row_parsers(path: str, config: PrepareConfig, kind: str):
+    """`(rows, parse)`: the numbered rows of an input file and the pipeline's parser."""
+    fmt = config.input_format
+    if fmt == "s3rec":
+        if kind == "interactions":
+            return _file_rows(path, 1), parse_s3rec_line
+        with open(path, "rb") as f:
+            return [(None, f.read())], parse_s3rec_attributes
+    if fmt == "csv":
+        wanted = INTERACTION_COLUMNS if kind == "interactions" else ATTRIBUTE_COLUMNS
+        header = csv_header(path, wanted)
+        fn = parse_csv_interaction if kind == "interactions" else parse_csv_attribute
+        return _file_rows(path, 2), lambda e: fn(e, header)
+    if fmt == "recbole":
+        if kind == "interactions":
+            cols = _recbole_columns(path)
+            return _file_rows(path, 2), lambda e: parse_recbole_interaction(e, cols)
+        cols = _recbole_columns(path, ("item_id",))
+        return _file_rows(path, 2), lambda e: parse_recbole_item(e, cols)
+    import pyarrow.parquet as pq
+    columns = INTERACTION_COLUMNS if kind == "interactions" else ATTRIBUTE_COLUMNS
+    fn = parse_csv_interaction if kind == "interactions" else parse_csv_attribute
+
+    def rows():
+        number = 0
+        for batch in pq.ParquetFile(path).iter_batches(columns=list(columns)):
+            for record in batch.to_pylist():
+                number += 1
+                yield number, _parquet_row_line(record, columns)
+    return rows(), fn
+
+
+def find_bad_rows(input_dir: str, config: PrepareConfig, limit: int) -> list:
+    """The first `limit` rows the pipeline's parsers refuse, as `(file, row, reason)`.
+
+    Rows are numbered as an editor shows them (the header of a CSV or RecBole
+    file is row 1; Parquet rows count from 1); the s3rec attribute JSON is
+    one record (row None). Reads the inputs in order and stops at `limit`.
+    """
+    out = []
+    for path, kind in zip(_input_files(input_dir, config), ("interactions", "attributes")):
+        if path is None:
+            continue
+        rows, parse = _row_parsers(path, config, kind)
+        for number, line in rows:
+            try:
+                parse((path, decode_row(path, line)))
+            except Malformed as e:
+                out.append((path, number, str(e).removeprefix(f"{path}: ")))
+                if len(out) >= limit:
+                    return out
+    return out
 
 
 def _find_data_error(error):
