@@ -230,19 +230,25 @@ def run(args) -> int:
         return 0 if worst <= args.tolerance else 1
     if args.command == "export":
         from s3rec_tf import serving
-        vocabulary = None
-        if args.vocabulary:
-            with open(args.vocabulary) as f:
-                vocabulary = [line.rstrip("\n") for line in f if line.strip()]
+        vocabulary = serving.read_vocabulary(args.vocabulary) if args.vocabulary else None
         path = serving.export_serving_model(resolve_model_dir(args.model), args.output,
                                             args.version, vocabulary, args.k)
         print(f"Exported {path}")
         return 0
     if args.command == "recommend":
         from s3rec_tf import serving
+        # exit 0: results printed; 1: nothing left to recommend; 2: bad input
         rec = serving.Recommender(args.model)
-        for item, score in rec.recommend([args.items], args.k, not args.include_history)[0]:
+        answer = rec.query([args.items], args.k, not args.include_history)[0]
+        for item, score in answer["items"]:
             print(f"{item} {score:.6f}")
+        if answer["num_unknown"]:
+            print(f"s3rec-tf recommend: {answer['num_unknown']} of {len(args.items)} given "
+                  f"id(s) are unknown to the model and were ignored", file=sys.stderr)
+        if not answer["items"]:
+            print("s3rec-tf recommend: nothing to recommend: every item of the catalogue is "
+                  "in the history (--include-history allows them)", file=sys.stderr)
+            return 1
         return 0
     if args.command == "import-weights":
         from s3rec_tf.training import import_original_weights

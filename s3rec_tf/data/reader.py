@@ -166,6 +166,8 @@ def _read_lines(path: str):
         raise DataError(path, "file not found") from None
     except IsADirectoryError:
         raise DataError(path, "is a directory, expected a file") from None
+    except OSError as e:  # NotADirectoryError, PermissionError, ...
+        raise DataError(path, f"cannot read ({e.strerror or type(e).__name__})") from None
     try:
         text = raw.decode("utf-8")
     except UnicodeDecodeError as e:
@@ -232,7 +234,7 @@ def read_item_attributes(path: str) -> dict:
             if isinstance(a, bool) or not isinstance(a, int):
                 raise DataError(path, f"attribute {a!r} of item {key} is not an integer",
                                 field=key)
-            parse_id(str(a), path, f"attribute of item {key}:", field=key)
+            parse_id(str(a), path, f"attribute of item {key}", field=key)
             attrs.add(a)
         table[item] = np.asarray(sorted(attrs), dtype=np.int32)
     return table
