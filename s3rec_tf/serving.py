@@ -111,13 +111,17 @@ class _Recommender(tf.Module):
         return ids, all_known, num_known, num_unknown
 
     def top_k(self, history, k, exclude_history):
-        tf.debugging.assert_greater(k, 0, message="k must be >= 1")
-        tf.debugging.assert_less_equal(
-            tf.cast(tf.shape(history)[0], tf.int64) * (self.num_items + 2),
-            tf.constant(MAX_SCORES_PER_REQUEST, tf.int64),
-            message=f"batch too large: at most {MAX_SCORES_PER_REQUEST // (self.num_items + 2)} "
-                    f"histories per request for this catalogue; split the request")
-        k = tf.minimum(k, self.num_items)
+        checks = [
+            tf.debugging.assert_greater(k, 0, message="k must be >= 1"),
+            tf.debugging.assert_less_equal(
+                tf.cast(tf.shape(history)[0], tf.int64) * (self.num_items + 2),
+                tf.constant(MAX_SCORES_PER_REQUEST, tf.int64),
+                message=f"batch too large: at most "
+                        f"{MAX_SCORES_PER_REQUEST // (self.num_items + 2)} histories per "
+                        f"request for this catalogue; split the request")]
+        with tf.control_dependencies(checks):  # nothing runs before the checks pass
+            history = tf.identity(history)
+            k = tf.minimum(k, self.num_items)
         ids, all_known, num_known, num_unknown = self.indices(history)
         scores = self.model.score_last(ids, training=False)
         item_size = self.num_items + 2
@@ -143,17 +147,21 @@ class _Recommender(tf.Module):
 
     def from_int_ids(self, history, k, exclude_history):
         """int64 raw ids, 0 = padding; a negative id is an error."""
-        tf.debugging.assert_non_negative(
+        check = tf.debugging.assert_non_negative(
             history, message="history: integer ids must be >= 0 (0 is padding)")
+        with tf.control_dependencies([check]):
+            history = tf.identity(history)
         return self.top_k(tf.where(history > 0, tf.strings.as_string(history), ""), k,
                           exclude_history)
 
     def from_examples(self, examples, k, exclude_history):
         """Serialized `tf.Example`s, each with a bytes feature `history`."""
-        tf.debugging.assert_equal(
+        check = tf.debugging.assert_equal(
             has_feature(examples, "history"), True,
             message="examples: every tf.Example needs a bytes feature 'history' (an empty "
                     "list for an empty history)")
+        with tf.control_dependencies([check]):
+            examples = tf.identity(examples)
         parsed = tf.io.parse_example(examples, {"history": tf.io.VarLenFeature(tf.string)})
         dense = tf.sparse.to_dense(parsed["history"], default_value="")
         dense = tf.cond(tf.shape(dense)[1] > 0, lambda: dense,
