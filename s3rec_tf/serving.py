@@ -111,6 +111,11 @@ class _Recommender(tf.Module):
         return ids, all_known, num_known, num_unknown
 
     def top_k(self, history, k, exclude_history):
+        # shapes are checked when the request runs (a loaded signature does not)
+        history = tf.ensure_shape(history, [None, None], name="history_must_be_batch_by_length")
+        k = tf.ensure_shape(k, [], name="k_must_be_a_scalar")
+        exclude_history = tf.ensure_shape(exclude_history, [],
+                                          name="exclude_history_must_be_a_scalar")
         checks = [
             tf.debugging.assert_greater(k, 0, message="k must be >= 1"),
             tf.debugging.assert_less_equal(
@@ -147,6 +152,7 @@ class _Recommender(tf.Module):
 
     def from_int_ids(self, history, k, exclude_history):
         """int64 raw ids, 0 = padding; a negative id is an error."""
+        history = tf.ensure_shape(history, [None, None], name="history_must_be_batch_by_length")
         check = tf.debugging.assert_non_negative(
             history, message="history: integer ids must be >= 0 (0 is padding)")
         with tf.control_dependencies([check]):
@@ -156,14 +162,15 @@ class _Recommender(tf.Module):
 
     def from_examples(self, examples, k, exclude_history):
         """Serialized `tf.Example`s, each with a bytes feature `history`."""
-        check = tf.debugging.assert_equal(
-            has_feature(examples, "history"), True,
-            message="examples: every tf.Example needs a bytes feature 'history' (an empty "
-                    "list for an empty history)")
-        with tf.control_dependencies([check]):
-            examples = tf.identity(examples)
+        examples = tf.ensure_shape(examples, [None], name="examples_must_be_a_vector")
         parsed = tf.io.parse_example(examples, {"history": tf.io.VarLenFeature(tf.string)})
-        dense = tf.sparse.to_dense(parsed["history"], default_value="")
+        with tf.control_dependencies([parsed["history"].values]):  # parse errors first
+            check = tf.debugging.assert_equal(
+                has_feature(examples, "history"), True,
+                message="examples: every tf.Example needs a bytes feature named history (an "
+                        "empty list for an empty history)")
+        with tf.control_dependencies([check]):
+            dense = tf.sparse.to_dense(parsed["history"], default_value="")
         dense = tf.cond(tf.shape(dense)[1] > 0, lambda: dense,
                         lambda: tf.fill([tf.shape(dense)[0], 1], ""))
         return self.top_k(dense, k, exclude_history)

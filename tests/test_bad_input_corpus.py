@@ -500,12 +500,12 @@ SERVING_CASES = {
                         r"integer ids must be >= 0"),
     "example without history": ("serve_examples", lambda: dict(examples=tf.concat(
         [_examples([["1"]]), _examples([["1"]], key="items")], 0)),
-        r"every tf.Example needs a bytes feature 'history'"),
+        r"every tf.Example needs a bytes feature named history"),
     "example with int history": ("serve_examples",
                                  lambda: dict(examples=_examples([[1, 2]], kind="int")),
                                  r"history"),
-    "example not an Example": ("serve_examples", lambda: dict(examples=tf.constant([b"\xff\x00"])),
-                               r"."),
+    "example not an Example": ("serve_examples", lambda: dict(examples=tf.constant([b"not an example"])),
+                               r"Could not parse example input"),
     "batch too large": ("serve_top_k", lambda: dict(
         history=tf.fill([serving.MAX_SCORES_PER_REQUEST // (ITEMS + 2) + 1, 1], "1"), k=tf.constant(1),
         exclude_history=tf.constant(True)), r"batch too large"),
@@ -553,23 +553,28 @@ def test_serving_requests(case, loaded):
 
 
 # wrong rank, missing and extra inputs: refused before the model runs
+# (a loaded signature reports a binding TypeError, then TensorFlow's own check)
 SERVING_SHAPE_CASES = {
     "rank-1 history": ("serve_top_k", dict(history=tf.constant(["1"]), k=tf.constant(2),
-                                           exclude_history=tf.constant(True))),
-    "rank-3 history": ("serving_default", dict(history=tf.constant([[["1"]]]))),
+                                           exclude_history=tf.constant(True)), r"history_must_be_batch_by_length|history"),
+    "rank-3 history": ("serving_default", dict(history=tf.constant([[["1"]]])),
+                       r"history_must_be_batch_by_length"),
     "missing k": ("serve_top_k", dict(history=tf.constant([["1"]]),
-                                      exclude_history=tf.constant(True))),
-    "int ids as strings": ("serve_int_ids", dict(history=tf.constant([["1"]]))),
+                                      exclude_history=tf.constant(True)), r"\bk\b"),
+    "int ids as strings": ("serve_int_ids", dict(history=tf.constant([["1"]])),
+                           r"int64 tensor but is a string tensor|history"),
     "k as a vector": ("serve_top_k", dict(history=tf.constant([["1"]]), k=tf.constant([2]),
-                                          exclude_history=tf.constant(True))),
+                                          exclude_history=tf.constant(True)),
+                      r"scalar|\bk\b"),
 }
 
 
 @pytest.mark.parametrize("case", sorted(SERVING_SHAPE_CASES))
 def test_serving_request_shapes(case, loaded):
-    name, inputs = SERVING_SHAPE_CASES[case]
-    with pytest.raises((TypeError, ValueError)):
+    name, inputs, pattern = SERVING_SHAPE_CASES[case]
+    with pytest.raises((TypeError, ValueError, tf.errors.InvalidArgumentError)) as info:
         loaded.signatures[name](**inputs)
+    assert re.search(pattern, str(info.value)), str(info.value)[:300]
 
 
 # name -> (REST body, signature, error pattern)
@@ -581,7 +586,7 @@ REST_CASES = {
     "missing k": ({"inputs": {"history": [["1"]], "exclude_history": True}}, "serve_top_k",
                   r"inputs lack \['k'\]"),
     "instance lacks an input": ({"instances": [{"history": ["1"]}]}, "serve_top_k",
-                                r"instances lack input\(s\) \['k', 'exclude_history'\]"),
+                                r"instances lack input\(s\) \[.*'k'.*\]"),
     "history not a list of lists": ({"instances": ["1", "2"]}, "serving_default",
                                     r"must be a list of lists"),
     "string ids for int ids": ({"instances": [["a"]]}, "serve_int_ids", r"does not fit int64"),
