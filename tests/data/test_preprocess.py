@@ -232,3 +232,26 @@ def test_any_attribute_row_parses_or_is_reported_malformed(line):
         assert str(e).startswith("attrs.csv: ")
     else:
         assert item and attribute
+
+
+def test_parquet_records_become_csv_lines_without_inventing_ids():
+    import datetime
+    when = datetime.datetime(2020, 1, 2, tzinfo=datetime.timezone.utc)
+    line = preprocess._parquet_row_line({"user_id": "a,b", "item_id": "i", "timestamp": when},
+                                        preprocess.INTERACTION_COLUMNS)
+    assert preprocess.parse_csv_interaction(("p", line)) == ("a,b", "i", when.timestamp())
+    missing = preprocess._parquet_row_line({"user_id": "u", "item_id": None, "timestamp": 1},
+                                           preprocess.INTERACTION_COLUMNS)
+    with pytest.raises(preprocess.Malformed, match="empty user_id or item_id"):
+        preprocess.parse_csv_interaction(("p", missing))
+
+
+def test_columns_by_header_name(tmp_path):
+    (tmp_path / "S.csv").write_text("\ufefftimestamp, item_id ,user_id\n5,i,u\n")
+    header = preprocess.csv_header(str(tmp_path / "S.csv"), preprocess.INTERACTION_COLUMNS)
+    assert header == ("timestamp", "item_id", "user_id")
+    assert preprocess.parse_csv_interaction(("S.csv", "5,i,u"), header) == ("u", "i", 5.0)
+    assert preprocess.parse_csv_attribute(("A.csv", "red,i"), ("attribute", "item_id")) == \
+        ("i", "red")
+    with pytest.raises(DataError, match=r"missing \['attribute'\]"):
+        preprocess.check_columns("A.csv", ["item_id"], preprocess.ATTRIBUTE_COLUMNS)
