@@ -69,6 +69,14 @@ class SequenceData:
     sample_negatives: np.ndarray | None = None
     sample_source: str | None = None
 
+    def __post_init__(self):
+        # the one guard between any source of data and the int32 tensors of the model
+        for what, value in (("num_items", self.num_items),
+                            ("num_attributes", self.num_attributes)):
+            if not 0 <= int(value) <= MAX_ID:
+                raise DataError(self.name, f"{what} {value} is outside 0..{MAX_ID}, the ids "
+                                           f"the model's int32 tables can index")
+
     @property
     def num_users(self) -> int:
         return len(self.sequences)

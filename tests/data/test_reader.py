@@ -135,3 +135,12 @@ def test_attribute_table_is_padded_and_fingerprint_is_stable(tiny_data):
 def test_pad_left_keeps_last_items():
     out = reader.pad_left([np.array([1, 2, 3]), np.array([4])], 2)
     np.testing.assert_array_equal(out, [[2, 3], [0, 4]])
+
+
+def test_sequence_data_refuses_ids_beyond_the_int32_tables():
+    seqs = [np.array([1, 2, 3])]
+    reader.SequenceData("T", np.array([1]), seqs, 3, 0, {})
+    with pytest.raises(DataError, match=r"T: num_items 2147483646 is outside"):
+        reader.SequenceData("T", np.array([1]), seqs, reader.MAX_ID + 1, 0, {})
+    with pytest.raises(DataError, match=r"num_attributes 1099511627776 is outside"):
+        reader.SequenceData("T", np.array([1]), seqs, 3, 2 ** 40, {})
