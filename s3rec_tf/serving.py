@@ -361,7 +361,10 @@ class Recommender:
         except tf.errors.InvalidArgumentError as e:
             raise ValueError(e.message.splitlines()[0]) from None
         ids, scores = out["item_ids"].numpy(), out["scores"].numpy()
-        counts = {n: out[n].numpy() for n in ("num_results", "num_known", "num_unknown")}
+        counts = {n: out[n].numpy() for n in ("num_known", "num_unknown")}
+        # exports written before `num_results` existed: their fill scores are -inf
+        counts["num_results"] = (out["num_results"].numpy() if "num_results" in out
+                                 else np.isfinite(scores).sum(axis=1))
         return [{"items": [(i.decode(), float(s)) for i, s in
                            zip(ids[r][:counts["num_results"][r]],
                                scores[r][:counts["num_results"][r]])],
