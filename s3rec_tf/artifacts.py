@@ -23,7 +23,6 @@ import numpy as np
 
 import s3rec_tf
 from s3rec_tf.errors import ArtifactError
-from s3rec_tf.layers import SequenceEncoder
 
 MANIFEST = "manifest.json"
 WEIGHTS = "model.weights.h5"
@@ -39,15 +38,72 @@ def sha256_file(path: str) -> str:
     return digest.hexdigest()
 
 
-def write_atomic_dir(path: str, fill) -> None:
-    """Calls `fill(tmp_dir)` then moves `tmp_dir` to `path` (replacing it)."""
-    path = os.path.abspath(path)
+def _missing_ancestors(path: str) -> list:
+    """The directories above `path` that do not exist yet, deepest first."""
+    missing = []
     parent = os.path.dirname(path)
+    while parent and not os.path.exists(parent):
+        missing.append(parent)
+        up = os.path.dirname(parent)
+        if up == parent:
+            break
+        parent = up
+    return missing
+
+
+def _remove_empty(dirs) -> None:
+    for d in dirs:  # deepest first
+        try:
+            os.rmdir(d)
+        except OSError:
+            break
+
+
+def _check_parent(path: str) -> None:
+    for ancestor in [os.path.dirname(path), *_ancestors(os.path.dirname(path))]:
+        if os.path.exists(ancestor) and not os.path.isdir(ancestor):
+            raise ArtifactError(f"{ancestor}: is a file, expected a directory (to hold "
+                                f"{path})")
+
+
+def _ancestors(path: str) -> list:
+    out = []
+    while True:
+        up = os.path.dirname(path)
+        if not up or up == path:
+            return out
+        out.append(up)
+        path = up
+
+
+def write_atomic_dir(path: str, fill, replace: bool = True) -> None:
+    """Calls `fill(tmp_dir)` then moves `tmp_dir` to `path`.
+
+    The one way this library writes a directory: nothing appears at `path`
+    until `fill` has returned; if `fill` raises (a refusal, a crash, Ctrl-C),
+    the temporary directory and any parent directories this call created are
+    removed, so a failed write leaves the file system as it was.
+
+    Args:
+        path: str. The directory to create.
+        fill: callable `fill(tmp_dir)` writing the contents.
+        replace: bool. Replace an existing `path` (default); when False an
+            existing `path` is refused with an `ArtifactError` before `fill`
+            runs.
+    """
+    path = os.path.abspath(path)
+    _check_parent(path)
+    if not replace and os.path.lexists(path):
+        raise ArtifactError(f"{path} already exists")
+    parent = os.path.dirname(path)
+    created = _missing_ancestors(path)
     os.makedirs(parent, exist_ok=True)
     tmp = tempfile.mkdtemp(prefix=f".{os.path.basename(path)}.tmp-", dir=parent)
     try:
         fill(tmp)
-        if os.path.exists(path):
+        if os.path.lexists(path):
+            if not replace:
+                raise ArtifactError(f"{path} already exists")
             old = tempfile.mkdtemp(prefix=f".{os.path.basename(path)}.old-", dir=parent)
             os.rmdir(old)
             os.replace(path, old)
@@ -57,15 +113,40 @@ def write_atomic_dir(path: str, fill) -> None:
             os.replace(tmp, path)
     except BaseException:
         shutil.rmtree(tmp, ignore_errors=True)
+        _remove_empty(created)
+        raise
+
+
+def write_file_atomic(path: str, content) -> None:
+    """Writes `content` (str or bytes) to `path` via a temporary sibling and a rename.
+
+    A reader never sees a half-written file; a failure leaves `path` (and its
+    directory) as they were.
+    """
+    path = os.path.abspath(path)
+    _check_parent(path)
+    if os.path.isdir(path):
+        raise ArtifactError(f"{path}: is a directory, expected a file")
+    created = _missing_ancestors(path)
+    os.makedirs(os.path.dirname(path), exist_ok=True)
+    data = content.encode() if isinstance(content, str) else content
+    fd, tmp = tempfile.mkstemp(prefix=f".{os.path.basename(path)}.tmp-",
+                               dir=os.path.dirname(path))
+    try:
+        with os.fdopen(fd, "wb") as f:
+            f.write(data)
+        os.replace(tmp, path)
+    except BaseException:
+        if os.path.exists(tmp):
+            os.remove(tmp)
+        _remove_empty(created)
         raise
 
 
 def write_json_atomic(path: str, obj) -> None:
-    tmp = f"{path}.tmp-{os.getpid()}"
-    with open(tmp, "w") as f:
-        json.dump(obj, f, indent=2, sort_keys=True, default=_json_default)
-        f.write("\n")
-    os.replace(tmp, path)
+    """`obj` as indented, key-sorted JSON, written with `write_file_atomic`."""
+    write_file_atomic(path, json.dumps(obj, indent=2, sort_keys=True,
+                                       default=_json_default) + "\n")
 
 
 def _json_default(o):
@@ -150,6 +231,7 @@ def _load_weights(model, path):
 
 def load_pretrainer(path: str):
     """Loads a pretrained model directory as a `S3RecPretrainer`."""
+    from s3rec_tf.layers import SequenceEncoder
     from s3rec_tf.models import S3RecPretrainer
     manifest = read_manifest(path)
     if manifest["kind"] != "pretrained":
@@ -163,6 +245,7 @@ def load_pretrainer(path: str):
 
 def load_next_item_model(path: str):
     """Loads a fine-tuned model directory as a `NextItemModel`."""
+    from s3rec_tf.layers import SequenceEncoder
     from s3rec_tf.models import NextItemModel
     manifest = read_manifest(path)
     if manifest["kind"] != "finetuned":

@@ -411,13 +411,11 @@ def build_parser() -> argparse.ArgumentParser:
 def _read(args):
     from s3rec_tf.data import prepared
     from s3rec_tf.data.reader import read_dataset
-    out = getattr(args, "output", None)
-    neg_dir = out if out and not out.endswith(".json") else None
+    # reading writes nothing: a run saves drawn negatives with its output
     if prepared.is_prepared(args.data):  # `s3rec-tf prepare` output: the same contract
         data = prepared.read_prepared(args.data, args.name)
     else:
-        data = read_dataset(args.data, args.name, negatives_seed=args.negatives_seed,
-                            negatives_output=neg_dir)
+        data = read_dataset(args.data, args.name, negatives_seed=args.negatives_seed)
     print(f"Read {data.name}: {data.num_users} users, {data.num_items} items, "
           f"{data.num_interactions()} interactions, {data.num_attributes} attributes "
           f"({data.users_too_short} users with fewer than 3 items dropped); "
@@ -491,10 +489,7 @@ def run(args) -> int:
         return 0 if worst <= args.tolerance else 1
     if args.command == "export":
         from s3rec_tf import serving
-        vocabulary = None
-        if args.vocabulary:
-            with open(args.vocabulary) as f:
-                vocabulary = [line.rstrip("\n") for line in f if line.strip()]
+        vocabulary = serving.read_vocabulary(args.vocabulary) if args.vocabulary else None
         path = serving.export_serving_model(resolve_model_dir(args.model), args.output,
                                             args.version, vocabulary, args.k)
         print(f"Exported {path}")
@@ -503,13 +498,24 @@ def run(args) -> int:
         from s3rec_tf import serving
         history = args.items if args.user is None else user_history(args.data, args.name,
                                                                     args.user)
+        # exit 0: results printed; 1: nothing left to recommend; 2: bad input
         rec = serving.Recommender(args.model)
-        answer = rec.answer(history, args.k, not args.include_history)
+        answer = rec.query([history], args.k, not args.include_history)[0]
         if args.json:
-            print(json.dumps({"user": args.user, "history_length": len(history), **answer}))
+            print(json.dumps({"user": args.user, "history_length": len(history),
+                              "items": [i for i, _ in answer["items"]],
+                              "scores": [s for _, s in answer["items"]],
+                              **{k: v for k, v in answer.items() if k != "items"}}))
         else:
-            for item, score in zip(answer["items"], answer["scores"]):
+            for item, score in answer["items"]:
                 print(f"{item} {score:.6f}")
+        if answer["num_unknown"]:
+            print(f"s3rec-tf recommend: {answer['num_unknown']} of {len(history)} given "
+                  f"id(s) are unknown to the model and were ignored", file=sys.stderr)
+        if not answer["items"]:
+            print("s3rec-tf recommend: nothing to recommend: every item of the catalogue is "
+                  "in the history (--include-history allows them)", file=sys.stderr)
+            return 1
         return 0
     if args.command == "import-weights":
         from s3rec_tf.training import import_original_weights

@@ -6,7 +6,8 @@ vocabulary as an asset (raw id per line, line `i` = item index `i + 1`) and
 needs nothing beside its directory.
 
 Signatures (all return `item_ids` [batch, k] string, `scores` [batch, k]
-float32, `num_known` and `num_unknown` [batch] int32):
+float32, and [batch] int32 counts `num_results`, `num_known`,
+`num_unknown`):
 
 - `serving_default(history)`: `history` is a [batch, length] string tensor
   of raw item ids, oldest first, right-padded with "" for shorter
@@ -21,12 +22,25 @@ float32, `num_known` and `num_unknown` [batch] int32):
 - `item_embeddings()`: the raw item ids and their embedding rows, for users
   building their own ANN index.
 
+Only eligible items are answered: never the padding or mask index, and,
+with `exclude_history`, never an item of the history. When fewer than `k`
+items are eligible (the history covers the catalogue), row `r` holds
+`num_results[r] < k` real results first, then fill entries: item id
+`FILL_ID` (`""`, which `export_serving_model` refuses as a vocabulary id, so
+it can never name an item) and score `FILL_SCORE` (`-inf`). Clients read
+the first `num_results` entries (or drop `""` ids).
+
 Unknown ids are dropped from a history (and counted in `num_unknown`); a
 history longer than the model's maximum length keeps its last items. A
 history with no known item gets the model's answer for an empty sequence (a
-fixed ranking) and `num_known = 0`. A request whose `batch * catalogue`
-exceeds `MAX_SCORES_PER_REQUEST` is refused with a clear error instead of
-exhausting the server's memory.
+fixed ranking) and `num_known = 0`.
+
+Inputs are validated, each failure an `InvalidArgumentError` naming the
+input: `k >= 1`; integer ids `>= 0` (`serve_int_ids`; 0 is padding);
+every `tf.Example` carries a `history` feature (`serve_examples`; an empty
+one is an empty history); ranks are fixed by the signatures. A request
+whose `batch * catalogue` exceeds `MAX_SCORES_PER_REQUEST` is refused with a
+clear error instead of exhausting the server's memory.
 """
 
 from __future__ import annotations
@@ -55,6 +69,10 @@ MODEL_CARD = "model_card"
 MAX_SCORES_PER_REQUEST = 1 << 28
 SIGNATURES = ("serving_default", "serve_top_k", "serve_int_ids", "serve_examples",
               "item_embeddings")
+#: Item id of the entries past `num_results` (never a vocabulary id).
+FILL_ID = ""
+#: Score of the entries past `num_results`.
+FILL_SCORE = float("-inf")
 
 
 class _Recommender(tf.Module):
@@ -74,7 +92,7 @@ class _Recommender(tf.Module):
         back = tf.lookup.TextFileInitializer(
             vocabulary_file, tf.int64, tf.lookup.TextFileIndex.LINE_NUMBER,
             tf.string, tf.lookup.TextFileIndex.WHOLE_LINE)
-        self.index_to_id = tf.lookup.StaticHashTable(back, default_value="")
+        self.index_to_id = tf.lookup.StaticHashTable(back, default_value=FILL_ID)
 
     def indices(self, history):
         """Raw ids [B, L] -> left-padded item indices [B, max_length] and counts."""
@@ -98,13 +116,22 @@ class _Recommender(tf.Module):
         return ids, all_known, num_known, num_unknown
 
     def top_k(self, history, k, exclude_history):
-        tf.debugging.assert_greater(k, 0, message="k must be >= 1")
-        tf.debugging.assert_less_equal(
-            tf.cast(tf.shape(history)[0], tf.int64) * (self.num_items + 2),
-            tf.constant(MAX_SCORES_PER_REQUEST, tf.int64),
-            message=f"batch too large: at most {MAX_SCORES_PER_REQUEST // (self.num_items + 2)} "
-                    f"histories per request for this catalogue; split the request")
-        k = tf.minimum(k, self.num_items)
+        # shapes are checked when the request runs (a loaded signature does not)
+        history = tf.ensure_shape(history, [None, None], name="history_must_be_batch_by_length")
+        k = tf.ensure_shape(k, [], name="k_must_be_a_scalar")
+        exclude_history = tf.ensure_shape(exclude_history, [],
+                                          name="exclude_history_must_be_a_scalar")
+        checks = [
+            tf.debugging.assert_greater(k, 0, message="k must be >= 1"),
+            tf.debugging.assert_less_equal(
+                tf.cast(tf.shape(history)[0], tf.int64) * (self.num_items + 2),
+                tf.constant(MAX_SCORES_PER_REQUEST, tf.int64),
+                message=f"batch too large: at most "
+                        f"{MAX_SCORES_PER_REQUEST // (self.num_items + 2)} histories per "
+                        f"request for this catalogue; split the request")]
+        with tf.control_dependencies(checks):  # nothing runs before the checks pass
+            history = tf.identity(history)
+            k = tf.minimum(k, self.num_items)
         ids, all_known, num_known, num_unknown = self.indices(history)
         scores = self.model.score_last(ids, training=False)
         item_size = self.num_items + 2
@@ -117,14 +144,80 @@ class _Recommender(tf.Module):
         banned = banned | (seen & exclude_history)
         scores = tf.where(banned, tf.constant(-np.inf, scores.dtype), scores)
         top_scores, top_index = tf.math.top_k(scores, k)
-        item_ids = self.index_to_id.lookup(tf.cast(top_index, tf.int64) - 1)
-        return {"item_ids": item_ids, "scores": top_scores, "num_known": num_known,
-                "num_unknown": num_unknown}
+        # fewer than k eligible items: the rest of the row is fill, never a
+        # banned (padding, mask or excluded) item that top_k had to take
+        eligible = item_size - tf.reduce_sum(tf.cast(banned, tf.int32), axis=1)
+        num_results = tf.minimum(eligible, k)
+        real = tf.range(k)[None, :] < num_results[:, None]
+        item_ids = tf.where(real, self.index_to_id.lookup(tf.cast(top_index, tf.int64) - 1),
+                            FILL_ID)
+        top_scores = tf.where(real, top_scores, tf.constant(FILL_SCORE, top_scores.dtype))
+        return {"item_ids": item_ids, "scores": top_scores, "num_results": num_results,
+                "num_known": num_known, "num_unknown": num_unknown}
+
+    def from_int_ids(self, history, k, exclude_history):
+        """int64 raw ids, 0 = padding; a negative id is an error."""
+        history = tf.ensure_shape(history, [None, None], name="history_must_be_batch_by_length")
+        check = tf.debugging.assert_non_negative(
+            history, message="history: integer ids must be >= 0 (0 is padding)")
+        with tf.control_dependencies([check]):
+            history = tf.identity(history)
+        return self.top_k(tf.where(history > 0, tf.strings.as_string(history), ""), k,
+                          exclude_history)
+
+    def from_examples(self, examples, k, exclude_history):
+        """Serialized `tf.Example`s, each with a bytes feature `history`."""
+        examples = tf.ensure_shape(examples, [None], name="examples_must_be_a_vector")
+        parsed = tf.io.parse_example(examples, {"history": tf.io.VarLenFeature(tf.string)})
+        with tf.control_dependencies([parsed["history"].values]):  # parse errors first
+            check = tf.debugging.assert_equal(
+                has_feature(examples, "history"), True,
+                message="examples: every tf.Example needs a bytes feature named history (an "
+                        "empty list for an empty history)")
+        with tf.control_dependencies([check]):
+            dense = tf.sparse.to_dense(parsed["history"], default_value="")
+        dense = tf.cond(tf.shape(dense)[1] > 0, lambda: dense,
+                        lambda: tf.fill([tf.shape(dense)[0], 1], ""))
+        return self.top_k(dense, k, exclude_history)
 
     def embeddings(self):
         table = self.model.encoder.item_table[1:self.num_items + 1]
         ids = self.index_to_id.lookup(tf.range(self.num_items, dtype=tf.int64))
         return {"item_ids": ids, "embeddings": tf.convert_to_tensor(table)}
+
+
+def has_feature(examples, name: str):
+    """[batch] bool: whether each serialized `tf.Example` has a feature `name`.
+
+    `tf.io.parse_example` reads a missing feature as an empty one; this reads
+    the feature keys themselves.
+    """
+    _, (features,) = tf.io.decode_proto(examples, "tensorflow.Example", ["features"],
+                                        [tf.string])
+    _, (entries,) = tf.io.decode_proto(tf.reshape(features, [-1]), "tensorflow.Features",
+                                       ["feature"], [tf.string])
+    _, (keys,) = tf.io.decode_proto(tf.reshape(entries, [-1]),
+                                    "tensorflow.Features.FeatureEntry", ["key"], [tf.string])
+    keys = tf.reshape(keys, tf.shape(entries))
+    return tf.reduce_any(tf.equal(keys, name), axis=1)
+
+
+def read_vocabulary(path: str) -> list:
+    """A vocabulary file: one raw item id per line (line `i` = item `i + 1`)."""
+    from s3rec_tf.errors import DataError
+    try:
+        with open(path, "rb") as f:
+            raw = f.read()
+    except FileNotFoundError:
+        raise DataError(path, "file not found") from None
+    except IsADirectoryError:
+        raise DataError(path, "is a directory, expected a file") from None
+    try:
+        text = raw.decode("utf-8")
+    except UnicodeDecodeError as e:
+        raise DataError(path, f"not valid UTF-8 (byte 0x{raw[e.start]:02x})",
+                        line=raw[:e.start].count(b"\n") + 1) from None
+    return [line.rstrip("\r") for line in text.split("\n") if line.strip()]
 
 
 def default_vocabulary(num_items: int) -> list:
@@ -170,6 +263,11 @@ def export_serving_model(model_dir: str, output_base: str | None, version: int |
     Returns:
         The version directory.
     """
+    if output_base and os.path.exists(output_base) and not os.path.isdir(output_base):
+        raise ArtifactError(f"{output_base}: is a file, expected the serving base directory")
+    if version is not None and version < 0:
+        raise ArtifactError(f"version {version}: must be >= 0 (TF Serving reads numeric "
+                            f"version directories)")
     model, manifest = artifacts.load_next_item_model(model_dir)
     num_items = model.encoder.num_items
     vocabulary = vocabulary or default_vocabulary(num_items)
@@ -214,20 +312,10 @@ def export_serving_model(model_dir: str, output_base: str | None, version: int |
             input_signature=[history_spec, tf.TensorSpec([], tf.int32, name="k"),
                              tf.TensorSpec([], tf.bool, name="exclude_history")])
         archive.add_endpoint(
-            "serve_int_ids",
-            lambda history: rec.top_k(tf.where(history > 0, tf.strings.as_string(history), ""),
-                                      default_k, True),
+            "serve_int_ids", lambda history: rec.from_int_ids(history, default_k, True),
             input_signature=[tf.TensorSpec([None, None], tf.int64, name="history")])
-
-        def from_examples(examples):
-            parsed = tf.io.parse_example(
-                examples, {"history": tf.io.VarLenFeature(tf.string)})
-            dense = tf.sparse.to_dense(parsed["history"], default_value="")
-            dense = tf.cond(tf.shape(dense)[1] > 0, lambda: dense,
-                            lambda: tf.fill([tf.shape(dense)[0], 1], ""))
-            return rec.top_k(dense, default_k, True)
-
-        archive.add_endpoint("serve_examples", from_examples,
+        archive.add_endpoint("serve_examples",
+                             lambda examples: rec.from_examples(examples, default_k, True),
                              input_signature=[tf.TensorSpec([None], tf.string, name="examples")])
         archive.add_endpoint("item_embeddings", rec.embeddings, input_signature=[])
         archive.add_variable_collection("item_embedding_table",
@@ -363,40 +451,56 @@ class Recommender:
 
     def __init__(self, export_dir: str):
         self.path = resolve_export_dir(export_dir)
-        self.saved = tf.saved_model.load(self.path)
-        self._top_k = self.saved.signatures["serve_top_k"]
+        try:
+            self.saved = tf.saved_model.load(self.path)
+            self._top_k = self.saved.signatures["serve_top_k"]
+        except Exception as e:  # TF raises several types on a damaged SavedModel
+            raise ArtifactError(f"{self.path}: not a loadable s3rec-tf export "
+                                f"({type(e).__name__})") from None
 
-    def recommend(self, histories, k: int = 10, exclude_history: bool = True) -> list:
-        """Top-k `(item_id, score)` lists for a batch of raw-id histories."""
-        return self._pairs(self._call(histories, k, exclude_history))
+    def query(self, histories, k: int = 10, exclude_history: bool = True) -> list:
+        """Top-k answers with their counts, one dict per history.
 
-    def answer(self, history, k: int = 10, exclude_history: bool = True) -> dict:
-        """One history's answer with the signature's counts, for machine output.
+        Each dict has `items` (the `num_results` real `(item_id, score)`
+        pairs, best first; fill entries are not included), `num_results`,
+        `num_known` and `num_unknown` (ids of the history the model does not
+        know, ignored).
 
-        Returns:
-            `{"items": [...], "scores": [...], <each count output>: int}`
-            (`num_known`, `num_unknown`, ...).
+        Raises:
+            ValueError: `k < 1`, or an empty id in a history.
         """
-        out = self._call([history], k, exclude_history)
-        pairs = self._pairs(out)[0]
-        counts = {name: int(value.numpy()[0]) for name, value in out.items()
-                  if name not in ("item_ids", "scores")}
-        return {"items": [i for i, _ in pairs], "scores": [s for _, s in pairs], **counts}
-
-    def _call(self, histories, k, exclude_history):
         if k < 1:
             raise ValueError(f"k must be >= 1. Received: k={k}")
+        for r, h in enumerate(histories):
+            for position, item in enumerate(h):
+                if not str(item).strip():
+                    raise ValueError(f"history {r}, position {position + 1}: empty item id")
         width = max([len(h) for h in histories] + [1])
         batch = [[str(i) for i in h] + [""] * (width - len(h)) for h in histories]
-        return self._top_k(history=tf.constant(batch, tf.string), k=tf.constant(k, tf.int32),
-                           exclude_history=tf.constant(exclude_history))
+        try:
+            out = self._top_k(history=tf.constant(batch, tf.string),
+                              k=tf.constant(k, tf.int32),
+                              exclude_history=tf.constant(bool(exclude_history)))
+        except tf.errors.InvalidArgumentError as e:
+            raise ValueError(e.message.splitlines()[0]) from None
+        ids, scores = out["item_ids"].numpy(), out["scores"].numpy()
+        counts = {n: out[n].numpy() for n in ("num_known", "num_unknown")}
+        # exports written before `num_results` existed: their fill scores are -inf
+        counts["num_results"] = (out["num_results"].numpy() if "num_results" in out
+                                 else np.isfinite(scores).sum(axis=1))
+        return [{"items": [(i.decode(), float(s)) for i, s in
+                           zip(ids[r][:counts["num_results"][r]],
+                               scores[r][:counts["num_results"][r]])],
+                 **{n: int(v[r]) for n, v in counts.items()}}
+                for r in range(len(histories))]
 
-    @staticmethod
-    def _pairs(out) -> list:
-        ids = out["item_ids"].numpy()
-        scores = out["scores"].numpy()
-        return [[(i.decode(), float(s)) for i, s in zip(r_ids, r_scores) if np.isfinite(s)]
-                for r_ids, r_scores in zip(ids, scores)]
+    def recommend(self, histories, k: int = 10, exclude_history: bool = True) -> list:
+        """Top-k `(item_id, score)` lists for a batch of raw-id histories.
+
+        Only real results: a list is shorter than `k` when fewer items are
+        eligible (see `query` for the counts).
+        """
+        return [a["items"] for a in self.query(histories, k, exclude_history)]
 
 
 def rest_to_signature_inputs(body: dict, signature_inputs: dict) -> dict:

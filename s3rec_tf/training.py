@@ -9,7 +9,17 @@ components call. Each writes into an output directory:
 - pretraining: the pretrained model directory at `<output>/` (plus
   `<output>/epochs-N/` snapshots every `save_every` epochs, and
   `history.jsonl`: the per-sample losses of each epoch, one JSON line each);
-- fine-tuning: the best model by validation metric and `metrics.json`.
+- fine-tuning: the best model by validation metric (`<output>/best/`, kept
+  in `_resume/best/` while the run goes on) and `metrics.json`, both written
+  when the run completes;
+- `config.json`: the run's resolved configuration, written once the inputs
+  and the resume check have passed;
+- `<Name>_sample.txt`: the sampled negatives, when they were drawn rather
+  than read from the data directory, written when the run completes.
+
+A refused run (bad data, a missing or mismatched pretrained model, a resume
+whose data or settings differ) writes nothing: every check runs before the
+first file is written.
 """
 
 from __future__ import annotations
@@ -28,7 +38,7 @@ from s3rec_tf import artifacts
 from s3rec_tf import config as config_lib
 from s3rec_tf.config import EncoderConfig, FinetuneConfig, PretrainConfig
 from s3rec_tf.data import inputs as inputs_lib
-from s3rec_tf.data.reader import SequenceData
+from s3rec_tf.data.reader import SequenceData, write_generated_negatives
 from s3rec_tf.errors import ArtifactError
 from s3rec_tf.evaluation import RankingEvaluator
 from s3rec_tf.layers import SequenceEncoder
@@ -87,8 +97,15 @@ class _Resume:
         if not latest:
             return False
         sig_path = os.path.join(self.dir, "signature.json")
-        with open(sig_path) as f:
-            saved = json.load(f)
+        try:
+            with open(sig_path) as f:
+                saved = json.load(f)
+        except (OSError, ValueError) as e:
+            raise ArtifactError(f"{sig_path}: missing or corrupt ({type(e).__name__}); cannot "
+                                f"resume: use a new --output or delete {self.dir}") from None
+        if not isinstance(saved, dict):
+            raise ArtifactError(f"{sig_path}: corrupt (not a JSON object); cannot resume: use "
+                                f"a new --output or delete {self.dir}")
         diffs = [f"{k}: checkpoint {saved.get(k)!r} vs now {v!r}"
                  for k, v in self.signature.items() if saved.get(k) != v]
         if diffs:
@@ -223,6 +240,7 @@ def run_pretraining(data: SequenceData, output_dir: str,
                "seeds": {"init_dropout_masks_segments_negatives": config.seed}}
     _save_model_into(output_dir, model, "pretrained", vocabulary, hyper,
                      {"epochs_done": config.epochs, "summary": summary})
+    write_generated_negatives(data, output_dir)
     _log(verbose, f"Pretraining done in {wall:.1f}s: " +
          ", ".join(f"{k}={v:.4f}" for k, v in history.items()) + f" -> {output_dir}")
     return summary
@@ -345,9 +363,14 @@ def run_finetuning(data: SequenceData, output_dir: str, pretrained: str | None,
                      {"epoch": 0, "best_epoch": -1, "best_score": -1.0, "wait": 0})
     first_epoch = 0
     best_dir = os.path.join(output_dir, "best")
+    # the best model so far lives with the checkpoint until the run completes,
+    # so an interrupted or crashed run leaves nothing that reads as its output
+    running_best = os.path.join(resume.dir, "best")
     if resume.restore(model):
         first_epoch = int(resume.value("epoch"))
         _log(verbose, f"Resuming fine-tuning from epoch {first_epoch} ({resume.dir})")
+        if not os.path.exists(running_best) and os.path.exists(best_dir):
+            running_best = best_dir  # a checkpoint from before best/ moved under _resume
     save_run_config(output_dir, encoder_config, config)
     best = {"epoch": int(resume.value("best_epoch")), "score": resume.value("best_score"),
             "wait": int(resume.value("wait"))}
@@ -369,7 +392,7 @@ def run_finetuning(data: SequenceData, output_dir: str, pretrained: str | None,
         improved = scores[metric] > best["score"]
         if improved:
             best.update(epoch=epoch, score=scores[metric], wait=0)
-            artifacts.save_model(best_dir, model, "finetuned", vocabulary, hyper,
+            artifacts.save_model(running_best, model, "finetuned", vocabulary, hyper,
                                  {"best_epoch": epoch + 1, "valid": scores})
         else:
             best["wait"] += 1
@@ -394,13 +417,16 @@ def run_finetuning(data: SequenceData, output_dir: str, pretrained: str | None,
                   steps_per_epoch=steps, verbose=fit_verbosity(verbose), shuffle=False,
                   callbacks=_callbacks(on_epoch_end, tensorboard_dir, fit_verbosity(verbose)))
     train_time = time.time() - start
-    best_model, _ = artifacts.load_next_item_model(best_dir)
+    best_model, _ = artifacts.load_next_item_model(running_best)
     results = evaluate_model(best_model, data, max_length=encoder_config.max_length)
     summary = {"dataset": data.name, "best_epoch": best["epoch"] + 1,
                "valid_metric": f"{config.valid_protocol}/{metric}",
                "train_wall_time_s": round(train_time, 2), "metrics": results,
                "negatives": data.sample_source, "seed": config.seed,
                "pretrained": hyper["pretrained"], "loss": config.loss}
+    artifacts.write_atomic_dir(best_dir, lambda tmp: shutil.copytree(running_best, tmp,
+                                                                    dirs_exist_ok=True))
+    write_generated_negatives(data, output_dir)
     artifacts.write_json_atomic(os.path.join(output_dir, "metrics.json"), summary)
     _log(verbose, f"Fine-tuning done in {train_time:.1f}s; best epoch {best['epoch'] + 1}; "
                   f"model -> {best_dir}")

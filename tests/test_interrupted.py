@@ -74,6 +74,7 @@ def test_finetuning_killed_mid_run_resumes_with_the_same_result(synthetic_dir, t
     proc.send_signal(signal.SIGKILL)
     proc.wait()
     assert not (out / "metrics.json").exists()
+    assert not (out / "best").exists(), "a killed run must not look finished"
     resumed = subprocess.run(cmd(out), env=env, capture_output=True, text=True, timeout=600)
     assert resumed.returncode == 0, resumed.stderr[-2000:]
     assert "Resuming fine-tuning from epoch" in resumed.stdout

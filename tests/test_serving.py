@@ -229,3 +229,18 @@ def test_real_tf_serving_rest_endpoint(exported):
         assert answer["predictions"][0]["item_ids"] == [f"item-{i}" for i in idx]
     finally:
         proc.terminate()
+
+
+def test_fewer_eligible_than_k_gives_fill_and_counts(exported):
+    rec = serving.Recommender(exported["path"])
+    vocab = exported["vocab"]
+    answer = rec.query([vocab[:-2], vocab, ["nope", vocab[0]]], k=5)
+    assert [a["num_results"] for a in answer] == [2, 0, 5]
+    assert {i for i, _ in answer[0]["items"]} == set(vocab[-2:])
+    assert answer[1]["items"] == [] and answer[2]["num_unknown"] == 1
+    sig = rec.saved.signatures["serve_top_k"]
+    r = sig(history=tf.constant([vocab[:-2]]), k=tf.constant(5),
+            exclude_history=tf.constant(True))
+    assert r["item_ids"].numpy().astype(str)[0, 2:].tolist() == [serving.FILL_ID] * 3
+    assert np.isneginf(r["scores"].numpy()[0, 2:]).all()
+    assert rec.recommend([vocab], k=5) == [[]]

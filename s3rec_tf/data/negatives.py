@@ -82,16 +82,9 @@ def parse_sample_line(text: str, path: str, line: int, num_items: int | None = N
     tokens = text.split()
     if not tokens:
         raise DataError(path, "empty line", line=line)
-    values = []
-    for t in tokens:
-        try:
-            v = int(t)
-        except ValueError:
-            raise DataError(path, f"id {t!r} is not an integer", line=line) from None
-        if v <= 0:
-            raise DataError(path, f"id {v} must be a positive integer (ids start at 1)",
-                            line=line)
-        values.append(v)
+    from s3rec_tf.data.reader import _parse_int  # the one strict id rule
+    values = [_parse_int(t, path, line, "item id" if i else "user id")
+              for i, t in enumerate(tokens)]
     negatives = values[1:]
     if len(negatives) != count:
         raise DataError(path, f"{len(negatives)} negatives, expected {count}", line=line)
@@ -125,11 +118,9 @@ def read_sample_file(path: str, user_ids, num_items: int,
 
 def write_sample_file(path: str, user_ids, negatives) -> None:
     """Writes negatives in `<Name>_sample.txt` format (atomically)."""
-    tmp = f"{path}.tmp-{os.getpid()}"
-    with open(tmp, "w") as f:
-        for user, row in zip(user_ids, negatives):
-            f.write(" ".join(str(v) for v in [user, *(int(x) for x in row)]) + "\n")
-    os.replace(tmp, path)
+    from s3rec_tf.artifacts import write_file_atomic
+    write_file_atomic(path, "".join(" ".join(str(v) for v in [user, *(int(x) for x in row)])
+                                    + "\n" for user, row in zip(user_ids, negatives)))
 
 
 def sample_file_name(name: str) -> str:

@@ -20,6 +20,7 @@ import dataclasses
 import hashlib
 import json
 import os
+import re
 
 import numpy as np
 
@@ -33,6 +34,20 @@ from s3rec_tf.errors import DataError
 #: Users with fewer items are dropped (and counted) by every reader: the
 #: leave-one-out split needs a training item, a validation and a test answer.
 MIN_SEQUENCE_LENGTH = 3
+
+#: Largest item or attribute id. Ids become int32 indices into embedding
+#: tables that also hold the padding row 0 and (items) the mask id `largest +
+#: 1`, so `largest + 2` rows must fit an int32.
+MAX_ID = int(np.iinfo(np.int32).max) - 2
+#: Largest user id (users are never embedded; they are kept as int64).
+MAX_USER_ID = int(np.iinfo(np.int64).max)
+#: Ids number the items (attributes) `1..N`; a table has `largest id + 1`
+#: rows. A largest id above `max(SPARSE_ID_SLACK, SPARSE_ID_FACTOR * distinct
+#: ids)` would allocate mostly empty tables (2**40 ids: terabytes), so it is
+#: refused before anything is allocated; `s3rec-tf prepare` renumbers raw ids.
+SPARSE_ID_SLACK = 1_000_000
+SPARSE_ID_FACTOR = 100
+_DECIMAL = re.compile(r"[0-9]+", re.ASCII)
 
 
 @dataclasses.dataclass
@@ -62,6 +77,14 @@ class SequenceData:
     sample_negatives: np.ndarray | None = None
     sample_source: str | None = None
     users_too_short: int = 0
+
+    def __post_init__(self):
+        # the one guard between any source of data and the int32 tensors of the model
+        for what, value in (("num_items", self.num_items),
+                            ("num_attributes", self.num_attributes)):
+            if not 0 <= int(value) <= MAX_ID:
+                raise DataError(self.name, f"{what} {value} is outside 0..{MAX_ID}, the ids "
+                                           f"the model's int32 tables can index")
 
     @property
     def num_users(self) -> int:
@@ -109,15 +132,47 @@ def attribute_table(item_attributes: dict, item_size: int) -> np.ndarray:
     return table
 
 
+def id_problem(token: str, limit: int = MAX_ID) -> str | None:
+    """Why `token` is not an id (`None` when it is one).
+
+    An id is a plain decimal integer in `1..limit`: ASCII digits only, no
+    sign, spaces, exponent, decimal point, digit separators or leading zeros.
+    This is the one rule for ids read from files; `parse_id` applies it.
+    """
+    if not isinstance(token, str) or not _DECIMAL.fullmatch(token.removeprefix("-")):
+        return "is not an integer (plain decimal digits expected)"
+    if token[0] == "-":
+        return "must be a positive integer (ids start at 1)"
+    if token[0] == "0":
+        return ("must be a positive integer (ids start at 1)" if token.strip("0") == ""
+                else "has leading zeros (plain decimal digits expected)")
+    if len(token) > 20 or int(token) > limit:
+        return f"is out of range (ids go up to {limit})"
+    return None
+
+
+def parse_id(token: str, path: str, what: str = "id", line: int | None = None,
+             field: str | None = None, limit: int = MAX_ID) -> int:
+    """`token` as an id in `1..limit`, or a `DataError` naming file, line and token."""
+    problem = id_problem(token, limit)
+    if problem:
+        raise DataError(path, f"{what} {token!r} {problem}", line=line, field=field)
+    return int(token)
+
+
 def _parse_int(token: str, path: str, line: int, what: str) -> int:
-    try:
-        value = int(token)
-    except ValueError:
-        raise DataError(path, f"{what} {token!r} is not an integer", line=line) from None
-    if value <= 0:
-        raise DataError(path, f"{what} {value} must be a positive integer (ids start at 1)",
-                        line=line)
-    return value
+    return parse_id(token, path, what, line=line,
+                    limit=MAX_USER_ID if what == "user id" else MAX_ID)
+
+
+def check_id_density(path: str, what: str, largest: int, distinct: int) -> None:
+    """Refuses ids so sparse that `largest + 1` table rows would be mostly empty."""
+    bound = max(SPARSE_ID_SLACK, SPARSE_ID_FACTOR * distinct)
+    if largest > bound:
+        raise DataError(path, f"largest {what} id {largest} but only {distinct} distinct "
+                              f"{what}s: tables would have {largest + 1} rows (at most "
+                              f"{bound} allowed); number the {what}s 1..N (`s3rec-tf prepare` "
+                              f"does)")
 
 
 def _read_lines(path: str):
@@ -128,6 +183,8 @@ def _read_lines(path: str):
         raise DataError(path, "file not found") from None
     except IsADirectoryError:
         raise DataError(path, "is a directory, expected a file") from None
+    except OSError as e:  # NotADirectoryError, PermissionError, ...
+        raise DataError(path, f"cannot read ({e.strerror or type(e).__name__})") from None
     try:
         text = raw.decode("utf-8")
     except UnicodeDecodeError as e:
@@ -185,12 +242,7 @@ def read_item_attributes(path: str) -> dict:
                               f"got {type(obj).__name__}")
     table = {}
     for key, value in obj.items():
-        try:
-            item = int(key)
-        except ValueError:
-            raise DataError(path, f"item id {key!r} is not an integer", field=key) from None
-        if item <= 0:
-            raise DataError(path, f"item id {item} must be positive", field=key)
+        item = parse_id(key, path, "item id", field=key)
         if not isinstance(value, list):
             raise DataError(path, f"attributes of item {key} must be a list, "
                                   f"got {type(value).__name__}", field=key)
@@ -199,27 +251,43 @@ def read_item_attributes(path: str) -> dict:
             if isinstance(a, bool) or not isinstance(a, int):
                 raise DataError(path, f"attribute {a!r} of item {key} is not an integer",
                                 field=key)
-            if a <= 0:
-                raise DataError(path, f"attribute {a} of item {key} must be positive",
-                                field=key)
+            parse_id(str(a), path, f"attribute of item {key}", field=key)
             attrs.add(a)
         table[item] = np.asarray(sorted(attrs), dtype=np.int32)
     return table
 
 
-def read_dataset(data_dir: str, name: str, negatives_seed: int = 0,
-                 negatives_output: str | None = None) -> SequenceData:
+def write_generated_negatives(data: SequenceData, directory: str) -> str | None:
+    """Saves negatives that `read_dataset` drew as `<directory>/<name>_sample.txt`.
+
+    Runs call this once their inputs are validated and their output is
+    written, so a refused run leaves no file behind. Negatives read from a
+    file are not copied.
+
+    Returns:
+        The path written, or None.
+    """
+    if not (data.sample_source or "").startswith("generated("):
+        return None
+    path = os.path.join(directory, negatives_lib.sample_file_name(data.name))
+    write_sample_negatives(path, data.user_ids, data.sample_negatives)
+    return path
+
+
+def read_dataset(data_dir: str, name: str, negatives_seed: int = 0) -> SequenceData:
     """Reads `<data_dir>/<name>.txt`, its attributes and its sampled negatives.
 
     Users with fewer than `MIN_SEQUENCE_LENGTH` items are dropped and
     counted (`users_too_short`), as in `s3rec-tf prepare` and the pipeline.
     Negatives come from `<name>_sample.txt` when present; otherwise they are
     drawn by the one seeded rule of `s3rec_tf.data.negatives` with
-    `negatives_seed` and, when `negatives_output` (a directory) is given,
-    written there as `<name>_sample.txt` so later runs can use the same ones.
+    `negatives_seed` (a run saves them beside its output with
+    `write_generated_negatives` once it succeeds). Reading writes nothing.
 
     Raises:
-        DataError: for missing or malformed files.
+        DataError: for missing or malformed files, ids that are not plain
+            decimal integers in `1..MAX_ID`, or ids too sparse to index
+            tables (`check_id_density`).
     """
     seq_path = os.path.join(data_dir, f"{name}.txt")
     attr_path = os.path.join(data_dir, f"{name}_item2attributes.json")
@@ -232,10 +300,15 @@ def read_dataset(data_dir: str, name: str, negatives_seed: int = 0,
     sequences = [all_sequences[i] for i in keep]
     item_attributes = read_item_attributes(attr_path)
     num_items = int(max(int(s.max()) for s in sequences))
+    check_id_density(seq_path, "item", num_items,
+                     len(np.unique(np.concatenate(sequences))))
     # As the original: the attribute count covers the whole JSON file, the
     # item count only the interactions; attributes of items that never occur
     # are not needed.
     num_attributes = int(max([int(a.max()) for a in item_attributes.values() if len(a)] + [0]))
+    if item_attributes:
+        check_id_density(attr_path, "attribute", num_attributes, len(np.unique(
+            np.concatenate([a for a in item_attributes.values()] + [np.zeros(0, np.int32)]))))
     item_attributes = {i: a for i, a in item_attributes.items() if i <= num_items}
     data = SequenceData(name, user_ids, sequences, num_items, num_attributes, item_attributes,
                         users_too_short=len(all_sequences) - len(keep))
@@ -249,11 +322,6 @@ def read_dataset(data_dir: str, name: str, negatives_seed: int = 0,
         except ValueError as e:
             raise DataError(seq_path, f"cannot draw sampled negatives: {e}") from None
         data.sample_source = f"generated(seed={negatives_seed})"
-        if negatives_output:
-            os.makedirs(negatives_output, exist_ok=True)
-            write_sample_negatives(os.path.join(negatives_output,
-                                                negatives_lib.sample_file_name(name)),
-                                   user_ids, data.sample_negatives)
     return data
 
 

@@ -160,7 +160,7 @@ def test_s3rec_malformed_line_strict_and_lenient(tmp_path):
         counters = preprocess.build_pipeline(p, str(tmp_path), str(out), preprocess.PrepareConfig(
             input_format="s3rec", name="M", num_negatives=0))
         assert_that(counters["malformed_interactions"], equal_to([1]), label="bad")
-    with pytest.raises(DataError, match="M.txt.*'x' is not a positive integer"):
+    with pytest.raises(DataError, match=r"M.txt:4: item id 'x' is not an integer"):
         preprocess.prepare(str(tmp_path), str(tmp_path / "strict"), preprocess.PrepareConfig(
             input_format="s3rec", name="M", strict=True), beam_args=["--runner=DirectRunner"])
     assert not (tmp_path / "strict").exists(), "nothing half-written"
@@ -203,7 +203,7 @@ def test_non_utf8_rows_are_dropped_and_counted_or_fail_strictly(tmp_path):
             input_format="csv", name="N", num_negatives=0))
         assert_that(counters["malformed_interactions"], equal_to([1]), label="bad")
         assert_that(counters["interactions"], equal_to([3]), label="kept")
-    with pytest.raises(DataError, match="N.csv.*not valid UTF-8"):
+    with pytest.raises(DataError, match="N.csv:3: row is not valid UTF-8"):
         preprocess.prepare(str(tmp_path), str(tmp_path / "strict"), preprocess.PrepareConfig(
             input_format="csv", name="N", strict=True, num_negatives=0),
             beam_args=["--runner=DirectRunner"])
@@ -218,7 +218,8 @@ def test_bad_parquet_and_empty_inputs_are_clear_errors(tmp_path):
         preprocess.prepare(str(tmp_path), str(tmp_path / "o1"),
                            preprocess.PrepareConfig(input_format="parquet", name="B"))
     pq.write_table(pa.table({"user_id": ["u"], "item": ["i"]}), tmp_path / "C.parquet")
-    with pytest.raises(DataError, match="missing column"):
+    with pytest.raises(DataError, match=r"missing \['item_id', 'timestamp'\]; "
+                                         r"unexpected \['item'\]"):
         preprocess.prepare(str(tmp_path), str(tmp_path / "o2"),
                            preprocess.PrepareConfig(input_format="parquet", name="C"))
     (tmp_path / "E.csv").write_text("user_id,item_id,timestamp\n")
@@ -261,3 +262,26 @@ def test_any_attribute_row_parses_or_is_reported_malformed(line):
         assert str(e).startswith("attrs.csv: ")
     else:
         assert item and attribute
+
+
+def test_parquet_records_become_csv_lines_without_inventing_ids():
+    import datetime
+    when = datetime.datetime(2020, 1, 2, tzinfo=datetime.timezone.utc)
+    line = preprocess._parquet_row_line({"user_id": "a,b", "item_id": "i", "timestamp": when},
+                                        preprocess.INTERACTION_COLUMNS)
+    assert preprocess.parse_csv_interaction(("p", line)) == ("a,b", "i", when.timestamp())
+    missing = preprocess._parquet_row_line({"user_id": "u", "item_id": None, "timestamp": 1},
+                                           preprocess.INTERACTION_COLUMNS)
+    with pytest.raises(preprocess.Malformed, match="empty user_id or item_id"):
+        preprocess.parse_csv_interaction(("p", missing))
+
+
+def test_columns_by_header_name(tmp_path):
+    (tmp_path / "S.csv").write_text("\ufefftimestamp, item_id ,user_id\n5,i,u\n")
+    header = preprocess.csv_header(str(tmp_path / "S.csv"), preprocess.INTERACTION_COLUMNS)
+    assert header == ("timestamp", "item_id", "user_id")
+    assert preprocess.parse_csv_interaction(("S.csv", "5,i,u"), header) == ("u", "i", 5.0)
+    assert preprocess.parse_csv_attribute(("A.csv", "red,i"), ("attribute", "item_id")) == \
+        ("i", "red")
+    with pytest.raises(DataError, match=r"missing \['attribute'\]"):
+        preprocess.check_columns("A.csv", ["item_id"], preprocess.ATTRIBUTE_COLUMNS)

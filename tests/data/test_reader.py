@@ -20,12 +20,19 @@ def test_reads_sequences_attributes_and_generates_negatives(tmp_path):
                     for u in range(1, 4))
     d = _write(tmp_path, "D", lines.replace("\n", " 150\n"))
     out = tmp_path / "out"
-    data = reader.read_dataset(d, "D", negatives_seed=5, negatives_output=str(out))
+    before = sorted(os.listdir(d))
+    data = reader.read_dataset(d, "D", negatives_seed=5)
+    assert sorted(os.listdir(d)) == before and not out.exists(), "reading writes nothing"
     assert data.num_users == 3 and data.num_items == 150 and data.num_attributes == 2
     assert data.item_attributes[2].tolist() == [1, 2]  # repeated attributes are a set
     assert data.sample_negatives.shape == (3, 99)
     assert data.sample_source == "generated(seed=5)"
-    assert (out / "D_sample.txt").exists()
+    assert reader.write_generated_negatives(data, str(out)) == str(out / "D_sample.txt")
+    again = reader.read_sample_negatives(str(out / "D_sample.txt"), data.user_ids, 150)
+    np.testing.assert_array_equal(again, data.sample_negatives)
+    data.sample_source = str(out / "D_sample.txt")  # read from a file: nothing to save
+    assert reader.write_generated_negatives(data, str(tmp_path / "other")) is None
+    assert not (tmp_path / "other").exists()
     # 7 items cannot give 99 negatives per user
     small = tmp_path / "small"
     small.mkdir()
@@ -91,7 +98,7 @@ def test_sequence_errors_name_file_line_and_reason(tmp_path, content, line, reas
     ('{"1": 3}', "must be a list"),
     ('{"1": ["a"]}', "is not an integer"),
     ('{"x": [1]}', "item id 'x' is not an integer"),
-    ('{"1": [0]}', "must be positive"),
+    ('{"1": [0]}', "must be a positive integer"),
 ])
 def test_attribute_errors(tmp_path, content, reason):
     path = tmp_path / "A_item2attributes.json"
@@ -136,3 +143,12 @@ def test_attribute_table_is_padded_and_fingerprint_is_stable(tiny_data):
 def test_pad_left_keeps_last_items():
     out = reader.pad_left([np.array([1, 2, 3]), np.array([4])], 2)
     np.testing.assert_array_equal(out, [[2, 3], [0, 4]])
+
+
+def test_sequence_data_refuses_ids_beyond_the_int32_tables():
+    seqs = [np.array([1, 2, 3])]
+    reader.SequenceData("T", np.array([1]), seqs, 3, 0, {})
+    with pytest.raises(DataError, match=r"T: num_items 2147483646 is outside"):
+        reader.SequenceData("T", np.array([1]), seqs, reader.MAX_ID + 1, 0, {})
+    with pytest.raises(DataError, match=r"num_attributes 1099511627776 is outside"):
+        reader.SequenceData("T", np.array([1]), seqs, 3, 2 ** 40, {})

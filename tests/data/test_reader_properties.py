@@ -30,7 +30,7 @@ def test_any_bytes_either_parse_or_give_a_located_data_error(tmp_path, data):
 
 
 @SETTINGS
-@given(st.lists(st.lists(st.integers(min_value=1, max_value=10 ** 12), min_size=3,
+@given(st.lists(st.lists(st.integers(min_value=1, max_value=reader.MAX_ID), min_size=3,
                          max_size=12), min_size=1, max_size=8))
 def test_valid_files_round_trip(tmp_path, rows):
     text = "".join(f"{u + 1} " + " ".join(map(str, r)) + "\n" for u, r in enumerate(rows))
@@ -77,8 +77,11 @@ def test_bad_file_corpus(tmp_path, case):
         reader.read_sequences(str(path))
 
 
-def test_huge_ids_are_accepted_as_integers(tmp_path):
+def test_ids_up_to_the_int32_limit_are_accepted_and_one_more_is_refused(tmp_path):
     path = tmp_path / "H.txt"
-    path.write_text(f"1 2 3 {10 ** 15}\n")
-    _, seqs = reader.read_sequences(str(path))
-    assert seqs[0][-1] == 10 ** 15 and seqs[0].dtype == np.int64
+    path.write_text(f"{10 ** 15} 2 3 {reader.MAX_ID}\n")
+    users, seqs = reader.read_sequences(str(path))
+    assert users[0] == 10 ** 15 and seqs[0][-1] == reader.MAX_ID
+    path.write_text(f"1 2 3 {reader.MAX_ID + 1}\n")
+    with pytest.raises(DataError, match=r"H.txt:1: item id '2147483646' is out of range"):
+        reader.read_sequences(str(path))
