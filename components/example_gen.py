@@ -77,7 +77,8 @@ def _strict(fn):
         try:
             return fn(element)
         except Malformed as e:
-            raise DataError(element[0], str(e).split(": ", 1)[-1]) from None
+            raise DataError(element[0], str(e).removeprefix(f"{element[0]}: ")) \
+                from None
     return parse
 
 
@@ -111,13 +112,15 @@ def _EventFileToExample(pipeline: beam.Pipeline, exec_properties: Dict[str, Any]
                 | "Read" >> beam.Map(lambda p: (p, tf.io.gfile.GFile(p).read()))
                 | "Parse" >> beam.FlatMap(_strict(preprocess.parse_s3rec_attributes))
                 | "ToExample" >> beam.MapTuple(attribute_example))
-    columns = preprocess._recbole_columns(path)
+    columns = preprocess._recbole_columns(
+        path, preprocess.RECBOLE_INTERACTION_COLUMNS if kind == "events"
+        else preprocess.RECBOLE_ITEM_COLUMNS)
     if kind == "events":
         return (lines(1) | "Parse" >> beam.Map(_strict(
                     lambda e: preprocess.parse_recbole_interaction(e, columns)))
                 | "ToExample" >> beam.MapTuple(event_example))
     return (lines(1) | "Parse" >> beam.FlatMap(_strict(
-                lambda e: preprocess.recbole_item_pairs(e, columns)))
+                lambda e: preprocess.parse_recbole_item(e, columns)))
             | "ToExample" >> beam.MapTuple(attribute_example))
 
 

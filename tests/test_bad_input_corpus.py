@@ -274,7 +274,7 @@ def test_tabular_strict_names_the_first_bad_row(tmp_path, capfd):
 
 def test_tabular_columns_by_name_and_dropped_rows_named(tmp_path, capfd):
     """A correct answer: columns taken by name, the dropped row named in the summary."""
-    from s3rec_tf.data import preprocess
+    from s3rec_tf.data import prepared as prepared_lib
     data = _shop(tmp_path)
     code, out, err = run_cli(capfd, ["prepare", "--input", data, "--format", "csv", "--name",
                                      "Shop", "--output", tmp_path / "out",
@@ -284,7 +284,7 @@ def test_tabular_columns_by_name_and_dropped_rows_named(tmp_path, capfd):
     assert stats["malformed_interactions"] == 1
     assert stats["dropped_rows"] == [f"{data / 'Shop.csv'}:4: timestamp 'notatime' is not a "
                                      f"number in 'notatime,u1,e'"]
-    prepared = preprocess.read_prepared(str(tmp_path / "out"))
+    prepared = prepared_lib.read_prepared(str(tmp_path / "out"))
     vocab = prepared.item_vocabulary
     u1 = prepared.raw_user_ids.index("u1")
     assert [vocab[i - 1] for i in prepared.sequences[u1]] == ["b", "c", "a"]

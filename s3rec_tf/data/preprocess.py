@@ -6,8 +6,14 @@ Two entrances, one graph (`build_sequences`):
   its `<Name>_sample.txt` when present), CSV/Parquet interaction logs
   (`user_id,item_id,timestamp`, ids any strings) with an optional
   item-attribute table (`item_id,attribute`, one row per pair), or RecBole
-  atomic files (`.inter`, `.item`); malformed rows dropped and counted, or a
-  failure with `strict`;
+  atomic files (`.inter`, `.item`). CSV and Parquet columns are matched by
+  their header names, in any order; a header that lacks a wanted column or
+  has an unexpected one (a CSV without a header line included) is refused,
+  naming the columns found and wanted. Ids of the paper's format follow the
+  reader's strict rule (`s3rec_tf.data.reader.id_problem`). Malformed rows
+  (non-UTF-8 ones included) are dropped and counted, the first few named in
+  the stats as `file:row: reason`; or, with `strict`, a failure naming the
+  first malformed row;
 - the validated `Examples` of an ExampleGen (the pipeline's
   `PrepareSequences` component, `read_examples`).
 
@@ -28,14 +34,14 @@ by the filters (k-core, short users) are dropped and counted.
 
 from __future__ import annotations
 
+import contextlib
 import csv
 import dataclasses
 import glob
 import io
 import json
+import logging
 import os
-import shutil
-import tempfile
 
 import numpy as np
 
@@ -43,10 +49,17 @@ from s3rec_tf.errors import DataError
 
 from s3rec_tf.data import negatives as negatives_lib
 from s3rec_tf.data import prepared as prepared_lib
+from s3rec_tf.data.reader import MAX_USER_ID, id_problem
 from s3rec_tf.data.reader import MIN_SEQUENCE_LENGTH as MIN_EVENTS
 
 FORMATS = ("s3rec", "csv", "parquet", "recbole")
 NUM_NEGATIVES = negatives_lib.NUM_NEGATIVES
+#: Header of an interaction table (CSV, Parquet), in any order.
+INTERACTION_COLUMNS = ("user_id", "item_id", "timestamp")
+#: Header of an item-attribute table (CSV, Parquet), in any order.
+ATTRIBUTE_COLUMNS = ("item_id", "attribute")
+#: How many dropped rows the stats name (`dropped_rows`).
+NUM_DROPPED_NAMED = 5
 
 
 @dataclasses.dataclass
@@ -73,6 +86,45 @@ class Malformed(Exception):
     pass
 
 
+def check_columns(path: str, found, wanted) -> None:
+    """Refuses a header that is not exactly the `wanted` column names (any order)."""
+    found = [str(c) for c in found]
+    missing = [c for c in wanted if c not in found]
+    unexpected = [c for c in found if c not in wanted]
+    repeated = sorted({c for c in found if found.count(c) > 1})
+    if missing or unexpected or repeated:
+        problems = ([f"missing {missing}"] if missing else []) + \
+            ([f"unexpected {unexpected}"] if unexpected else []) + \
+            ([f"repeated {repeated}"] if repeated else [])
+        hint = (" (a header line naming the columns is required)"
+                if missing and len(missing) == len(wanted) else "")
+        raise DataError(path, f"columns {found} do not match the wanted {list(wanted)}: "
+                              f"{'; '.join(problems)}{hint}",
+                        field=(missing or unexpected or repeated)[0])
+
+
+def csv_header(path: str, wanted) -> tuple:
+    """The checked column names of a CSV file's first line (see `check_columns`)."""
+    try:
+        with open(path, "rb") as f:
+            first = f.readline()
+    except OSError as e:
+        raise DataError(path, f"cannot read ({e.strerror})") from None
+    try:
+        text = first.decode("utf-8-sig")
+    except UnicodeDecodeError as e:
+        raise DataError(path, f"header is not valid UTF-8 (byte 0x{first[e.start]:02x})",
+                        line=1) from None
+    if not text.strip():
+        raise DataError(path, f"no header line: expected the columns {list(wanted)}", line=1)
+    try:
+        columns = tuple(c.strip() for c in _split_csv(text.rstrip("\r\n"), path))
+    except Malformed as e:
+        raise DataError(path, str(e).removeprefix(f"{path}: "), line=1) from None
+    check_columns(path, columns, wanted)
+    return columns
+
+
 def _split_csv(line: str, path: str = "?"):
     try:
         return next(csv.reader(io.StringIO(line)), [])
@@ -80,14 +132,23 @@ def _split_csv(line: str, path: str = "?"):
         raise Malformed(f"{path}: unreadable CSV row {line[:80]!r} ({e})") from None
 
 
-def parse_csv_interaction(element):
-    """`(path, line)` -> `(user, item, timestamp)`; raises `Malformed`."""
-    path, line = element
+def _fields(path, line, columns):
     fields = _split_csv(line, path) if line.strip() else []
-    if len(fields) != 3:
-        raise Malformed(f"{path}: expected 3 fields user_id,item_id,timestamp, got "
+    if len(fields) != len(columns):
+        raise Malformed(f"{path}: expected {len(columns)} fields {','.join(columns)}, got "
                         f"{len(fields)} in {line[:80]!r}")
-    user, item, ts = (f.strip() for f in fields)
+    return dict(zip(columns, (f.strip() for f in fields)))
+
+
+def parse_csv_interaction(element, header=INTERACTION_COLUMNS):
+    """`(path, line)` -> `(user, item, timestamp)`; raises `Malformed`.
+
+    `header` is the file's column names (`csv_header`): fields are taken by
+    name.
+    """
+    path, line = element
+    row = _fields(path, line, header)
+    user, item, ts = (row[c] for c in INTERACTION_COLUMNS)
     if not user or not item:
         raise Malformed(f"{path}: empty user_id or item_id in {line[:80]!r}")
     try:
@@ -99,29 +160,37 @@ def parse_csv_interaction(element):
     return user, item, timestamp
 
 
-def parse_csv_attribute(element):
+def parse_csv_attribute(element, attr_header=ATTRIBUTE_COLUMNS):
+    """`(path, line)` -> `(item, attribute)`; fields by the header's names."""
     path, line = element
     fields = _split_csv(line, path) if line.strip() else []
-    if len(fields) != 2 or not fields[0].strip() or not fields[1].strip():
-        raise Malformed(f"{path}: expected item_id,attribute in {line[:80]!r}")
-    return fields[0].strip(), fields[1].strip()
+    row = dict(zip(attr_header, (f.strip() for f in fields)))
+    if len(fields) != len(attr_header) or not all(row.get(c) for c in ATTRIBUTE_COLUMNS):
+        raise Malformed(f"{path}: expected {','.join(attr_header)} in {line[:80]!r}")
+    return row["item_id"], row["attribute"]
 
 
 def parse_s3rec_line(element):
-    """`(path, line)` -> events `(user, item, position)` of one user."""
+    """`(path, line)` -> events `(user, item, position)` of one user.
+
+    Ids follow the reader's rule (`reader.id_problem`): plain decimal
+    integers in `1..MAX_ID` (users up to `MAX_USER_ID`).
+    """
     path, line = element
     tokens = line.split()
     if len(tokens) < 2:
         raise Malformed(f"{path}: a line needs a user and at least one item: {line[:80]!r}")
-    for t in tokens:
-        if not t.isdigit() or int(t) <= 0:
-            raise Malformed(f"{path}: id {t!r} is not a positive integer in line "
-                            f"starting {line[:40]!r}")
+    for n, t in enumerate(tokens):
+        problem = id_problem(t, MAX_USER_ID) if n == 0 else id_problem(t)
+        if problem:
+            raise Malformed(f"{path}: {'user' if n == 0 else 'item'} id {t!r} {problem} in "
+                            f"line starting {line[:40]!r}")
     user = tokens[0]
     return [(user, item, float(pos)) for pos, item in enumerate(tokens[1:])]
 
 
 def parse_s3rec_attributes(element):
+    """`(path, JSON text)` -> `(item, attribute)` pairs; ids by the reader's rule."""
     path, text = element
     try:
         obj = json.loads(text)
@@ -131,8 +200,14 @@ def parse_s3rec_attributes(element):
         raise Malformed(f"{path}: expected a JSON object {{item: [attributes]}}")
     pairs = []
     for item, attrs in obj.items():
+        if id_problem(item):
+            raise Malformed(f"{path}: item id {item!r} {id_problem(item)}")
         if not isinstance(attrs, list):
             raise Malformed(f"{path}: attributes of item {item} must be a list")
+        for a in attrs:
+            if isinstance(a, bool) or not isinstance(a, int) or id_problem(str(a)):
+                raise Malformed(f"{path}: attribute {a!r} of item {item} "
+                                f"{id_problem(str(a)) or 'is not an integer'}")
         pairs.extend((str(item), str(a)) for a in attrs)
     return pairs
 
@@ -153,10 +228,63 @@ def parse_recbole_interaction(element, columns):
     return row["user_id"], row["item_id"], ts
 
 
-def _recbole_columns(path):
-    with open(path) as f:
-        header = f.readline().rstrip("\n").split("\t")
-    return [h.split(":")[0] for h in header]
+def parse_recbole_item(element, cols):
+    """`(path, line)` of a RecBole `.item` file -> `(item, attribute)` pairs
+    (the tokens of every column but `item_id`)."""
+    path, line = element
+    row = dict(zip(cols, line.rstrip("\n").split("\t")))
+    if not row.get("item_id"):
+        raise Malformed(f"{path}: no item_id in {line[:80]!r}")
+    others = [c for c in cols if c != "item_id"]
+    return [(row["item_id"], a) for c in others for a in row.get(c, "").split()]
+
+
+#: Columns a RecBole `.inter` / `.item` header must have (others allowed).
+RECBOLE_INTERACTION_COLUMNS = ("user_id", "item_id")
+RECBOLE_ITEM_COLUMNS = ("item_id",)
+
+
+def _recbole_columns(path, wanted=RECBOLE_INTERACTION_COLUMNS):
+    """Column names of a RecBole header (`name:type`); refuses one lacking `wanted`."""
+    try:
+        with open(path, "rb") as f:
+            header = f.readline().decode("utf-8-sig").rstrip("\r\n").split("\t")
+    except UnicodeDecodeError:
+        raise DataError(path, "header is not valid UTF-8", line=1) from None
+    except OSError as e:
+        raise DataError(path, f"cannot read ({e.strerror})") from None
+    columns = [h.split(":")[0] for h in header]
+    missing = [c for c in wanted if c not in columns]
+    if missing:
+        raise DataError(path, f"header columns {columns} lack {missing}", line=1,
+                        field=missing[0])
+    return columns
+
+
+def decode_row(path, line):
+    """A row read as bytes -> str, or `Malformed` naming the first bad byte."""
+    if isinstance(line, bytes):
+        try:
+            return line.decode("utf-8")
+        except UnicodeDecodeError as e:
+            raise Malformed(f"{path}: row is not valid UTF-8 (byte "
+                            f"0x{line[e.start]:02x}): {line[:60]!r}") from None
+    return line
+
+
+def _parquet_row_line(row, columns) -> str:
+    """A Parquet record -> the CSV line of `columns` (None -> "", times -> seconds)."""
+    out = io.StringIO()
+    values = []
+    for c in columns:
+        v = row.get(c)
+        if v is None:
+            v = ""
+        elif hasattr(v, "timestamp"):  # datetime / pandas Timestamp columns
+            v = v.timestamp()
+        values.append(str(v))
+    csv.writer(out, lineterminator="").writerow(values)
+    return out.getvalue()
 
 
 # ------------------------------------------------------------ beam pieces ---
@@ -219,9 +347,17 @@ def _input_files(input_dir: str, config: PrepareConfig):
         raise DataError(os.path.join(input_dir, name + ".*"),
                         f"no interaction file for format {fmt!r}")
     if fmt == "parquet":
-        _check_parquet(inter, ("user_id", "item_id", "timestamp"))
+        _check_parquet(inter, INTERACTION_COLUMNS)
         if attrs:
-            _check_parquet(attrs, ("item_id", "attribute"))
+            _check_parquet(attrs, ATTRIBUTE_COLUMNS)
+    elif fmt == "csv":
+        csv_header(inter, INTERACTION_COLUMNS)
+        if attrs:
+            csv_header(attrs, ATTRIBUTE_COLUMNS)
+    elif fmt == "recbole":
+        _recbole_columns(inter, RECBOLE_INTERACTION_COLUMNS)
+        if attrs:
+            _recbole_columns(attrs, RECBOLE_ITEM_COLUMNS)
     return inter, attrs
 
 
@@ -240,19 +376,7 @@ def _check_parquet(path: str, columns) -> None:
         names = pq.read_schema(path).names
     except Exception as e:  # pyarrow raises several types on non-Parquet bytes
         raise DataError(path, f"not a readable Parquet file ({type(e).__name__})") from None
-    missing = [c for c in columns if c not in names]
-    if missing:
-        raise DataError(path, f"missing column(s) {missing}; has {names}", field=missing[0])
-
-
-def recbole_item_pairs(element, cols):
-    """One `.item` row -> `(item, attribute)` pairs (every non-id column's tokens)."""
-    path, line = element
-    row = dict(zip(cols, line.rstrip("\n").split("\t")))
-    if "item_id" not in row:
-        raise Malformed(f"{path}: no item_id in {line[:80]!r}")
-    others = [c for c in cols if c != "item_id"]
-    return [(row["item_id"], a) for c in others for a in row.get(c, "").split()]
+    check_columns(path, names, columns)
 
 
 def _vocabulary(ids, label: str):
@@ -270,9 +394,10 @@ def _paper_vocabulary(ids, label: str, source: str):
     import apache_beam as beam
 
     def as_int(raw):
-        if not raw.isdigit() or int(raw) <= 0:
-            raise DataError(source, f"{label.lower()} id {raw!r} is not a positive integer "
-                                    f"(the paper's format)")
+        problem = id_problem(raw)
+        if problem:
+            raise DataError(source, f"{label.lower()} id {raw!r} {problem} (the paper's "
+                                    f"format)")
         return int(raw)
     largest = (ids | f"Int{label}" >> beam.Map(as_int)
                | f"Max{label}" >> beam.CombineGlobally(lambda xs: max(xs, default=0)))
@@ -292,16 +417,12 @@ def _guarded(fn, tag, strict, flat=False):
         def process(self, element):
             try:
                 path, line = element
-                if isinstance(line, bytes):
-                    try:
-                        element = (path, line.decode("utf-8"))
-                    except UnicodeDecodeError as e:
-                        raise Malformed(f"{path}: row is not valid UTF-8 (byte "
-                                        f"0x{line[e.start]:02x}): {line[:60]!r}") from None
+                element = (path, decode_row(path, line))
                 out = fn(element)
             except Malformed as e:
-                if strict:
-                    raise DataError(element[0], str(e).split(": ", 1)[-1]) from None
+                if strict:  # `prepare` names the row (`find_bad_rows`)
+                    raise DataError(element[0], str(e).removeprefix(f"{element[0]}: ")) \
+                        from None
                 counter.inc()
                 yield pvalue.TaggedOutput("malformed", str(e))
                 return
@@ -332,17 +453,18 @@ def read_raw(pipeline, input_dir: str, config: PrepareConfig) -> Inputs:
             _guarded(parse_s3rec_line, "interactions", strict, flat=True)).with_outputs(
             "malformed", main="events")
     elif fmt == "csv":
+        header = csv_header(inter_path, INTERACTION_COLUMNS)
         parsed = read_lines(inter_path, 1) | "ParseCsv" >> beam.ParDo(
-            _guarded(parse_csv_interaction, "interactions", strict)).with_outputs(
-            "malformed", main="events")
+            _guarded(lambda e: parse_csv_interaction(e, header), "interactions", strict)
+        ).with_outputs("malformed", main="events")
     elif fmt == "recbole":
-        columns = _recbole_columns(inter_path)
+        columns = _recbole_columns(inter_path, RECBOLE_INTERACTION_COLUMNS)
         parsed = read_lines(inter_path, 1) | "ParseInter" >> beam.ParDo(
             _guarded(lambda e: parse_recbole_interaction(e, columns), "interactions", strict)
         ).with_outputs("malformed", main="events")
     else:
         def parquet_row(row, p=inter_path):
-            return (p, ",".join(str(row.get(k, "")) for k in ("user_id", "item_id", "timestamp")))
+            return (p, _parquet_row_line(row, INTERACTION_COLUMNS))
         parsed = (pipeline | "ReadParquet" >> beam.io.ReadFromParquet(inter_path)
                   | "RowToCsv" >> beam.Map(parquet_row)
                   | "ParseParquet" >> beam.ParDo(
@@ -357,22 +479,23 @@ def read_raw(pipeline, input_dir: str, config: PrepareConfig) -> Inputs:
     else:
         if fmt == "s3rec":
             attr_parsed = (pipeline | "ReadAttrJson" >> beam.Create([attr_path])
-                           | "LoadAttrJson" >> beam.Map(lambda p: (p, open(p).read()))
+                           | "LoadAttrJson" >> beam.Map(lambda p: (p, open(p, "rb").read()))
                            | "ParseAttrJson" >> beam.ParDo(
                                _guarded(parse_s3rec_attributes, "attributes", strict, flat=True)
                            ).with_outputs("malformed", main="pairs"))
         elif fmt == "recbole":
-            cols = _recbole_columns(attr_path)
+            cols = _recbole_columns(attr_path, RECBOLE_ITEM_COLUMNS)
             attr_parsed = read_lines(attr_path, 1) | "ParseItem" >> beam.ParDo(
-                _guarded(lambda e: recbole_item_pairs(e, cols), "attributes", strict,
+                _guarded(lambda e: parse_recbole_item(e, cols), "attributes", strict,
                          flat=True)).with_outputs("malformed", main="pairs")
         elif fmt == "csv":
+            attr_header = csv_header(attr_path, ATTRIBUTE_COLUMNS)
             attr_parsed = read_lines(attr_path, 1) | "ParseAttrCsv" >> beam.ParDo(
-                _guarded(parse_csv_attribute, "attributes", strict)).with_outputs(
-                "malformed", main="pairs")
+                _guarded(lambda e: parse_csv_attribute(e, attr_header), "attributes", strict)
+            ).with_outputs("malformed", main="pairs")
         else:
             def attr_row(row, p=attr_path):
-                return (p, f"{row.get('item_id', '')},{row.get('attribute', '')}")
+                return (p, _parquet_row_line(row, ATTRIBUTE_COLUMNS))
             attr_parsed = (pipeline | "ReadAttrParquet" >> beam.io.ReadFromParquet(attr_path)
                            | "AttrRowToCsv" >> beam.Map(attr_row)
                            | "ParseAttrParquet" >> beam.ParDo(
@@ -413,11 +536,6 @@ def build_sequences(pipeline, inputs: Inputs, output_dir: str, config: PrepareCo
     attr_source = inputs.sources.get("attributes") or "attribute table"
     paper = config.id_layout == "paper"
     events = inputs.events
-    if paper:  # one spelling per id ("007" is item 7)
-        events = events | "PaperIds" >> beam.Map(
-            lambda e: (str(int(e[0])) if e[0].isdigit() else e[0],
-                       str(int(e[1])) if e[1].isdigit() else e[1], e[2]))
-
     counters["events_read"] = events | "CountRead" >> beam.combiners.Count.Globally()
     events = events | "DropDuplicates" >> beam.Distinct()
     counters["events_distinct"] = events | "CountDistinct" >> beam.combiners.Count.Globally()
@@ -680,31 +798,130 @@ def prepare(input_dir: str, output_dir: str, config: PrepareConfig | None = None
             `<name>.txt` + `<name>_item2attributes.json` (+ `<name>_sample.txt`);
             `<name>.csv` + `<name>_attributes.csv`; `<name>.parquet` +
             `<name>_attributes.parquet`; `<name>.inter` + `<name>.item`).
-        output_dir: where the prepared data goes (`s3rec_tf.data.prepared`).
+        output_dir: where the prepared data goes (`s3rec_tf.data.prepared`),
+            written with `s3rec_tf.artifacts.write_atomic_dir`.
         config: `PrepareConfig`.
         beam_args: Beam pipeline options (default: DirectRunner, 2 processes).
 
     Returns:
-        The stats dict (also in `<output_dir>/stats.json`).
+        The stats dict (also in `<output_dir>/stats.json`); `dropped_rows`
+        names the first `NUM_DROPPED_NAMED` malformed rows as
+        `file:row: reason`.
+
+    Raises:
+        DataError: a missing input, a header that does not match, no usable
+            user, or (with `strict`) the first malformed row, as
+            `file:row: reason`. Nothing is written then.
     """
-    import apache_beam as beam
     from apache_beam.options.pipeline_options import PipelineOptions
+
+    from s3rec_tf.artifacts import write_atomic_dir, write_json_atomic
 
     config = config or PrepareConfig()
     inter_path, _ = _input_files(input_dir, config)  # fail early and clearly
-    parent = os.path.dirname(os.path.abspath(output_dir)) or "."
-    os.makedirs(parent, exist_ok=True)
-    staging = tempfile.mkdtemp(prefix=f".{os.path.basename(output_dir)}.tmp-", dir=parent)
-    try:
+    result = {}
+
+    def fill(staging):
         options = PipelineOptions(beam_args if beam_args is not None else default_beam_args())
-        run_beam(lambda p: build_pipeline(p, input_dir, staging, config), options)
-        stats = check_prepared(staging, {"interactions": inter_path})
-        if os.path.exists(output_dir):
-            shutil.rmtree(output_dir)
-        os.replace(staging, output_dir)
+        try:
+            with _quiet_beam_logs():
+                run_beam(lambda p: build_pipeline(p, input_dir, staging, config), options)
+        except Exception:
+            if config.strict:  # a worker's error names the file; this names the row
+                bad = find_bad_rows(input_dir, config, 1)
+                if bad:
+                    path, row, reason = bad[0]
+                    raise DataError(path, reason, line=row) from None
+            raise
+        stats = prepared_lib.read_stats(staging)
+        if stats["malformed_interactions"] or stats["malformed_attributes"]:
+            stats["dropped_rows"] = [f"{p}:{r}: {why}" if r else f"{p}: {why}" for p, r, why
+                                     in find_bad_rows(input_dir, config, NUM_DROPPED_NAMED)]
+            write_json_atomic(os.path.join(staging, prepared_lib.STATS), stats)
+        result.update(check_prepared(staging, {"interactions": inter_path}))
+
+    write_atomic_dir(output_dir, fill)
+    return result
+
+
+@contextlib.contextmanager
+def _quiet_beam_logs():
+    """Beam logs a worker's failure (with its traceback, many times over) at
+    ERROR before raising it; the raised error is what `prepare` reports, as
+    one line for bad data, so those logs are held back while it runs."""
+    logger = logging.getLogger("apache_beam")
+    level = logger.level
+    logger.setLevel(logging.CRITICAL)
+    try:
+        yield
     finally:
-        shutil.rmtree(staging, ignore_errors=True)
-    return stats
+        logger.setLevel(level)
+
+
+def _file_rows(path: str, first_row: int):
+    """`(row number, bytes)` of a text file's lines, as `ReadFromText` splits them."""
+    with open(path, "rb") as f:
+        lines = f.read().split(b"\n")
+    if lines and lines[-1] == b"":
+        lines.pop()
+    for number, line in enumerate(lines, start=1):
+        if number >= first_row:
+            yield number, line[:-1] if line.endswith(b"\r") else line
+
+
+def _row_parsers(path: str, config: PrepareConfig, kind: str):
+    """`(rows, parse)`: the numbered rows of an input file and the pipeline's parser."""
+    fmt = config.input_format
+    if fmt == "s3rec":
+        if kind == "interactions":
+            return _file_rows(path, 1), parse_s3rec_line
+        with open(path, "rb") as f:
+            return [(None, f.read())], parse_s3rec_attributes
+    if fmt == "csv":
+        if kind == "interactions":
+            header = csv_header(path, INTERACTION_COLUMNS)
+            return _file_rows(path, 2), lambda e: parse_csv_interaction(e, header)
+        attr_header = csv_header(path, ATTRIBUTE_COLUMNS)
+        return _file_rows(path, 2), lambda e: parse_csv_attribute(e, attr_header)
+    if fmt == "recbole":
+        if kind == "interactions":
+            cols = _recbole_columns(path, RECBOLE_INTERACTION_COLUMNS)
+            return _file_rows(path, 2), lambda e: parse_recbole_interaction(e, cols)
+        cols = _recbole_columns(path, RECBOLE_ITEM_COLUMNS)
+        return _file_rows(path, 2), lambda e: parse_recbole_item(e, cols)
+    import pyarrow.parquet as pq
+    columns = INTERACTION_COLUMNS if kind == "interactions" else ATTRIBUTE_COLUMNS
+    fn = parse_csv_interaction if kind == "interactions" else parse_csv_attribute
+
+    def rows():
+        number = 0
+        for batch in pq.ParquetFile(path).iter_batches(columns=list(columns)):
+            for record in batch.to_pylist():
+                number += 1
+                yield number, _parquet_row_line(record, columns)
+    return rows(), fn
+
+
+def find_bad_rows(input_dir: str, config: PrepareConfig, limit: int) -> list:
+    """The first `limit` rows the pipeline's parsers refuse, as `(file, row, reason)`.
+
+    Rows are numbered as an editor shows them (the header of a CSV or RecBole
+    file is row 1; Parquet rows count from 1); the s3rec attribute JSON is
+    one record (row None). Reads the inputs in order and stops at `limit`.
+    """
+    out = []
+    for path, kind in zip(_input_files(input_dir, config), ("interactions", "attributes")):
+        if path is None:
+            continue
+        rows, parse = _row_parsers(path, config, kind)
+        for number, line in rows:
+            try:
+                parse((path, decode_row(path, line)))
+            except Malformed as e:
+                out.append((path, number, str(e).removeprefix(f"{path}: ")))
+                if len(out) >= limit:
+                    return out
+    return out
 
 
 def run_beam(build, options=None, pipeline=None) -> None:

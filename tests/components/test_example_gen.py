@@ -55,7 +55,7 @@ def test_recbole_atomic_files(tmp_path):
 
 def test_a_malformed_row_stops_with_the_file_named(tmp_path):
     (tmp_path / "M.txt").write_text("1 5 6 7\n2 8 x\n")
-    with pytest.raises(Exception, match="M.txt.*'x' is not a positive integer"):
+    with pytest.raises(Exception, match="M.txt.*item id 'x' is not an integer"):
         _check(tmp_path, "M.txt", [])
 
 
