@@ -12,8 +12,8 @@ components call. Each writes into an output directory:
 - fine-tuning: the best model by validation metric (`<output>/best/`, kept
   in `_resume/best/` while the run goes on) and `metrics.json`, both written
   when the run completes;
-- `config.json`: the run's resolved configuration, written once the inputs
-  and the resume check have passed;
+- `config.json`: the run's resolved configuration, written when the run
+  completes;
 - `<Name>_sample.txt`: the sampled negatives, when they were drawn rather
   than read from the data directory, written when the run completes.
 
@@ -200,7 +200,6 @@ def run_pretraining(data: SequenceData, output_dir: str,
     if resume.restore(model):
         first_epoch = int(resume.value("epoch"))
         _log(verbose, f"Resuming pretraining from epoch {first_epoch} ({resume.dir})")
-    save_run_config(output_dir, encoder_config, config)
     arrays = inputs_lib.pretrain_arrays(data, encoder_config.max_length)
     steps = inputs_lib.steps_per_epoch(arrays.num_samples, config.batch_size)
     _log(verbose, f"Pretraining on {data.name}: {data.num_users} users, {data.num_items} items, "
@@ -241,6 +240,7 @@ def run_pretraining(data: SequenceData, output_dir: str,
     _save_model_into(output_dir, model, "pretrained", vocabulary, hyper,
                      {"epochs_done": config.epochs, "summary": summary})
     write_generated_negatives(data, output_dir)
+    save_run_config(output_dir, encoder_config, config)
     _log(verbose, f"Pretraining done in {wall:.1f}s: " +
          ", ".join(f"{k}={v:.4f}" for k, v in history.items()) + f" -> {output_dir}")
     return summary
@@ -371,7 +371,6 @@ def run_finetuning(data: SequenceData, output_dir: str, pretrained: str | None,
         _log(verbose, f"Resuming fine-tuning from epoch {first_epoch} ({resume.dir})")
         if not os.path.exists(running_best) and os.path.exists(best_dir):
             running_best = best_dir  # a checkpoint from before best/ moved under _resume
-    save_run_config(output_dir, encoder_config, config)
     best = {"epoch": int(resume.value("best_epoch")), "score": resume.value("best_score"),
             "wait": int(resume.value("wait"))}
     arrays = inputs_lib.finetune_arrays(data, encoder_config.max_length)
@@ -427,6 +426,7 @@ def run_finetuning(data: SequenceData, output_dir: str, pretrained: str | None,
     artifacts.write_atomic_dir(best_dir, lambda tmp: shutil.copytree(running_best, tmp,
                                                                     dirs_exist_ok=True))
     write_generated_negatives(data, output_dir)
+    save_run_config(output_dir, encoder_config, config)
     artifacts.write_json_atomic(os.path.join(output_dir, "metrics.json"), summary)
     _log(verbose, f"Fine-tuning done in {train_time:.1f}s; best epoch {best['epoch'] + 1}; "
                   f"model -> {best_dir}")

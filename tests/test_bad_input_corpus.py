@@ -113,7 +113,8 @@ DATA_FILE_CASES = {
                         r"D\.txt: largest item id 50000000 but only 7 distinct items"),
     "sparse attribute ids": ({"D_item2attributes.json": json.dumps({"1": [50000000]})},
                              r"D_item2attributes\.json: largest attribute id 50000000"),
-    "user too short": ({"D.txt": _seq("4 1 2")}, r"D\.txt:4: user 4 has 2 item\(s\)"),
+    "every user too short": ({"D.txt": "1 1 2\n2 2 3\n"},
+                             r"D\.txt: no user has 3 or more items"),
     "duplicated user": ({"D.txt": _seq("1 1 2 3")}, r"D\.txt:4: user 1 appears again"),
     "blank line": ({"D.txt": SEQ + "\n" + "4 1 2 3\n"}, r"D\.txt:4: empty line"),
     "empty file": ({"D.txt": ""}, r"D\.txt: file is empty"),
@@ -140,8 +141,8 @@ DATA_FILE_CASES = {
                                r"\(field '1e3'\): item id '1e3' is not an integer"),
     "sample file short row": ({"D_sample.txt": "1 7 8 9\n2 7 8 9\n3 7 8 9\n"},
                               r"D_sample\.txt:1: 3 negatives, expected 99"),
-    "sample file other users": ({"D_sample.txt": "9 " + " ".join(["7"] * 99) + "\n"},
-                                r"D_sample\.txt: has 1 lines but the interaction file has 3"),
+    "sample file other users": ({"D_sample.txt": "9 " + " ".join(["1"] * 99) + "\n"},
+                                r"D_sample\.txt: no negatives for 3 user\(s\)"),
     "sample file id past the catalogue": (
         {"D_sample.txt": "".join(f"{u} " + " ".join(str(i) for i in range(7, 106)) + "\n"
                                  for u in (1, 2, 3))},
