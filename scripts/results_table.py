@@ -44,9 +44,10 @@ def negatives_label(recs) -> str:
         source = str(rec.get("negatives", ""))
         if source.endswith("_sample.txt"):
             labels.add("authors' file")
-        elif source.startswith("generated"):
-            seed = source[len("generated"):].strip("()").replace("seed=", "")
-            labels.add(f"ours, seed {seed} (no authors' file)")
+        elif source.startswith("generated("):
+            rule, _, seed = source[len("generated("):-1].rpartition("seed=")
+            how = "" if "per-user" in rule else ", earlier sequential draw"
+            labels.add(f"ours, seed {seed}{how} (no authors' file)")
         else:
             labels.add(source or "not recorded")
     return "; ".join(sorted(labels))

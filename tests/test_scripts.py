@@ -109,7 +109,9 @@ def test_results_table_names_the_negatives_of_each_sampled_row():
     assert tables.negatives_label([({"negatives": "../shared/data/s3rec/LastFM_sample.txt"}, "r")]) \
         == "authors' file"
     assert tables.negatives_label([({"negatives": "generated(seed=0)"}, "r")]) == \
-        "ours, seed 0 (no authors' file)"
+        "ours, seed 0, earlier sequential draw (no authors' file)"
+    assert tables.negatives_label([({"negatives": "generated(per-user, seed=3)"}, "r")]) == \
+        "ours, seed 3 (no authors' file)"
     sampled = tables.table().split("**Full ranking")[0]
     assert "| negatives |" in sampled
     lastfm = [line for line in sampled.splitlines() if line.startswith("| LastFM ")]

@@ -123,5 +123,14 @@ def write_sample_file(path: str, user_ids, negatives) -> None:
                                     + "\n" for user, row in zip(user_ids, negatives)))
 
 
+def source_label(seed: int) -> str:
+    """How drawn negatives are recorded (`negatives` in results, `stats.json`).
+
+    Names the rule: records from before it (`generated(seed=N)`, without
+    `per-user`) came from an earlier sequential draw.
+    """
+    return f"generated(per-user, seed={seed})"
+
+
 def sample_file_name(name: str) -> str:
     return f"{name}_sample.txt"

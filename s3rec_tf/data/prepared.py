@@ -33,6 +33,7 @@ import os
 
 import numpy as np
 
+from s3rec_tf.data import negatives as negatives_lib
 from s3rec_tf.errors import DataError
 
 SEQUENCES_SPLIT = "sequences"
@@ -135,7 +136,8 @@ def read_prepared(prepared_dir: str, name: str | None = None):
     data = SequenceData(name or stats["config"]["name"], user_ids,
                         [u[1].astype(np.int64) for u in users], len(items), len(attributes),
                         item_attributes, np.stack([u[2] for u in users]) if users else None,
-                        stats.get("negatives", f"generated(seed={stats['config']['seed']})"),
+                        stats.get("negatives",
+                                  negatives_lib.source_label(stats["config"]["seed"])),
                         users_too_short=int(stats.get("users_too_short", 0)))
     data.raw_user_ids = raw_users
     data.item_vocabulary = items

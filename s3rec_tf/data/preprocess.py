@@ -672,7 +672,7 @@ def build_sequences(pipeline, inputs: Inputs, output_dir: str, config: PrepareCo
         stats["config"] = dataclasses.asdict(config)
         stats["id_layout"] = config.id_layout
         stats["input"] = sources
-        stats["negatives"] = sources.get("negatives") or f"generated(seed={seed})"
+        stats["negatives"] = sources.get("negatives") or negatives_lib.source_label(seed)
         from apache_beam.io.filesystems import FileSystems
         with FileSystems.create(FileSystems.join(output_dir, prepared_lib.STATS)) as f:
             f.write(json.dumps(stats, indent=2, sort_keys=True).encode())

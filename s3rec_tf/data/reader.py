@@ -63,7 +63,7 @@ class SequenceData:
         item_attributes: dict item id -> sorted unique int array of attributes.
         sample_negatives: int array `[num_users, 99]` or None.
         sample_source: str. Where the negatives came from (a path, or
-            "generated(seed=...)").
+            `negatives.source_label`).
         users_too_short: int. Users dropped for having fewer than
             `MIN_SEQUENCE_LENGTH` items.
     """
@@ -321,7 +321,7 @@ def read_dataset(data_dir: str, name: str, negatives_seed: int = 0) -> SequenceD
                                                        user_ids=user_ids)
         except ValueError as e:
             raise DataError(seq_path, f"cannot draw sampled negatives: {e}") from None
-        data.sample_source = f"generated(seed={negatives_seed})"
+        data.sample_source = negatives_lib.source_label(negatives_seed)
     return data
 
 

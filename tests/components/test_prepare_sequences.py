@@ -60,7 +60,7 @@ def test_command_line_and_pipeline_give_the_same_data_and_metrics(tmp_path, synt
         np.testing.assert_array_equal(a, b)
     np.testing.assert_array_equal(data.sample_negatives, tiny_data.sample_negatives)
     assert data.fingerprint() == tiny_data.fingerprint()
-    assert data.sample_source == tiny_data.sample_source == "generated(seed=1)"
+    assert data.sample_source == tiny_data.sample_source == "generated(per-user, seed=1)"
     assert _metrics(data) == _metrics(tiny_data)
 
 

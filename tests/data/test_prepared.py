@@ -18,7 +18,7 @@ def test_layout_reader_and_the_command_line(tmp_path, synthetic_dir, tiny_data, 
     assert prepared.root_of(str(out / "Split-sequences" / "*")) == str(out)
     data = cli._read(argparse.Namespace(data=str(out), name="Tiny", negatives_seed=9,
                                         output=None))
-    assert "negatives: generated(seed=1)" in capsys.readouterr().out
+    assert "negatives: generated(per-user, seed=1)" in capsys.readouterr().out
     np.testing.assert_array_equal(data.sample_negatives, tiny_data.sample_negatives)
     assert data.fingerprint() == tiny_data.fingerprint()
 

@@ -26,7 +26,7 @@ def test_reads_sequences_attributes_and_generates_negatives(tmp_path):
     assert data.num_users == 3 and data.num_items == 150 and data.num_attributes == 2
     assert data.item_attributes[2].tolist() == [1, 2]  # repeated attributes are a set
     assert data.sample_negatives.shape == (3, 99)
-    assert data.sample_source == "generated(seed=5)"
+    assert data.sample_source == "generated(per-user, seed=5)"
     assert reader.write_generated_negatives(data, str(out)) == str(out / "D_sample.txt")
     again = reader.read_sample_negatives(str(out / "D_sample.txt"), data.user_ids, 150)
     np.testing.assert_array_equal(again, data.sample_negatives)

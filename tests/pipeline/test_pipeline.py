@@ -86,7 +86,7 @@ def test_evaluation_artifact_holds_the_metrics_and_their_negatives(pipeline_runs
                 "valid/sampled/HR@1"):
         assert 0.0 <= ev["metrics"][key] <= 1.0
     assert ev["blessed"] is True
-    assert ev["negatives"] == "generated(seed=0)"
+    assert ev["negatives"] == "generated(per-user, seed=0)"
 
 
 def test_lineage_links_the_finetuning_trainer_to_the_pretrained_model(pipeline_runs):
