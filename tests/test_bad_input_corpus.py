@@ -273,6 +273,18 @@ def test_tabular_strict_names_the_first_bad_row(tmp_path, capfd):
                    r"Shop\.csv:4: timestamp 'notatime' is not a number")
 
 
+def test_bad_data_found_in_worker_processes_is_one_line(tmp_path, capfd):
+    """The default runner's worker processes write their tracebacks to the shared
+    standard error: `prepare` holds them back and reports the data error alone."""
+    raw = tmp_path / "raw"
+    raw.mkdir()
+    (raw / "D.txt").write_text(SEQ)  # 6 items: too few for 99 negatives per user
+    (raw / "D_item2attributes.json").write_text(ATTRS)
+    assert_refused(capfd, ["prepare", "--input", raw, "--name", "D", "--output",
+                           tmp_path / "out"], tmp_path,
+                   r"D\.txt: cannot draw sampled negatives: .* fewer than 99 negatives")
+
+
 def test_tabular_columns_by_name_and_dropped_rows_named(tmp_path, capfd):
     """A correct answer: columns taken by name, the dropped row named in the summary."""
     from s3rec_tf.data import prepared as prepared_lib
@@ -784,7 +796,7 @@ def test_random_histories_never_answer_an_excluded_padding_or_unknown_id(loaded,
 
 CLASSES = {
     "data files": len(DATA_FILE_CASES) + 1,
-    "tabular input": len(TABULAR_CASES) + 2,
+    "tabular input": len(TABULAR_CASES) + 3,
     "arguments": len(ARGUMENT_CASES),
     "checkpoints and resumes": len(CHECKPOINT_CASES) + 1,
     "serving requests": (len(SERVING_CASES) + len(SERVING_SHAPE_CASES) + len(REST_CASES)

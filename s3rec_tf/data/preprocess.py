@@ -42,6 +42,9 @@ import io
 import json
 import logging
 import os
+import re
+import sys
+import tempfile
 
 import numpy as np
 
@@ -848,14 +851,36 @@ def prepare(input_dir: str, output_dir: str, config: PrepareConfig | None = None
 def _quiet_beam_logs():
     """Beam logs a worker's failure (with its traceback, many times over) at
     ERROR before raising it; the raised error is what `prepare` reports, as
-    one line for bad data, so those logs are held back while it runs."""
+    one line for bad data, so those logs are held back while it runs.
+
+    Workers of the multi-processing DirectRunner are other processes writing
+    to the inherited standard error: it is captured too, and written back
+    unless the run failed on bad data (a `DataError`, reported as one line).
+    """
     logger = logging.getLogger("apache_beam")
     level = logger.level
     logger.setLevel(logging.CRITICAL)
+    sys.stderr.flush()
+    saved = os.dup(2)
+    captured = tempfile.TemporaryFile()
+    os.dup2(captured.fileno(), 2)
+    bad_data = False
     try:
         yield
+    except Exception as e:
+        bad_data = _find_data_error(e) is not None
+        raise
     finally:
+        sys.stderr.flush()
+        os.dup2(saved, 2)
+        os.close(saved)
         logger.setLevel(level)
+        captured.seek(0)
+        text = captured.read()
+        captured.close()
+        if text and not bad_data:
+            sys.stderr.buffer.write(text)
+            sys.stderr.flush()
 
 
 def _file_rows(path: str, first_row: int):
@@ -941,17 +966,21 @@ def run_beam(build, options=None, pipeline=None) -> None:
 
 def _find_data_error(error):
     """A `DataError` raised inside a Beam worker arrives wrapped; unwrap it."""
-    seen = set()
+    seen, chain = set(), []
     while error is not None and id(error) not in seen:
         seen.add(id(error))
         if isinstance(error, DataError):
             return error
+        chain.append(error)
         error = error.__cause__ or error.__context__
-    text = str(error) if error is not None else ""
+    # Beam's multi-processing workers send the error back as text only
     marker = "DataError: "
-    if marker in text:
-        line = text.split(marker, 1)[1].splitlines()[0]
-        path, _, reason = line.partition(": ")
-        return DataError(path, reason)
+    for link in chain:
+        text = str(link)
+        if marker in text:
+            line = text.split(marker, 1)[1].splitlines()[0]
+            line = re.sub(r" \[while running '[^']*'\]$", "", line)
+            path, _, reason = line.partition(": ")
+            return DataError(path, reason)
     return None
 
