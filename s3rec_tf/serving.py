@@ -47,7 +47,6 @@ from __future__ import annotations
 
 import json
 import os
-import shutil
 import tempfile
 import time
 
@@ -287,41 +286,38 @@ def export_serving_model(model_dir: str, output_base: str | None, version: int |
     serving_model.set_weights(model.get_weights())
     version = int(version if version is not None else time.time())
     target = target_dir or os.path.join(output_base, str(version))
-    if os.path.exists(target):
+    if os.path.lexists(target):
         raise ArtifactError(f"{target} already exists; choose another --version")
-    parent = os.path.dirname(os.path.abspath(target))
-    os.makedirs(parent, exist_ok=True)
-    staging = tempfile.mkdtemp(prefix=f".{version}.tmp-", dir=parent)
-    try:
-        vocab_file = os.path.join(staging, "vocab-src", VOCABULARY_ASSET)
-        os.makedirs(os.path.dirname(vocab_file))
-        with open(vocab_file, "w") as f:
-            f.write("\n".join(vocabulary) + "\n")
-        rec = _Recommender(serving_model, vocab_file, num_items, default_k)
-        archive = keras.export.ExportArchive()
-        archive.track(serving_model)
-        archive.track(rec.id_to_index)
-        archive.track(rec.index_to_id)
-        history_spec = tf.TensorSpec([None, None], tf.string, name="history")
-        archive.add_endpoint(
-            "serving_default", lambda history: rec.top_k(history, default_k, True),
-            input_signature=[history_spec])
-        archive.add_endpoint(
-            "serve_top_k", lambda history, k, exclude_history: rec.top_k(history, k,
-                                                                          exclude_history),
-            input_signature=[history_spec, tf.TensorSpec([], tf.int32, name="k"),
-                             tf.TensorSpec([], tf.bool, name="exclude_history")])
-        archive.add_endpoint(
-            "serve_int_ids", lambda history: rec.from_int_ids(history, default_k, True),
-            input_signature=[tf.TensorSpec([None, None], tf.int64, name="history")])
-        archive.add_endpoint("serve_examples",
-                             lambda examples: rec.from_examples(examples, default_k, True),
-                             input_signature=[tf.TensorSpec([None], tf.string, name="examples")])
-        archive.add_endpoint("item_embeddings", rec.embeddings, input_signature=[])
-        archive.add_variable_collection("item_embedding_table",
-                                        [serving_model.encoder.item_table])
-        out = os.path.join(staging, "model")
-        archive.write_out(out, verbose=False)
+
+    def fill(out):
+        with tempfile.TemporaryDirectory() as scratch:  # the vocabulary's source file
+            vocab_file = os.path.join(scratch, VOCABULARY_ASSET)
+            with open(vocab_file, "w") as f:
+                f.write("\n".join(vocabulary) + "\n")
+            rec = _Recommender(serving_model, vocab_file, num_items, default_k)
+            archive = keras.export.ExportArchive()
+            archive.track(serving_model)
+            archive.track(rec.id_to_index)
+            archive.track(rec.index_to_id)
+            history_spec = tf.TensorSpec([None, None], tf.string, name="history")
+            archive.add_endpoint(
+                "serving_default", lambda history: rec.top_k(history, default_k, True),
+                input_signature=[history_spec])
+            archive.add_endpoint(
+                "serve_top_k", lambda history, k, exclude_history: rec.top_k(history, k,
+                                                                              exclude_history),
+                input_signature=[history_spec, tf.TensorSpec([], tf.int32, name="k"),
+                                 tf.TensorSpec([], tf.bool, name="exclude_history")])
+            archive.add_endpoint(
+                "serve_int_ids", lambda history: rec.from_int_ids(history, default_k, True),
+                input_signature=[tf.TensorSpec([None, None], tf.int64, name="history")])
+            archive.add_endpoint(
+                "serve_examples", lambda examples: rec.from_examples(examples, default_k, True),
+                input_signature=[tf.TensorSpec([None], tf.string, name="examples")])
+            archive.add_endpoint("item_embeddings", rec.embeddings, input_signature=[])
+            archive.add_variable_collection("item_embedding_table",
+                                            [serving_model.encoder.item_table])
+            archive.write_out(out, verbose=False)
         extra = os.path.join(out, "assets.extra")
         os.makedirs(extra, exist_ok=True)
         artifacts.write_json_atomic(os.path.join(extra, "manifest.json"),
@@ -331,9 +327,9 @@ def export_serving_model(model_dir: str, output_base: str | None, version: int |
         _write_warmup_requests(os.path.join(extra, WARMUP_FILE), vocabulary,
                                serving_model.encoder.max_length)
         _write_model_card(extra, model_dir, manifest, default_k, num_items)
-        os.replace(out, target)
-    finally:
-        shutil.rmtree(staging, ignore_errors=True)
+
+    # nothing appears at `target` (nor a parent this call made) unless the export completes
+    artifacts.write_atomic_dir(target, fill, replace=False)
     return target
 
 
