@@ -203,20 +203,8 @@ def has_feature(examples, name: str):
 
 def read_vocabulary(path: str) -> list:
     """A vocabulary file: one raw item id per line (line `i` = item `i + 1`)."""
-    from s3rec_tf.errors import DataError
-    try:
-        with open(path, "rb") as f:
-            raw = f.read()
-    except FileNotFoundError:
-        raise DataError(path, "file not found") from None
-    except IsADirectoryError:
-        raise DataError(path, "is a directory, expected a file") from None
-    try:
-        text = raw.decode("utf-8")
-    except UnicodeDecodeError as e:
-        raise DataError(path, f"not valid UTF-8 (byte 0x{raw[e.start]:02x})",
-                        line=raw[:e.start].count(b"\n") + 1) from None
-    return [line.rstrip("\r") for line in text.split("\n") if line.strip()]
+    from s3rec_tf.data.reader import read_text
+    return [line.rstrip("\r") for line in read_text(path).split("\n") if line.strip()]
 
 
 def default_vocabulary(num_items: int) -> list:

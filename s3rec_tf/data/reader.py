@@ -175,7 +175,9 @@ def check_id_density(path: str, what: str, largest: int, distinct: int) -> None:
                               f"does)")
 
 
-def _read_lines(path: str):
+def read_text(path: str) -> str:
+    """A UTF-8 text file's contents; a missing, unreadable or non-UTF-8 file is a
+    `DataError` naming the file (and the line of the first bad byte)."""
     try:
         with open(path, "rb") as f:
             raw = f.read()
@@ -186,11 +188,14 @@ def _read_lines(path: str):
     except OSError as e:  # NotADirectoryError, PermissionError, ...
         raise DataError(path, f"cannot read ({e.strerror or type(e).__name__})") from None
     try:
-        text = raw.decode("utf-8")
+        return raw.decode("utf-8")
     except UnicodeDecodeError as e:
         line = raw[:e.start].count(b"\n") + 1
         raise DataError(path, f"not valid UTF-8 (byte 0x{raw[e.start]:02x})", line=line) from None
-    lines = text.split("\n")
+
+
+def _read_lines(path: str):
+    lines = read_text(path).split("\n")
     if lines and lines[-1] == "":
         lines.pop()
     if not lines:
