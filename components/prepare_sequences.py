@@ -18,10 +18,12 @@ import os
 import time
 
 import apache_beam as beam
+from tfx.components.util import examples_utils
 from tfx.dsl.component.experimental.annotations import (BeamComponentParameter,
                                                         InputArtifact, OutputArtifact,
                                                         Parameter)
 from tfx.dsl.component.experimental.decorators import component
+from tfx.proto import example_gen_pb2
 from tfx.types import artifact_utils, standard_artifacts
 
 
@@ -92,6 +94,8 @@ def PrepareSequences(
         pipeline=beam_pipeline)
     stats = preprocess.check_prepared(prepared.uri, {"interactions": examples.uri})
     prepared.split_names = artifact_utils.encode_split_names(list(prepared_lib.SPLITS))
+    # its splits hold tf.Examples: said so, as ExampleGen says it of its own output
+    examples_utils.set_payload_format(prepared, example_gen_pb2.FORMAT_TF_EXAMPLE)
     prepared.set_string_custom_property("dataset", dataset)
     prepared.set_string_custom_property("negatives", stats["negatives"])
     prepared.set_int_custom_property("num_users", stats["users"])

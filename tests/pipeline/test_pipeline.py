@@ -79,6 +79,17 @@ def test_every_component_ran_and_the_model_was_pushed(pipeline_runs):
     assert out["num_known"].numpy().tolist() == [3]
 
 
+def test_every_examples_artifact_names_its_payload_format(pipeline_runs):
+    """Readers of an Examples artifact without one fall back with a warning."""
+    from pipeline import local_runner
+    store, _ = _executions(local_runner.paths(pipeline_runs[0])["metadata"])
+    examples = store.get_artifacts_by_type("Examples")
+    assert examples
+    for artifact in examples:
+        assert artifact.custom_properties["payload_format"].string_value == \
+            "FORMAT_TF_EXAMPLE", artifact.uri
+
+
 def test_evaluation_artifact_holds_the_metrics_and_their_negatives(pipeline_runs):
     _, first, _ = pipeline_runs
     ev = first["evaluation"]
