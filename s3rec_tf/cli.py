@@ -26,14 +26,18 @@ from s3rec_tf import config
 
 # ---------------------------------------------------------------- argument types
 
+def _convert(kind, text):
+    """`kind(text)`, or argparse's one-line error for a value of the wrong type."""
+    try:
+        return kind(text)
+    except (TypeError, ValueError):
+        raise argparse.ArgumentTypeError(f"invalid {kind.__name__} value: {text!r}") from None
+
+
 def _number(kind, minimum=None, maximum=None, what=None):
     """An argparse `type` that parses `kind` and checks its range when parsed."""
     def parse(text):
-        try:
-            value = kind(text)
-        except (TypeError, ValueError):
-            raise argparse.ArgumentTypeError(
-                f"invalid {kind.__name__} value: {text!r}") from None
+        value = _convert(kind, text)
         if kind is float and not math.isfinite(value):
             raise argparse.ArgumentTypeError(f"must be a finite number. Received: {text}")
         if (minimum is not None and value < minimum) or (maximum is not None and value > maximum):
@@ -62,11 +66,7 @@ def _field_type(cls, field, param):
     kind = typing.get_type_hints(cls)[field.name]
 
     def parse(text):
-        try:
-            value = kind(text)
-        except (TypeError, ValueError):
-            raise argparse.ArgumentTypeError(
-                f"invalid {kind.__name__} value: {text!r}") from None
+        value = _convert(kind, text)
         try:
             return config.check_value(cls, field.name, value)
         except config.ConfigError as e:
