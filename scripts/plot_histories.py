@@ -85,13 +85,18 @@ def load(results_dir: str):
     return runs
 
 
-def plot(runs: dict, output_dir: str) -> list:
-    """Writes `<output_dir>/<dataset>.png` per dataset; returns the paths."""
+def _pyplot():
+    """matplotlib's pyplot on the file-only Agg backend (no display needed)."""
     import matplotlib
 
     matplotlib.use("Agg")
     import matplotlib.pyplot as plt
+    return plt
 
+
+def plot(runs: dict, output_dir: str) -> list:
+    """Writes `<output_dir>/<dataset>.png` per dataset; returns the paths."""
+    plt = _pyplot()
     os.makedirs(output_dir, exist_ok=True)
     written = []
     for dataset, panels in sorted(runs.items()):
@@ -173,11 +178,7 @@ def load_pretraining(paths) -> dict:
 
 def plot_pretraining(runs: dict, output_dir: str) -> list:
     """Writes `<output_dir>/<dataset>_pretraining.png` per dataset; returns the paths."""
-    import matplotlib
-
-    matplotlib.use("Agg")
-    import matplotlib.pyplot as plt
-
+    plt = _pyplot()
     os.makedirs(output_dir, exist_ok=True)
     written = []
     for dataset, lines in sorted(runs.items()):
