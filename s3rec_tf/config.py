@@ -40,6 +40,11 @@ MAX_SEED = 2**32 - 1
 #: (`s3rec_tf.losses.attribute_loss`).
 ATTRIBUTE_BCE_MODES = ("original", "softplus")
 
+#: The Segment Prediction loss (`s3rec_tf.losses.segment_loss`): the original's
+#: `BCE(sigmoid(sigmoid(pos) - sigmoid(neg)), 1)`, then `BCE(sigmoid(pos - neg), 1)`
+#: on the logits' gap, which does not saturate when both scores do.
+SEGMENT_LOSS_MODES = ("original", "logit-gap")
+
 
 @dataclasses.dataclass(frozen=True)
 class Param:
@@ -170,6 +175,10 @@ class PretrainConfig(_Validated):
         ATTRIBUTE_BCE_MODES[0], "BCE of AAP and MAP: 'original' (PyTorch's BCELoss on "
         "probabilities, as the authors) or 'softplus' (BCE on logits)",
         choices=ATTRIBUTE_BCE_MODES)
+    segment_loss: str = _param(
+        SEGMENT_LOSS_MODES[0], "SP loss: 'original' (BCE of sigmoid(sigmoid(pos) - "
+        "sigmoid(neg)), as the authors; no gradient once both scores saturate) or "
+        "'logit-gap' (BCE of sigmoid(pos - neg))", choices=SEGMENT_LOSS_MODES)
 
     @property
     def loss_weights(self) -> dict:

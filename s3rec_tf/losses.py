@@ -23,6 +23,8 @@ import tensorflow as tf
 
 #: The attribute BCE forms of `attribute_loss` (AAP, MAP); the first is the default.
 from s3rec_tf.config import ATTRIBUTE_BCE_MODES
+#: The forms of `segment_loss` (SP); the first is the default.
+from s3rec_tf.config import SEGMENT_LOSS_MODES
 #: PyTorch's `BCELoss`: log terms are clamped at this value ...
 _LOG_FLOOR = -100.0
 #: ... and its backward divides by `max(p (1 - p), _BACKWARD_EPSILON)`.
@@ -96,6 +98,28 @@ def attribute_loss(logits, target_attributes, mode: str = "original"):
 def pairwise_sigmoid_loss(pos_logit, neg_logit):
     """The original's MIP/SP loss: `BCE(sigmoid(sigmoid(pos) - sigmoid(neg)), 1)`."""
     return _bce_positive(tf.sigmoid(pos_logit) - tf.sigmoid(neg_logit))
+
+
+def check_segment_loss_mode(mode: str) -> None:
+    if mode not in SEGMENT_LOSS_MODES:
+        raise ValueError(f"`segment_loss` must be one of {SEGMENT_LOSS_MODES}. "
+                         f"Received: {mode!r}")
+
+
+def segment_loss(pos_logit, neg_logit, mode: str = "original"):
+    """Segment Prediction's per-row loss from the true and the random segment's logits.
+
+    `"original"`: `pairwise_sigmoid_loss`, the authors' `BCE(sigmoid(sigmoid(pos)
+    - sigmoid(neg)), 1)`. Once both logits are far on the same side of 0 both
+    sigmoids round to 0 or 1, the loss sits at ln 2 and its gradient is 0.
+    `"logit-gap"`: `BCE(sigmoid(pos - neg), 1) = softplus(neg - pos)`, a
+    BPR-style loss on the logits' gap, whose gradient does not vanish when
+    both logits are large.
+    """
+    check_segment_loss_mode(mode)
+    if mode == "original":
+        return pairwise_sigmoid_loss(pos_logit, neg_logit)
+    return _bce_positive(pos_logit - neg_logit)
 
 
 def next_item_bce_loss(pos_logits, neg_logits, weights):

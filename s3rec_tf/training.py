@@ -189,7 +189,8 @@ def run_pretraining(data: SequenceData, output_dir: str,
     keras.utils.set_random_seed(config.seed)
     encoder = build_encoder(data, encoder_config)
     model = S3RecPretrainer(encoder, data.attribute_table(), loss_weights=config.loss_weights,
-                            attribute_bce=config.attribute_bce)
+                            attribute_bce=config.attribute_bce,
+                            segment_loss=config.segment_loss)
     model.compile(optimizer=adam(config.learning_rate), jit_compile=config.jit_compile)
     vocabulary = artifacts.vocabulary_of(data)
     hyper = {**dataclasses.asdict(encoder_config), **dataclasses.asdict(config)}

@@ -71,6 +71,23 @@ def test_pairwise_sigmoid_loss_hand_computed():
     assert abs(got - expected) < 1e-6
 
 
+def test_segment_loss_modes():
+    pos, neg = tf.constant([3.0, 40.0]), tf.constant([4.0, 38.0])
+    original = losses.segment_loss(pos, neg).numpy()
+    np.testing.assert_allclose(original, losses.pairwise_sigmoid_loss(pos, neg).numpy())
+    gap = losses.segment_loss(pos, neg, "logit-gap").numpy()
+    np.testing.assert_allclose(gap, -np.log(sigmoid(np.array([-1.0, 2.0]))), rtol=1e-6)
+    # both scores saturated: the original's gradient is 0, the gap's is not
+    with tf.GradientTape(persistent=True) as tape:
+        tape.watch(pos)
+        g_original = losses.segment_loss(pos, neg)[1]
+        g_gap = losses.segment_loss(pos, neg, "logit-gap")[1]
+    assert tape.gradient(g_original, pos).numpy()[1] == 0.0
+    assert tape.gradient(g_gap, pos).numpy()[1] < -0.1
+    with pytest.raises(ValueError, match="segment_loss"):
+        losses.segment_loss(pos, neg, "bpr")
+
+
 def test_next_item_bce_loss_hand_computed():
     pos = tf.constant([[3.0, 1.0, 9.0]])
     neg = tf.constant([[4.0, -1.0, 9.0]])

@@ -55,6 +55,9 @@ class S3RecPretrainer(keras.Model):
             original's `BCELoss` on probabilities, whose gradient fades for
             saturated logits) or `"softplus"` (BCE on logits). See
             `s3rec_tf.losses`. Defaults to `"original"`.
+        segment_loss: str. The SP loss: `"original"` (the authors') or
+            `"logit-gap"` (`softplus(neg - pos)`, no saturation). See
+            `s3rec_tf.losses.segment_loss`. Defaults to `"original"`.
 
     Example:
     >>> enc = SequenceEncoder(num_items=20, num_attributes=5, max_length=8)
@@ -64,10 +67,13 @@ class S3RecPretrainer(keras.Model):
 
     def __init__(self, encoder: SequenceEncoder, item_attributes, loss_weights=None,
                  length_buckets=DEFAULT_LENGTH_BUCKETS,
-                 attribute_bce: str = losses.ATTRIBUTE_BCE_MODES[0], **kwargs):
+                 attribute_bce: str = losses.ATTRIBUTE_BCE_MODES[0],
+                 segment_loss: str = losses.SEGMENT_LOSS_MODES[0], **kwargs):
         super().__init__(**kwargs)
         losses._check_mode(attribute_bce)
+        losses.check_segment_loss_mode(segment_loss)
         self.attribute_bce = attribute_bce
+        self.segment_loss = segment_loss
         self.encoder = encoder
         self.length_buckets = tuple(length_buckets) if length_buckets else None
         item_attributes = np.asarray(item_attributes, dtype="int32")
@@ -183,7 +189,7 @@ class S3RecPretrainer(keras.Model):
         # SP: the last position's output of the masked-segment sequence against
         # the true and a random segment.
         pos_score, neg_score = self.segment_logits(batch, training=training)
-        sp = tf.reduce_sum(losses.pairwise_sigmoid_loss(pos_score, neg_score))
+        sp = tf.reduce_sum(losses.segment_loss(pos_score, neg_score, self.segment_loss))
         return {"aap": aap, "mip": mip, "map": map_, "sp": sp}
 
     def _weighted(self, parts):
@@ -218,6 +224,7 @@ class S3RecPretrainer(keras.Model):
                 "loss_weights": dict(self.loss_weights_),
                 "length_buckets": list(self.length_buckets) if self.length_buckets else None,
                 "attribute_bce": self.attribute_bce,
+                "segment_loss": self.segment_loss,
                 "name": self.name}
 
     @classmethod
@@ -227,4 +234,5 @@ class S3RecPretrainer(keras.Model):
         return cls(encoder, table, loss_weights=config.get("loss_weights"),
                    length_buckets=config.get("length_buckets", DEFAULT_LENGTH_BUCKETS),
                    attribute_bce=config.get("attribute_bce", losses.ATTRIBUTE_BCE_MODES[0]),
+                   segment_loss=config.get("segment_loss", losses.SEGMENT_LOSS_MODES[0]),
                    name=config.get("name"))

@@ -101,12 +101,17 @@ def test_loss_weights_and_table_are_validated(tiny_data):
 
 
 def test_config_round_trip(tiny_data):
-    model = _model(tiny_data, loss_weights={"sp": 0.7}, attribute_bce="softplus")
+    model = _model(tiny_data, loss_weights={"sp": 0.7}, attribute_bce="softplus",
+                   segment_loss="logit-gap")
     clone = S3RecPretrainer.from_config(model.get_config())
     assert clone.loss_weights_["sp"] == 0.7
     assert clone.attribute_bce == "softplus"
+    assert clone.segment_loss == "logit-gap"
     assert _model(tiny_data).attribute_bce == "original"
+    assert _model(tiny_data).segment_loss == "original"
     with pytest.raises(ValueError, match="attribute_bce"):
         _model(tiny_data, attribute_bce="logits")
+    with pytest.raises(ValueError, match="segment_loss"):
+        _model(tiny_data, segment_loss="bpr")
     restored = keras.saving.deserialize_keras_object(keras.saving.serialize_keras_object(model))
     assert restored.encoder.get_config() == model.encoder.get_config()
