@@ -13,16 +13,23 @@ epoch) are drawn beside them, one PNG per dataset,
 `results/plots/<dataset>_pretraining.png`, with a panel per head and one for
 the weighted sum, a line per run. They are `results/*pretrain*.history.jsonl`
 (named `<dataset>_<tag with "pretrain">...`) or the files or pretraining output
-directories given with `--pretraining`.
+directories given with `--pretraining` (`LABEL=PATH` names a line; a console
+log `*.log` of a run made before `history.jsonl` existed is read from its
+per-epoch lines). The SP panel marks ln 2, the loss of an SP head that cannot
+tell the true segment from a random one. `--pretraining-output FILE` draws every
+given run in one figure in FILE instead.
 
 Usage: python scripts/plot_histories.py [--results DIR] [--output DIR]
-                                        [--pretraining PATH [PATH ...]]
+                                        [--pretraining [LABEL=]PATH ...]
+                                        [--pretraining-output FILE] [--title T]
 """
 
 import argparse
 import glob
 import json
+import math
 import os
+import re
 import sys
 
 ROOT = os.path.dirname(os.path.dirname(os.path.abspath(__file__)))
@@ -36,10 +43,30 @@ HEADS = {"aap_loss": "AAP: associated attribute prediction",
          "loss": "weighted sum (the optimised loss)"}
 
 
+#: Per-epoch lines of a console log: Keras's (`1503/1503 - 665s - 442ms/step - aap_loss:
+#: 105.6 - ...`) and the command line's (`epoch 3/150: aap_loss=26.4 loss=40.2 ... (298.5s)`).
+KERAS_LINE = re.compile(r"^\s*\d+/\d+ - .*?((?:\w+_loss|loss): [-\d.e+]+.*)$")
+CLI_LINE = re.compile(r"^epoch (\d+)/\d+: (.*?)(?: \([\d.]+s\))?$")
+
+
 def read_history(path: str) -> list:
-    """The rows of a `.jsonl` history (one JSON object per line)."""
+    """The rows of a `.jsonl` history (one JSON object per line), or of a console `.log`."""
     with open(path) as f:
-        return [json.loads(line) for line in f if line.strip()]
+        if not path.endswith(".log"):
+            return [json.loads(line) for line in f if line.strip()]
+        rows = []
+        for line in f.read().replace("\r", "\n").splitlines():
+            keras_line, cli_line = KERAS_LINE.match(line), CLI_LINE.match(line.strip())
+            if keras_line:
+                values = dict(part.split(": ") for part in keras_line.group(1).split(" - "))
+                rows.append({"epoch": len(rows) + 1, **{k: float(v) for k, v in values.items()}})
+            elif cli_line:
+                values = dict(part.split("=") for part in cli_line.group(2).split())
+                rows.append({"epoch": int(cli_line.group(1)),
+                             **{k: float(v) for k, v in values.items()}})
+    if not rows:
+        raise ValueError(f"{path}: no epochs recorded")
+    return rows
 
 
 def is_pretraining(rows: list) -> bool:
@@ -155,10 +182,12 @@ def load_pretraining(paths) -> dict:
     """`{dataset: [(label, epochs, {head: values})]}` of pretraining histories.
 
     `paths` are history files or pretraining output directories (their
-    `history.jsonl`). A resumed run's repeated epoch keeps its last row.
+    `history.jsonl`), each optionally `LABEL=PATH`. A resumed run's repeated
+    epoch keeps its last row.
     """
     runs = {}
-    for path in paths:
+    for spec in paths:
+        label, _, path = spec.rpartition("=") if "=" in spec else (None, "", spec)
         if os.path.isdir(path):
             path = os.path.join(path, "history.jsonl")
         rows = read_history(path)
@@ -171,15 +200,20 @@ def load_pretraining(paths) -> dict:
         epochs = sorted(by_epoch)
         heads = {head: [by_epoch[e].get(head, float("nan")) for e in epochs]
                  for head in HEADS if any(head in by_epoch[e] for e in epochs)}
-        dataset, label = pretraining_run(path)
-        runs.setdefault(dataset, []).append((label, epochs, heads))
+        dataset, name = pretraining_run(path)
+        runs.setdefault(dataset, []).append((label or name, epochs, heads))
     return runs
 
 
-def plot_pretraining(runs: dict, output_dir: str) -> list:
-    """Writes `<output_dir>/<dataset>_pretraining.png` per dataset; returns the paths."""
+def plot_pretraining(runs: dict, output_dir: str, output_file: str | None = None,
+                     title: str | None = None) -> list:
+    """Writes `<output_dir>/<dataset>_pretraining.png` per dataset (or one
+    figure with every run to `output_file`); returns the paths."""
     plt = _pyplot()
-    os.makedirs(output_dir, exist_ok=True)
+    if output_file:  # one figure: every run's lines together
+        runs = {" + ".join(sorted(runs)): [line for lines in runs.values() for line in lines]}
+    os.makedirs(os.path.dirname(os.path.abspath(output_file)) if output_file else output_dir,
+                exist_ok=True)
     written = []
     for dataset, lines in sorted(runs.items()):
         heads = [h for h in HEADS if any(h in line[2] for line in lines)]
@@ -189,14 +223,16 @@ def plot_pretraining(runs: dict, output_dir: str) -> list:
                 if head in values:
                     ax.plot(epochs, values[head], color=f"C{i}", linewidth=1.3, label=label,
                             marker="." if len(epochs) < 30 else None)
+            if head == "sp_loss":
+                ax.axhline(math.log(2), color="grey", linestyle=":", label="ln 2")
             ax.set_title(HEADS[head], fontsize=9)
             ax.set_xlabel("pretraining epoch")
             ax.set_ylabel(f"{head} (per sample)")
             ax.grid(alpha=0.3)
         axes[0][-1].legend(fontsize=7.5, loc="upper right")
-        fig.suptitle(f"{dataset}: pretraining losses per head", fontsize=10)
+        fig.suptitle(title or f"{dataset}: pretraining losses per head", fontsize=10)
         fig.tight_layout()
-        path = os.path.join(output_dir, f"{dataset}_pretraining.png")
+        path = output_file or os.path.join(output_dir, f"{dataset}_pretraining.png")
         tmp = path + ".tmp.png"
         fig.savefig(tmp, dpi=110)
         plt.close(fig)
@@ -209,18 +245,28 @@ def main(argv=None) -> int:
     parser = argparse.ArgumentParser(description=__doc__.split("\n")[0])
     parser.add_argument("--results", default=os.path.join(ROOT, "results"))
     parser.add_argument("--output", default=os.path.join(ROOT, "results", "plots"))
-    parser.add_argument("--pretraining", nargs="+", metavar="PATH",
-                        help="pretraining history files or output directories (default: "
-                             "<results>/*pretrain*.history.jsonl with per-head losses)")
+    parser.add_argument("--pretraining", nargs="+", metavar="[LABEL=]PATH",
+                        help="pretraining history files, console logs or output directories "
+                             "(default: <results>/*pretrain*.history.jsonl with per-head "
+                             "losses)")
+    parser.add_argument("--pretraining-output", metavar="FILE",
+                        help="write the pretraining figure (one dataset) to FILE and skip "
+                             "the fine-tuning plots")
+    parser.add_argument("--title", help="title of the pretraining figure")
     args = parser.parse_args(argv)
-    runs = load(args.results)
-    missing = [p for p in args.pretraining or [] if not os.path.exists(p)]
+    runs = {} if args.pretraining_output else load(args.results)
+    missing = [p.rpartition("=")[2] for p in args.pretraining or []
+               if not os.path.exists(p.rpartition("=")[2])]
     if missing:
         print(f"plot_histories.py: error: {missing[0]}: no such file or directory",
               file=sys.stderr)
         return 2
     if args.pretraining:
-        pretraining = load_pretraining(args.pretraining)
+        try:
+            pretraining = load_pretraining(args.pretraining)
+        except ValueError as e:
+            print(f"plot_histories.py: error: {e}", file=sys.stderr)
+            return 2
     else:
         pretraining = load_pretraining(
             p for p in sorted(glob.glob(os.path.join(args.results, "*pretrain*.history.jsonl")))
@@ -228,7 +274,13 @@ def main(argv=None) -> int:
     if not runs and not pretraining:
         print(f"no histories in {args.results}", file=sys.stderr)
         return 1
-    for path in plot(runs, args.output) + plot_pretraining(pretraining, args.output):
+    try:
+        pretraining_paths = plot_pretraining(pretraining, args.output, args.pretraining_output,
+                                             args.title)
+    except ValueError as e:
+        print(f"plot_histories.py: error: {e}", file=sys.stderr)
+        return 2
+    for path in plot(runs, args.output) + pretraining_paths:
         print(f"Wrote {path}")
     return 0
 

@@ -94,8 +94,9 @@ def test_pretraining_losses_get_one_panel_per_head(tmp_path, monkeypatch):
     plots.plot_pretraining(plots.load_pretraining(
         [str(results / "Toy_own-pretrain_seed1.history.jsonl"),
          str(results / "Toy_pretrain-b.history.jsonl")]), str(out))
-    assert figures == [[(plots.HEADS[h], 2 if h in ("aap_loss", "loss") else 1)
-                        for h in plots.HEADS]]
+    # the SP panel also marks ln 2
+    assert figures == [[(plots.HEADS[h], (2 if h in ("aap_loss", "loss") else 1)
+                         + (h == "sp_loss")) for h in plots.HEADS]]
 
 
 def test_results_table_has_paper_numbers_next_to_ours():
@@ -119,7 +120,7 @@ def test_results_table_names_the_negatives_of_each_sampled_row():
 
 
 def test_pretraining_plot_reads_histories_and_console_logs(tmp_path):
-    plot = _script("plot_pretraining")
+    plot = _script("plot_histories")
     log = tmp_path / "run.log"
     log.write_text("Epoch 1/2\n1503/1503 - 665s - 442ms/step - aap_loss: 105.6 - loss: 69.5 - "
                    "map_loss: 46.8 - mip_loss: 1.26 - sp_loss: 0.6933\nEpoch 2/2\n"
@@ -127,12 +128,23 @@ def test_pretraining_plot_reads_histories_and_console_logs(tmp_path):
                    "map_loss: 34.4 - mip_loss: 1.18 - sp_loss: 0.6759\nPretraining done\n")
     rows = plot.read_history(str(log))
     assert [(r["epoch"], r["sp_loss"]) for r in rows] == [(1, 0.6933), (2, 0.6759)]
+    cli_log = tmp_path / "cli.log"
+    cli_log.write_text("Pretraining on X\nepoch 1/150: aap_loss=106.5 loss=69.7 map_loss=46.8 "
+                       "mip_loss=1.27 sp_loss=0.6934 (73.8s)\nepoch 2/150: aap_loss=50.9 "
+                       "loss=46.0 map_loss=34.3 mip_loss=1.18 sp_loss=0.6932 (60.2s)\n")
+    assert [(r["epoch"], r["aap_loss"]) for r in plot.read_history(str(cli_log))] == \
+        [(1, 106.5), (2, 50.9)]
     history = tmp_path / "history.jsonl"
     history.write_text("".join(json.dumps({"epoch": e, "aap_loss": 1.0, "mip_loss": 1.0,
                                            "map_loss": 1.0, "sp_loss": 0.69}) + "\n"
                                for e in (1, 2)))
     out = tmp_path / "p.png"
-    assert plot.main(["--run", f"a={log}", "--run", f"b={history}", "--output", str(out)]) == 0
+    assert plot.main(["--pretraining", f"a={log}", f"b={history}",
+                      "--pretraining-output", str(out)]) == 0
     with open(out, "rb") as f:
         assert f.read(8) == b"\x89PNG\r\n\x1a\n"
-    assert plot.main(["--run", f"c={tmp_path / 'missing.jsonl'}", "--output", str(out)]) == 2
+    assert plot.main(["--pretraining", f"c={tmp_path / 'missing.jsonl'}",
+                      "--pretraining-output", str(out)]) == 2
+    empty = tmp_path / "empty.log"
+    empty.write_text("nothing\n")
+    assert plot.main(["--pretraining", str(empty), "--pretraining-output", str(out)]) == 2
