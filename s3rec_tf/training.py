@@ -78,12 +78,20 @@ def _log(verbose, *args):
         print(*args, flush=True)
 
 
+def _field_defaults(config_class) -> dict:
+    return {f.name: f.default for f in dataclasses.fields(config_class)
+            if f.default is not dataclasses.MISSING}
+
+
 class _Resume:
     """Model + optimizer + run state in `<output>/_resume`, guarded by a config check."""
 
-    def __init__(self, output_dir: str, model, signature: dict, state: dict):
+    def __init__(self, output_dir: str, model, signature: dict, state: dict, configs=()):
         self.dir = os.path.join(output_dir, RESUME_DIR)
         self.signature = signature
+        # A setting added after a checkpoint was written is absent from its
+        # signature: the checkpointed run had that setting's default.
+        self.defaults = {k: v for c in configs for k, v in _field_defaults(c).items()}
         self.state = {k: tf.Variable(v, dtype=tf.float64 if isinstance(v, float) else tf.int64,
                                      trainable=False, name=k) for k, v in state.items()}
         # Dropout seed-generator states are not reachable through the model's
@@ -107,7 +115,7 @@ class _Resume:
             raise ArtifactError(f"{sig_path}: corrupt (not a JSON object); cannot resume: use "
                                 f"a new --output or delete {self.dir}")
         diffs = [f"{k}: checkpoint {saved.get(k)!r} vs now {v!r}"
-                 for k, v in self.signature.items() if saved.get(k) != v]
+                 for k, v in self.signature.items() if saved.get(k, self.defaults.get(k)) != v]
         if diffs:
             raise ArtifactError(f"{self.dir}: cannot resume, the run differs from the "
                                 f"checkpointed one ({'; '.join(diffs)}); use a new --output "
@@ -196,7 +204,8 @@ def run_pretraining(data: SequenceData, output_dir: str,
     hyper = {**dataclasses.asdict(encoder_config), **dataclasses.asdict(config)}
     signature = {"vocabulary": vocabulary,
                  **{k: v for k, v in hyper.items() if k not in ("epochs", "save_every")}}
-    resume = _Resume(output_dir, model, signature, {"epoch": 0})
+    resume = _Resume(output_dir, model, signature, {"epoch": 0},
+                     (EncoderConfig, PretrainConfig))
     first_epoch = 0
     if resume.restore(model):
         first_epoch = int(resume.value("epoch"))
@@ -361,7 +370,8 @@ def run_finetuning(data: SequenceData, output_dir: str, pretrained: str | None,
     signature = {"vocabulary": vocabulary,
                  **{k: v for k, v in hyper.items() if k not in ("epochs", "patience")}}
     resume = _Resume(output_dir, model, signature,
-                     {"epoch": 0, "best_epoch": -1, "best_score": -1.0, "wait": 0})
+                     {"epoch": 0, "best_epoch": -1, "best_score": -1.0, "wait": 0},
+                     (EncoderConfig, FinetuneConfig))
     first_epoch = 0
     best_dir = os.path.join(output_dir, "best")
     # the best model so far lives with the checkpoint until the run completes,

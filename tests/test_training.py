@@ -40,6 +40,18 @@ def test_resume_refuses_a_different_run(tiny_data, tmp_path):
         _pretrain(tiny_data, tmp_path / "p", 2, mask_p=0.3)
 
 
+def test_resume_reads_a_setting_missing_from_an_older_checkpoint_as_its_default(
+        tiny_data, tmp_path):
+    _pretrain(tiny_data, tmp_path / "p", 1)
+    path = tmp_path / "p" / training.RESUME_DIR / "signature.json"
+    signature = json.loads(path.read_text())
+    del signature["segment_loss"]  # written before the setting existed
+    path.write_text(json.dumps(signature))
+    _pretrain(tiny_data, tmp_path / "p", 2)  # the default: the same run, resumes
+    with pytest.raises(ArtifactError, match="segment_loss: checkpoint None vs now 'logit-gap'"):
+        _pretrain(tiny_data, tmp_path / "p", 3, segment_loss="logit-gap")
+
+
 @pytest.fixture(scope="module")
 def pretrained(tiny_data, tmp_path_factory):
     out = tmp_path_factory.mktemp("pre")
