@@ -417,6 +417,8 @@ def build_parser() -> argparse.ArgumentParser:
     p.add_argument("--beam-arg", action="append", default=None, dest="beam_args",
                    help="a Beam pipeline option, repeatable (default: DirectRunner, "
                         "multi-processing, 2 workers), e.g. --beam-arg=--runner=DataflowRunner")
+    p.add_argument("--record", help="also write a results JSON (users/s, command, commit, "
+                                    "machine) to this path")
 
     sub.add_parser("bench", help="speed benchmarks (see `s3rec-tf bench --help`)",
                    add_help=False)
@@ -555,12 +557,16 @@ def run(args) -> int:
             return 1
         return 0
     if args.command == "recommend-batch":
-        from s3rec_tf import batch
+        from s3rec_tf import batch, provenance  # noqa: F401  (records the commit at start)
         summary = batch.recommend_batch(args.data, args.name, args.model, args.output, args.k,
                                         not args.include_history, args.index, args.beam_args,
                                         args.batch_size or batch.DEFAULT_BATCH_SIZE)
         print(json.dumps({k: summary[k] for k in ("users", "k", "index", "elapsed_s",
                                                    "users_per_s")}, sort_keys=True))
+        if args.record:
+            from s3rec_tf import artifacts, provenance
+            artifacts.write_json_atomic(args.record, {**summary, **provenance.record()})
+            print(f"Recorded {args.record}")
         print(f"Wrote {args.output}")
         return 0
     if args.command == "import-weights":

@@ -90,7 +90,11 @@ def test_cli_with_beam_args_and_clear_errors(export, synthetic_dir, tmp_path, ca
     out = tmp_path / "recs"
     assert cli.main(["recommend-batch", "--model", export, "--data", synthetic_dir, "--name",
                      "Tiny", "--output", str(out), "-k", "3", "--include-history",
-                     "--beam-arg=--runner=DirectRunner"]) == 0
+                     "--beam-arg=--runner=DirectRunner", "--record",
+                     str(tmp_path / "rec.json")]) == 0
+    record = json.loads((tmp_path / "rec.json").read_text())
+    assert record["users"] == 120 and record["machine"]["cpu_count"] and "commit" in record
+    assert record["command"].startswith("s3rec-tf")
     printed = json.loads(capsys.readouterr().out.splitlines()[0])
     assert printed["users"] == 120 and printed["k"] == 3
     summary = batch.summary_of(str(out))
