@@ -5,10 +5,10 @@ An exported model scores item `i` as `query · item_table[i]`
 the top-k is a maximum-inner-product search. `brute` (the default) scores
 the whole catalogue in the SavedModel (`serve_top_k`), exactly; `scann`
 searches a ScaNN index (`scann==1.3.2`, optional) built over the item
-embeddings when the recommender starts: for a catalogue of at least
-`ScannConfig.partition_min_items` items a tree of about `sqrt(N)` leaves
-searched in part, then asymmetric hashing, then exact re-scoring of the best
-`reorder` candidates; smaller catalogues skip the tree. Its scores are the
+embeddings when the recommender starts: asymmetric hashing scores every item
+cheaply, then the best `ScannConfig.reorder` candidates are re-scored
+exactly; optionally (`partition_min_items`) a tree of about `sqrt(N)` leaves,
+searched in part, comes first. Its scores are the
 exact dot products of the candidates it keeps; an item it misses is simply
 absent, so recall (not score) is what it trades. History items are excluded
 by asking the index for `k + len(history)` neighbours and dropping them.
@@ -32,14 +32,17 @@ DEFAULT_INDEX = "brute"
 class ScannConfig:
     """How the ScaNN index is built (defaults measured by `scripts/scann_recall.py`)."""
 
-    #: Catalogues smaller than this are searched without the tree (hashing + re-scoring).
-    partition_min_items: int = 20_000
+    #: Catalogues of at least this many items are partitioned by the tree first; None:
+    #: never (hashing over every item, then re-scoring: at a million random items it
+    #: reached recall@10 0.967 at 2.5 ms per query, against 0.955 at 3.0 ms with the tree
+    #: searching half its leaves).
+    partition_min_items: int | None = None
     #: Leaves of the tree: `round(sqrt(N) * leaves_per_sqrt)`.
     leaves_per_sqrt: float = 1.0
-    #: Share of the leaves searched per query.
-    leaves_searched: float = 0.1
+    #: Share of the leaves searched per query (with the tree).
+    leaves_searched: float = 0.5
     #: Candidates re-scored exactly (at least `k + len(history)`).
-    reorder: int = 200
+    reorder: int = 500
     #: Dimensions per block of the asymmetric hashing.
     dims_per_block: int = 2
     anisotropic_threshold: float = 0.2
@@ -70,7 +73,7 @@ def build_scann(embeddings: np.ndarray, num_neighbors: int = 10,
     embeddings = np.ascontiguousarray(embeddings, np.float32)
     n = len(embeddings)
     builder = scann_ops_pybind.builder(embeddings, num_neighbors, "dot_product")
-    if n >= config.partition_min_items:
+    if config.partition_min_items is not None and n >= config.partition_min_items:
         leaves = max(2, int(round(math.sqrt(n) * config.leaves_per_sqrt)))
         builder = builder.tree(num_leaves=leaves,
                                num_leaves_to_search=max(1, int(round(leaves *

@@ -7,20 +7,16 @@ import numpy as np
 import pytest
 import tensorflow as tf
 
-from s3rec_tf import batch, cli, serving, training
+from s3rec_tf import batch, cli, serving
 from s3rec_tf.data import prepared
 
-ENC = training.EncoderConfig(hidden_size=16, max_length=10)
 #: the in-process DirectRunner: small runs start faster than with worker processes
 IN_PROCESS = ["--runner=DirectRunner"]
 
 
 @pytest.fixture(scope="module")
-def export(tiny_data, tmp_path_factory):
-    out = tmp_path_factory.mktemp("batch")
-    cfg = training.FinetuneConfig(epochs=1, batch_size=64, seed=0)
-    training.run_finetuning(tiny_data, str(out / "ft"), None, ENC, cfg, verbose=0)
-    return serving.export_serving_model(str(out / "ft" / "best"), str(out / "serve"), version=1)
+def export(tiny_export):
+    return tiny_export
 
 
 @pytest.fixture(scope="module")
