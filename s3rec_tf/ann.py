@@ -91,13 +91,21 @@ def search(searcher, queries: np.ndarray, k: int):
     return np.asarray(idx), np.asarray(scores)
 
 
-def brute_force_top_k(embeddings: np.ndarray, queries: np.ndarray, k: int):
-    """Exact `(indices, scores)` of the `k` largest dot products (for measuring recall)."""
-    scores = queries @ embeddings.T
-    part = np.argpartition(-scores, k - 1, axis=1)[:, :k]
-    order = np.argsort(-np.take_along_axis(scores, part, 1), axis=1, kind="stable")
-    idx = np.take_along_axis(part, order, 1)
-    return idx, np.take_along_axis(scores, idx, 1)
+def brute_force_top_k(embeddings: np.ndarray, queries: np.ndarray, k: int,
+                      chunk: int = 64):
+    """Exact `(indices, scores)` of the `k` largest dot products (for measuring recall).
+
+    Scores `chunk` queries at a time, so memory stays `chunk * N` floats.
+    """
+    out_idx, out_scores = [], []
+    for start in range(0, len(queries), chunk):
+        scores = queries[start:start + chunk] @ embeddings.T
+        part = np.argpartition(-scores, k - 1, axis=1)[:, :k]
+        order = np.argsort(-np.take_along_axis(scores, part, 1), axis=1, kind="stable")
+        idx = np.take_along_axis(part, order, 1)
+        out_idx.append(idx)
+        out_scores.append(np.take_along_axis(scores, idx, 1))
+    return np.concatenate(out_idx), np.concatenate(out_scores)
 
 
 def recall(approximate: np.ndarray, exact: np.ndarray) -> float:
