@@ -33,9 +33,9 @@ class ScannConfig:
     """How the ScaNN index is built (defaults measured by `scripts/scann_recall.py`)."""
 
     #: Catalogues of at least this many items are partitioned by the tree first; None:
-    #: never (hashing over every item, then re-scoring: at a million random items it
-    #: reached recall@10 0.967 at 2.5 ms per query, against 0.955 at 3.0 ms with the tree
-    #: searching half its leaves).
+    #: never (hashing over every item, then re-scoring, is what
+    #: `results/scann-recall-1M.json` measures; in trial runs at a million random items
+    #: the tree, searching half its leaves, was both slower and less exact).
     partition_min_items: int | None = None
     #: Leaves of the tree: `round(sqrt(N) * leaves_per_sqrt)`.
     leaves_per_sqrt: float = 1.0
