@@ -84,10 +84,14 @@ def build_scann(embeddings: np.ndarray, num_neighbors: int = 10,
     return builder.reorder(max(config.reorder, num_neighbors)).build()
 
 
-def search(searcher, queries: np.ndarray, k: int):
-    """`(indices [B, <=k] int, scores)`: ScaNN's best `k` rows for each query, best first."""
+def search(searcher, queries: np.ndarray, k: int, reorder: int | None = None):
+    """`(indices [B, <=k] int, scores)`: ScaNN's best `k` rows for each query, best first.
+
+    `reorder`: candidates re-scored exactly (default: the index's, raised to `k`).
+    """
+    kwargs = {"pre_reorder_num_neighbors": max(reorder, k)} if reorder is not None else {}
     idx, scores = searcher.search_batched(np.ascontiguousarray(queries, np.float32),
-                                          final_num_neighbors=k)
+                                          final_num_neighbors=k, **kwargs)
     return np.asarray(idx), np.asarray(scores)
 
 
@@ -124,7 +128,8 @@ class ScannIndex:
 
     def __init__(self, item_ids, embeddings, config: ScannConfig | None = None):
         self.item_ids = list(item_ids)
-        self.searcher = build_scann(np.asarray(embeddings, np.float32), 10, config)
+        self.config = config or ScannConfig()
+        self.searcher = build_scann(np.asarray(embeddings, np.float32), 10, self.config)
 
     def top_k(self, queries: np.ndarray, histories, k: int, exclude_history: bool) -> list:
         """`[(item_id, score), ...]` per query, best first, history items dropped."""
@@ -132,7 +137,8 @@ class ScannIndex:
         seen = [set(str(i).strip() for i in h) if exclude_history else set()
                 for h in histories]
         wanted = min(n, k + max([len(s) for s in seen] + [0]))
-        idx, scores = search(self.searcher, queries, wanted)
+        # a long history asks for more neighbours than `reorder`: re-score them all
+        idx, scores = search(self.searcher, queries, wanted, max(self.config.reorder, wanted))
         out = []
         for r in range(len(histories)):
             row = []

@@ -263,6 +263,7 @@ def recommend_batch(data_dir: str, name: str | None, export_dir: str, output_dir
         DataError / ArtifactError: a missing or malformed input, before
             anything runs; ValueError: `k` or `index` out of range.
     """
+    import apache_beam as beam
     from apache_beam.options.pipeline_options import PipelineOptions
 
     from s3rec_tf import ann, artifacts, serving
@@ -283,8 +284,7 @@ def recommend_batch(data_dir: str, name: str | None, export_dir: str, output_dir
     def fill(staging):
         start = time.time()
         args = beam_args if beam_args is not None else preprocess.default_beam_args()
-        p = pipeline if pipeline is not None else __import__("apache_beam").Pipeline(
-            options=PipelineOptions(args))
+        p = pipeline if pipeline is not None else beam.Pipeline(options=PipelineOptions(args))
         build(p, data_dir, name, model_path, staging, k, exclude_history, index, batch_size)
         try:
             result = p.run()

@@ -91,3 +91,18 @@ def test_config_is_a_plain_record():
     assert dataclasses.asdict(ann.ScannConfig())["reorder"] >= 10
     with pytest.raises(ValueError, match="index"):
         serving.Recommender("unused", index="annoy")
+
+
+def test_long_histories_still_get_k_items():
+    # more history items than re-scored candidates: the index is asked for enough
+    rng = np.random.default_rng(1)
+    items = rng.standard_normal((3000, 16)).astype(np.float32)
+    index = ann.ScannIndex([str(i) for i in range(3000)], items, ann.ScannConfig(reorder=20))
+    queries = rng.standard_normal((2, 16)).astype(np.float32)
+    history = [str(i) for i in range(0, 3000, 2)]  # every other item
+    rows = index.top_k(queries, [history, []], 10, exclude_history=True)
+    assert [len(r) for r in rows] == [10, 10]
+    assert not {i for i, _ in rows[0]} & set(history)
+    odd = np.arange(1, 3000, 2)
+    exact, _ = ann.brute_force_top_k(items[odd], queries[:1], 10)
+    assert ann.recall(np.array([[int(i) for i, _ in rows[0]]]), odd[exact]) >= 0.9
