@@ -192,7 +192,7 @@ def read_users(pipeline, data_dir: str, name: str | None):
     """A PCollection of `(user_id, [raw item ids, oldest first])`, one per user."""
     import apache_beam as beam
 
-    from s3rec_tf.cli import user_histories
+    from s3rec_tf.data.reader import user_histories
     from s3rec_tf.data import prepared
     if check_source(data_dir, name) == "prepared":
         pattern = os.path.join(prepared.split_dir(data_dir, prepared.SEQUENCES_SPLIT), "*")

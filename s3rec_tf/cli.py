@@ -453,25 +453,13 @@ def _read(args):
     return data
 
 
-def user_histories(data_dir: str, name: str) -> list:
-    """`[(user_id, [item ids, oldest first]), ...]` of the paper format's `<data_dir>/<name>.txt`.
-
-    Ids as text, as `recommend --user` and `recommend-batch` send them.
-
-    Raises:
-        DataError: the file is missing or malformed.
-    """
-    from s3rec_tf.data.reader import read_sequences
-    user_ids, sequences = read_sequences(os.path.join(data_dir, f"{name}.txt"))
-    return [(str(u), [str(int(i)) for i in seq]) for u, seq in zip(user_ids, sequences)]
-
-
 def user_history(data_dir: str, name: str, user: str) -> list:
     """The item ids of `user` in the paper format's `<data_dir>/<name>.txt`, oldest first.
 
     Raises:
         DataError: the file is missing or malformed, or has no such user.
     """
+    from s3rec_tf.data.reader import user_histories
     from s3rec_tf.errors import DataError
     for user_id, history in user_histories(data_dir, name):
         if user_id == user.strip():

@@ -7,6 +7,7 @@ import numpy as np
 import pytest
 
 from s3rec_tf import ann, batch, cli, serving
+from s3rec_tf.data import reader
 
 pytestmark = pytest.mark.skipif(not ann.scann_available(),
                                 reason="the optional scann package is not installed")
@@ -42,7 +43,7 @@ def test_scann_top10_agrees_with_brute_force(partitioned):
 def test_recommender_with_scann_matches_brute_force(tiny_export, synthetic_dir):
     brute = serving.Recommender(tiny_export)
     approx = serving.Recommender(tiny_export, index="scann")
-    histories = [h for _, h in cli.user_histories(synthetic_dir, "Tiny")[:40]]
+    histories = [h for _, h in reader.user_histories(synthetic_dir, "Tiny")[:40]]
     want = brute.query(histories, 10)
     got = approx.query(histories, 10)
     hits = []
@@ -61,7 +62,7 @@ def test_recommender_with_scann_matches_brute_force(tiny_export, synthetic_dir):
 
 
 def test_index_option_wiring(tiny_export, synthetic_dir, tmp_path, capsys, monkeypatch):
-    user = cli.user_histories(synthetic_dir, "Tiny")[0][0]
+    user = reader.user_histories(synthetic_dir, "Tiny")[0][0]
     common = ["recommend", "--model", tiny_export, "--data", synthetic_dir, "--name", "Tiny",
               "--user", user, "-k", "5", "--json"]
     assert cli.main(common) == 0

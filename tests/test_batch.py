@@ -8,7 +8,7 @@ import pytest
 import tensorflow as tf
 
 from s3rec_tf import batch, cli, serving
-from s3rec_tf.data import prepared
+from s3rec_tf.data import prepared, reader
 
 #: the in-process DirectRunner: small runs start faster than with worker processes
 IN_PROCESS = ["--runner=DirectRunner"]
@@ -29,7 +29,7 @@ def paper_run(export, synthetic_dir, tmp_path_factory):
 
 def test_every_user_gets_the_recommenders_answer(paper_run, export, synthetic_dir):
     out, summary = paper_run
-    histories = dict(cli.user_histories(synthetic_dir, "Tiny"))
+    histories = dict(reader.user_histories(synthetic_dir, "Tiny"))
     rows = batch.read_output(out)
     assert set(rows["tfrecord"]) == set(rows["parquet"]) == set(histories)
     assert summary["users"] == len(histories) == batch.summary_of(out)["users"]

@@ -8,8 +8,8 @@ from apache_beam.options.pipeline_options import PipelineOptions
 from tfx.types import artifact_utils, standard_artifacts
 
 from components.batch_recommender import BatchRecommender
-from s3rec_tf import batch, cli, serving
-from s3rec_tf.data import prepared
+from s3rec_tf import batch, serving
+from s3rec_tf.data import prepared, reader
 from tests.components.test_ranking_evaluator import _output, _prepared
 
 
@@ -33,7 +33,7 @@ def test_writes_every_users_top_k(tmp_path, tiny_data, tiny_export, synthetic_di
         recommendations=out, k=4, index="brute",
         beam_pipeline=beam.Pipeline(options=PipelineOptions(["--runner=DirectRunner"])))
     rows = batch.read_output(out.uri)["tfrecord"]
-    histories = dict(cli.user_histories(synthetic_dir, "Tiny"))
+    histories = dict(reader.user_histories(synthetic_dir, "Tiny"))
     assert set(rows) == set(histories)
     assert out.get_int_custom_property("num_users") == len(histories)
     assert out.get_int_custom_property("skipped") == 0
