@@ -6,8 +6,8 @@ ExampleGen -> StatisticsGen -> SchemaGen | ImportSchemaGen -> ExampleValidator
                                             PrepareSequences (custom, Beam)
                  [Tuner (optional)] -----> Trainer (pretrain) -> Trainer (finetune, base_model)
                                               -> RankingEvaluator (custom) -> Pusher
-                                latest blessed model (Resolver) ----^    |
-                           [BatchRecommender (custom, Beam RunInference; optional)]
+                                latest blessed model (Resolver) ----^        |
+                 [BatchRecommender (custom, Beam RunInference; optional)] <--+
 ```
 """
 
