@@ -39,5 +39,11 @@ TUNER_CONFIG = {"max_trials": 4, "pretrain": {"epochs": 2, "save_every": 0},
 THRESHOLDS = {"test/sampled/HR@10": 0.2}
 COMPARE_METRIC = "test/full/NDCG@10"
 
+#: The optional BatchRecommender (off by default): every user's top-k from the
+#: pushed model, with Beam RunInference (`s3rec_tf.batch`), as TFRecord and Parquet.
+ENABLE_BATCH_RECOMMENDATIONS = False
+#: Its parameters: `k`, and `index` (`brute`, exact; `scann`, needs scann==1.3.2).
+BATCH_RECOMMENDATIONS = {"k": 10, "index": "brute"}
+
 #: Beam options of the Beam components (ExampleGen, StatisticsGen, PrepareSequences).
 BEAM_ARGS = ["--direct_running_mode=multi_processing", "--direct_num_workers=2"]

@@ -46,6 +46,8 @@ def compile_pipeline(output: str, image: str, pipeline_root: str, data_dir: str,
         pretrain_hparams=configs.PRETRAIN_HPARAMS, finetune_hparams=configs.FINETUNE_HPARAMS,
         enable_tuner=enable_tuner, tuner_config=configs.TUNER_CONFIG,
         thresholds=configs.THRESHOLDS, compare_metric=configs.COMPARE_METRIC,
+        enable_batch_recommendations=configs.ENABLE_BATCH_RECOMMENDATIONS,
+        batch_recommendations=configs.BATCH_RECOMMENDATIONS,
         beam_pipeline_args=beam_args or [])
     runner = tfx.orchestration.experimental.KubeflowV2DagRunner(
         config=tfx.orchestration.experimental.KubeflowV2DagRunnerConfig(default_image=image),

@@ -55,6 +55,8 @@ def build(local_root: str = configs.LOCAL_ROOT, data_dir: str = configs.DATA_DIR
         finetune_hparams=configs.FINETUNE_HPARAMS, enable_tuner=configs.ENABLE_TUNER,
         tuner_config=configs.TUNER_CONFIG, thresholds=configs.THRESHOLDS,
         compare_metric=configs.COMPARE_METRIC,
+        enable_batch_recommendations=configs.ENABLE_BATCH_RECOMMENDATIONS,
+        batch_recommendations=configs.BATCH_RECOMMENDATIONS,
         metadata_connection_config=tfx.orchestration.metadata.sqlite_metadata_connection_config(
             p["metadata"]),
         beam_pipeline_args=configs.BEAM_ARGS)

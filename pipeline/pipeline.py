@@ -6,7 +6,8 @@ ExampleGen -> StatisticsGen -> SchemaGen | ImportSchemaGen -> ExampleValidator
                                             PrepareSequences (custom, Beam)
                  [Tuner (optional)] -----> Trainer (pretrain) -> Trainer (finetune, base_model)
                                               -> RankingEvaluator (custom) -> Pusher
-                                latest blessed model (Resolver) ----^
+                                latest blessed model (Resolver) ----^        |
+                 [BatchRecommender (custom, Beam RunInference; optional)] <--+
 ```
 """
 
@@ -88,7 +89,8 @@ def create_pipeline(pipeline_name: str, pipeline_root: str, data_dir: str, datas
                     tuner_config: dict | None = None, thresholds: dict | None = None,
                     compare_metric: str = "test/full/NDCG@10", default_k: int = 10,
                     metadata_connection_config=None, beam_pipeline_args: list | None = None,
-                    enable_cache: bool = True) -> tfx.dsl.Pipeline:
+                    enable_cache: bool = True, enable_batch_recommendations: bool = False,
+                    batch_recommendations: dict | None = None) -> tfx.dsl.Pipeline:
     """Builds the pipeline (no running; reads nothing but the names of the input files).
 
     Args:
@@ -118,6 +120,10 @@ def create_pipeline(pipeline_name: str, pipeline_root: str, data_dir: str, datas
         metadata_connection_config: MLMD connection (the runner's choice).
         beam_pipeline_args: list. Beam options (runner, workers, ...).
         enable_cache: bool. Reuse outputs of unchanged steps.
+        enable_batch_recommendations: bool. Adds `BatchRecommender`: every
+            user's top-k from the pushed model (`s3rec_tf.batch`).
+        batch_recommendations: dict. Its parameters, `k` and `index`
+            (`brute` | `scann`); an unknown key is an error.
     """
     from s3rec_tf import hparams
 
@@ -191,6 +197,15 @@ def create_pipeline(pipeline_name: str, pipeline_root: str, data_dir: str, datas
         push_destination=tfx.proto.PushDestination(
             filesystem=tfx.proto.PushDestination.Filesystem(base_directory=serving_dir)))
     components += [pretrain, finetune, latest_blessed, evaluate, pusher]
+    if enable_batch_recommendations:
+        from components.batch_recommender import BatchRecommender
+        settings = dict(batch_recommendations or {})
+        unknown = sorted(set(settings) - {"k", "index"})
+        if unknown:
+            raise ValueError(f"unknown batch_recommendations key(s) {unknown}")
+        components.append(BatchRecommender(examples=prepared,
+                                           pushed_model=pusher.outputs["pushed_model"],
+                                           **settings))
     return tfx.dsl.Pipeline(
         pipeline_name=pipeline_name, pipeline_root=pipeline_root, components=components,
         enable_cache=enable_cache, metadata_connection_config=metadata_connection_config,

@@ -297,6 +297,13 @@ def _check_recommend(parser, ns):
         parser.error("argument --user: needs --data and --name (the user's sequences)")
 
 
+def _add_index_flag(p):
+    from s3rec_tf import ann
+    p.add_argument("--index", choices=ann.INDEXES, default=ann.DEFAULT_INDEX,
+                   help="brute: score the whole catalogue (exact); scann: a ScaNN index over "
+                        "the item embeddings (approximate; needs scann==1.3.2)")
+
+
 def build_parser() -> argparse.ArgumentParser:
     from s3rec_tf.config import EncoderConfig, FinetuneConfig, PretrainConfig
     parser = argparse.ArgumentParser(
@@ -389,6 +396,29 @@ def build_parser() -> argparse.ArgumentParser:
                    help="allow items of the history in the results")
     p.add_argument("--json", action="store_true",
                    help="print one JSON object: items, scores and the signature's counts")
+    _add_index_flag(p)
+
+    p = sub.add_parser("recommend-batch",
+                       help="top-k items for every user of a dataset (Beam RunInference), "
+                            "as TFRecord and Parquet")
+    p.add_argument("--model", required=True, help="export base or version directory")
+    p.add_argument("--data", required=True,
+                   help="a prepared dataset (s3rec-tf prepare), or a directory with <NAME>.txt")
+    p.add_argument("--name", help="dataset name (for <NAME>.txt)")
+    p.add_argument("--output", required=True,
+                   help="output directory (replaced; appears only when complete)")
+    p.add_argument("-k", type=count(), default=10)
+    p.add_argument("--include-history", action="store_true",
+                   help="allow items of the history in the results")
+    p.add_argument("--batch-size", type=count(),
+                   help="most users per RunInference call (default: "
+                        "s3rec_tf.batch.DEFAULT_BATCH_SIZE)")
+    _add_index_flag(p)
+    p.add_argument("--beam-arg", action="append", default=None, dest="beam_args",
+                   help="a Beam pipeline option, repeatable (default: DirectRunner, "
+                        "multi-processing, 2 workers), e.g. --beam-arg=--runner=DataflowRunner")
+    p.add_argument("--record", help="also write a results JSON (users/s, command, commit, "
+                                    "machine) to this path")
 
     sub.add_parser("bench", help="speed benchmarks (see `s3rec-tf bench --help`)",
                    add_help=False)
@@ -429,16 +459,13 @@ def user_history(data_dir: str, name: str, user: str) -> list:
     Raises:
         DataError: the file is missing or malformed, or has no such user.
     """
-    from s3rec_tf.data.reader import read_sequences
+    from s3rec_tf.data.reader import user_histories
     from s3rec_tf.errors import DataError
-    path = os.path.join(data_dir, f"{name}.txt")
-    user_ids, sequences = read_sequences(path)
-    try:
-        row = [str(u) for u in user_ids].index(user.strip())
-    except ValueError:
-        raise DataError(path, f"no user {user!r} (the first token of each line is the "
-                              f"user id)") from None
-    return [str(int(i)) for i in sequences[row]]
+    for user_id, history in user_histories(data_dir, name):
+        if user_id == user.strip():
+            return history
+    raise DataError(os.path.join(data_dir, f"{name}.txt"),
+                    f"no user {user!r} (the first token of each line is the user id)")
 
 
 def print_metrics(results: dict) -> None:
@@ -499,7 +526,7 @@ def run(args) -> int:
         history = args.items if args.user is None else user_history(args.data, args.name,
                                                                     args.user)
         # exit 0: results printed; 1: nothing left to recommend; 2: bad input
-        rec = serving.Recommender(args.model)
+        rec = serving.Recommender(args.model, index=args.index)
         answer = rec.query([history], args.k, not args.include_history)[0]
         if args.json:
             print(json.dumps({"user": args.user, "history_length": len(history),
@@ -516,6 +543,19 @@ def run(args) -> int:
             print("s3rec-tf recommend: nothing to recommend: every item of the catalogue is "
                   "in the history (--include-history allows them)", file=sys.stderr)
             return 1
+        return 0
+    if args.command == "recommend-batch":
+        from s3rec_tf import batch, provenance  # noqa: F401  (records the commit at start)
+        summary = batch.recommend_batch(args.data, args.name, args.model, args.output, args.k,
+                                        not args.include_history, args.index, args.beam_args,
+                                        args.batch_size or batch.DEFAULT_BATCH_SIZE)
+        print(json.dumps({k: summary[k] for k in ("users", "k", "index", "elapsed_s",
+                                                   "users_per_s")}, sort_keys=True))
+        if args.record:
+            from s3rec_tf import artifacts, provenance
+            artifacts.write_json_atomic(args.record, {**summary, **provenance.record()})
+            print(f"Recorded {args.record}")
+        print(f"Wrote {args.output}")
         return 0
     if args.command == "import-weights":
         from s3rec_tf.training import import_original_weights

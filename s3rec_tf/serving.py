@@ -21,6 +21,10 @@ float32, and [batch] int32 counts `num_results`, `num_known`,
   `history` (what TFX evaluators and many clients send).
 - `item_embeddings()`: the raw item ids and their embedding rows, for users
   building their own ANN index.
+- `serve_query_embedding(history)`: `query` [batch, hidden] float32, the
+  vector whose dot product with an item's embedding row is that item's
+  score (what an ANN index over `item_embeddings` searches with), and the
+  counts `num_known`, `num_unknown`.
 
 Only eligible items are answered: never the padding or mask index, and,
 with `exclude_history`, never an item of the history. When fewer than `k`
@@ -67,7 +71,7 @@ MODEL_CARD = "model_card"
 #: Largest `batch * catalogue` a request may score (256M float32 scores = 1 GiB).
 MAX_SCORES_PER_REQUEST = 1 << 28
 SIGNATURES = ("serving_default", "serve_top_k", "serve_int_ids", "serve_examples",
-              "item_embeddings")
+              "item_embeddings", "serve_query_embedding")
 #: Item id of the entries past `num_results` (never a vocabulary id).
 FILL_ID = ""
 #: Score of the entries past `num_results`.
@@ -178,6 +182,13 @@ class _Recommender(tf.Module):
         dense = tf.cond(tf.shape(dense)[1] > 0, lambda: dense,
                         lambda: tf.fill([tf.shape(dense)[0], 1], ""))
         return self.top_k(dense, k, exclude_history)
+
+    def query_embedding(self, history):
+        """The query vector of each history: `scores = query @ item_table^T`."""
+        history = tf.ensure_shape(history, [None, None], name="history_must_be_batch_by_length")
+        ids, _, num_known, num_unknown = self.indices(history)
+        query = self.model(ids, training=False)[:, -1]
+        return {"query": query, "num_known": num_known, "num_unknown": num_unknown}
 
     def embeddings(self):
         table = self.model.encoder.item_table[1:self.num_items + 1]
@@ -303,6 +314,8 @@ def export_serving_model(model_dir: str, output_base: str | None, version: int |
                 "serve_examples", lambda examples: rec.from_examples(examples, default_k, True),
                 input_signature=[tf.TensorSpec([None], tf.string, name="examples")])
             archive.add_endpoint("item_embeddings", rec.embeddings, input_signature=[])
+            archive.add_endpoint("serve_query_embedding", rec.query_embedding,
+                                 input_signature=[history_spec])
             archive.add_variable_collection("item_embedding_table",
                                             [serving_model.encoder.item_table])
             archive.write_out(out, verbose=False)
@@ -431,16 +444,49 @@ def _write_model_card(directory: str, model_dir: str, manifest: dict, default_k:
 
 
 class Recommender:
-    """Answers from an export directory (what `s3rec-tf recommend` uses)."""
+    """Answers from an export directory (what `s3rec-tf recommend` uses).
 
-    def __init__(self, export_dir: str):
+    Args:
+        export_dir: an export base or version directory.
+        index: `"brute"` (default): the export scores the whole catalogue;
+            `"scann"`: a ScaNN index over the export's item embeddings
+            (`s3rec_tf.ann`; needs the optional `scann` package and an export
+            with `serve_query_embedding`).
+        scann_config: `s3rec_tf.ann.ScannConfig` | None, for `index="scann"`.
+    """
+
+    def __init__(self, export_dir: str, index: str = "brute", scann_config=None):
+        from s3rec_tf import ann
+        if index not in ann.INDEXES:
+            raise ValueError(f"`index` must be one of {ann.INDEXES}. Received: {index!r}")
+        if index == "scann":
+            ann.require_scann()
         self.path = resolve_export_dir(export_dir)
+        self.index = index
         try:
             self.saved = tf.saved_model.load(self.path)
             self._top_k = self.saved.signatures["serve_top_k"]
         except Exception as e:  # TF raises several types on a damaged SavedModel
             raise ArtifactError(f"{self.path}: not a loadable s3rec-tf export "
                                 f"({type(e).__name__})") from None
+        self._scann = None
+        if index == "scann":
+            if "serve_query_embedding" not in self.saved.signatures:
+                raise ArtifactError(f"{self.path}: export has no serve_query_embedding "
+                                    f"signature (written by an older s3rec-tf); export the "
+                                    f"model again to use --index scann")
+            self._query_embedding = self.saved.signatures["serve_query_embedding"]
+            table = self.saved.signatures["item_embeddings"]()
+            self._scann = ann.ScannIndex([i.decode() for i in table["item_ids"].numpy()],
+                                         table["embeddings"].numpy(), scann_config)
+
+    def close(self) -> None:
+        """Drops the loaded SavedModel (a process that exits with its functions still
+        loaded prints TensorFlow's `AtomicFunction.__del__` errors)."""
+        import gc
+        self.saved = self._top_k = self._scann = None
+        self.__dict__.pop("_query_embedding", None)
+        gc.collect()
 
     def query(self, histories, k: int = 10, exclude_history: bool = True) -> list:
         """Top-k answers with their counts, one dict per history.
@@ -461,6 +507,13 @@ class Recommender:
                     raise ValueError(f"history {r}, position {position + 1}: empty item id")
         width = max([len(h) for h in histories] + [1])
         batch = [[str(i) for i in h] + [""] * (width - len(h)) for h in histories]
+        if self._scann is not None:
+            out = self._query_embedding(history=tf.constant(batch, tf.string))
+            rows = self._scann.top_k(out["query"].numpy(), histories, k, exclude_history)
+            return [{"items": row, "num_results": len(row),
+                     "num_known": int(out["num_known"][r]),
+                     "num_unknown": int(out["num_unknown"][r])}
+                    for r, row in enumerate(rows)]
         try:
             out = self._top_k(history=tf.constant(batch, tf.string),
                               k=tf.constant(k, tf.int32),

@@ -37,6 +37,17 @@ def tiny_data(synthetic_dir):
     return read_dataset(synthetic_dir, "Tiny", negatives_seed=1)
 
 
+@pytest.fixture(scope="session")
+def tiny_export(tiny_data, tmp_path_factory):
+    """An export (`s3rec-tf export`, paper-format ids) of a model fine-tuned briefly on `tiny_data`."""
+    from s3rec_tf import serving, training
+    out = tmp_path_factory.mktemp("tiny_export")
+    training.run_finetuning(tiny_data, str(out / "ft"), None,
+                            training.EncoderConfig(hidden_size=16, max_length=10),
+                            training.FinetuneConfig(epochs=1, batch_size=64, seed=0), verbose=0)
+    return serving.export_serving_model(str(out / "ft" / "best"), str(out / "serve"), version=1)
+
+
 @pytest.fixture
 def rng():
     return np.random.default_rng(0)

@@ -234,6 +234,18 @@ def read_sequences(path: str, min_length: int = MIN_SEQUENCE_LENGTH):
     return np.asarray(user_ids, dtype=np.int64), sequences
 
 
+def user_histories(data_dir: str, name: str) -> list:
+    """`[(user_id, [item ids, oldest first]), ...]` of `<data_dir>/<name>.txt`, ids as text.
+
+    The histories `s3rec-tf recommend --user` and `recommend-batch` send to an export.
+
+    Raises:
+        DataError: the file is missing or malformed (as `read_sequences`).
+    """
+    user_ids, sequences = read_sequences(os.path.join(data_dir, f"{name}.txt"))
+    return [(str(u), [str(int(i)) for i in seq]) for u, seq in zip(user_ids, sequences)]
+
+
 def read_item_attributes(path: str) -> dict:
     """Reads `<Name>_item2attributes.json` into `{item: sorted unique attributes}`."""
     lines = _read_lines(path)

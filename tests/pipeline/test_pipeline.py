@@ -222,6 +222,24 @@ def test_the_tuner_feeds_both_trainers_when_switched_on(tiny_raw, tmp_path):
                            tuner_config={"max_trial": 2}, **TINY)
 
 
+def test_batch_recommender_reads_the_pushed_model_when_switched_on(tiny_raw, tmp_path):
+    from pipeline import local_runner
+    ids = [c.id for c in local_runner.build(str(tmp_path), tiny_raw, "Synthetic",
+                                            **TINY).components]
+    assert "BatchRecommender" not in ids  # off by default
+    pipeline = local_runner.build(str(tmp_path), tiny_raw, "Synthetic", **TINY,
+                                  enable_batch_recommendations=True,
+                                  batch_recommendations={"k": 20, "index": "brute"})
+    recommender = [c for c in pipeline.components if c.id == "BatchRecommender"][0]
+    assert recommender.inputs["pushed_model"].producer_component_id == "Pusher"
+    assert recommender.inputs["examples"].producer_component_id == "PrepareSequences"
+    assert recommender.exec_properties["k"] == 20
+    with pytest.raises(ValueError, match=r"unknown batch_recommendations key\(s\) \['top'\]"):
+        local_runner.build(str(tmp_path), tiny_raw, "Synthetic", **TINY,
+                           enable_batch_recommendations=True,
+                           batch_recommendations={"top": 5})
+
+
 def test_an_unknown_hyperparameter_is_an_error_naming_it(tiny_raw, tmp_path):
     from pipeline import local_runner
     with pytest.raises(ValueError, match=r"`epoch` is not a known key"):
