@@ -2,10 +2,15 @@
 
 A model directory holds:
 
-- `manifest.json`: kind (`pretrained` / `finetuned`), encoder configuration,
-  vocabulary (item/attribute counts and dataset fingerprint),
-  hyperparameters, library version and the SHA-256 of the weights file;
+- `manifest.json`: kind (`pretrained` / `finetuned`), the task model's Keras
+  configuration (`model`: `keras.saving.serialize_keras_object`, from which
+  loading rebuilds it), vocabulary (item/attribute counts and dataset
+  fingerprint), hyperparameters, library version and the SHA-256 of the
+  weights file;
 - `model.weights.h5`: the Keras weights of the task model.
+
+Manifests of format 1 (`LEGACY_FORMAT`: the encoder's configuration and a
+few fields by kind instead of `model`) still load.
 
 Directories are written to a temporary sibling and renamed into place, so an
 interrupted save never leaves a directory that looks complete.
@@ -23,11 +28,16 @@ import numpy as np
 
 import s3rec_tf
 from s3rec_tf.errors import ArtifactError
+from s3rec_tf.ids import vocabulary_of  # noqa: F401  (the manifests' vocabulary, re-exported)
 
 MANIFEST = "manifest.json"
 WEIGHTS = "model.weights.h5"
-FORMAT = "s3rec_tf.model/1"
+FORMAT = "s3rec_tf.model/2"
+#: The format before the model's Keras configuration was saved (still read).
+LEGACY_FORMAT = "s3rec_tf.model/1"
+#: Model kinds and the class of each one's task model.
 KINDS = ("pretrained", "finetuned")
+_CLASSES = {"pretrained": "S3RecPretrainer", "finetuned": "NextItemModel"}
 
 
 def sha256_file(path: str) -> str:
@@ -76,7 +86,21 @@ def _ancestors(path: str) -> list:
         path = up
 
 
-def write_atomic_dir(path: str, fill, replace: bool = True) -> None:
+def _replace(src: str, dst: str) -> None:
+    """Renames `src` to `dst`, replacing what is there (a directory too)."""
+    if os.path.lexists(dst) and (os.path.isdir(src) or
+                                 (os.path.isdir(dst) and not os.path.islink(dst))):
+        parent = os.path.dirname(dst)
+        old = tempfile.mkdtemp(prefix=f".{os.path.basename(dst)}.old-", dir=parent)
+        os.rmdir(old)
+        os.replace(dst, old)
+        os.replace(src, dst)
+        shutil.rmtree(old, ignore_errors=True)
+    else:
+        os.replace(src, dst)
+
+
+def write_atomic_dir(path: str, fill, replace: bool = True, merge: bool = False) -> None:
     """Calls `fill(tmp_dir)` then moves `tmp_dir` to `path`.
 
     The one way this library writes a directory: nothing appears at `path`
@@ -86,10 +110,17 @@ def write_atomic_dir(path: str, fill, replace: bool = True) -> None:
 
     Args:
         path: str. The directory to create.
-        fill: callable `fill(tmp_dir)` writing the contents.
+        fill: callable `fill(tmp_dir)` writing the contents. With `merge` it
+            may return the names it wrote in the order they are to be moved.
         replace: bool. Replace an existing `path` (default); when False an
             existing `path` is refused with an `ArtifactError` before `fill`
             runs.
+        merge: bool. Keep what an existing `path` holds besides what `fill`
+            wrote (a run's output directory, which also holds its checkpoint
+            and snapshots): each entry `fill` wrote replaces its namesake in
+            `path` by one rename, in the order `fill` returns (name order for
+            the rest), so the entry moved last can mark the others complete.
+            Defaults to `False`.
     """
     path = os.path.abspath(path)
     _check_parent(path)
@@ -100,15 +131,17 @@ def write_atomic_dir(path: str, fill, replace: bool = True) -> None:
     os.makedirs(parent, exist_ok=True)
     tmp = tempfile.mkdtemp(prefix=f".{os.path.basename(path)}.tmp-", dir=parent)
     try:
-        fill(tmp)
-        if os.path.lexists(path):
+        order = fill(tmp)
+        if merge and os.path.isdir(path):
+            written = os.listdir(tmp)
+            names = [n for n in (order or []) if n in written]
+            for name in names + sorted(set(written) - set(names)):
+                _replace(os.path.join(tmp, name), os.path.join(path, name))
+            os.rmdir(tmp)
+        elif os.path.lexists(path):
             if not replace:
                 raise ArtifactError(f"{path} already exists")
-            old = tempfile.mkdtemp(prefix=f".{os.path.basename(path)}.old-", dir=parent)
-            os.rmdir(old)
-            os.replace(path, old)
-            os.replace(tmp, path)
-            shutil.rmtree(old, ignore_errors=True)
+            _replace(tmp, path)
         else:
             os.replace(tmp, path)
     except BaseException:
@@ -159,8 +192,20 @@ def _json_default(o):
     raise TypeError(f"not JSON serialisable: {type(o).__name__}")
 
 
+def serialize_model(model) -> dict:
+    """The Keras serialization of a task model, as a manifest's `model` holds it.
+
+    `keras.saving.serialize_keras_object(model)` without the compile
+    configuration: a manifest describes the model, not how it was trained.
+    """
+    import keras
+    config = keras.saving.serialize_keras_object(model)
+    config.pop("compile_config", None)
+    return config
+
+
 def save_model(path: str, model, kind: str, vocabulary: dict, hyperparameters: dict,
-               extra: dict | None = None) -> str:
+               extra: dict | None = None, merge: bool = False) -> str:
     """Saves a `S3RecPretrainer` (`kind="pretrained"`) or `NextItemModel`.
 
     Args:
@@ -168,31 +213,36 @@ def save_model(path: str, model, kind: str, vocabulary: dict, hyperparameters: d
         model: the Keras task model.
         kind: `"pretrained"` or `"finetuned"`.
         vocabulary: dict with `num_items`, `num_attributes`, `fingerprint`
-            (may be None when unknown) and optionally `dataset`.
+            (may be None when unknown) and optionally `dataset`
+            (`s3rec_tf.ids.vocabulary`).
         hyperparameters: dict recorded as is.
         extra: dict of more fields (metrics, seeds, ...).
+        merge: bool. Write the model's files into an existing `path`, keeping
+            what else it holds (a pretraining run's output directory): the
+            weights first, the manifest last (see `write_atomic_dir`).
+            Defaults to `False`.
     """
     if kind not in KINDS:
         raise ValueError(f"`kind` must be one of {KINDS}. Received: {kind!r}")
+    from s3rec_tf import models
+    if not isinstance(model, getattr(models, _CLASSES[kind])):
+        raise ValueError(f"a {kind} model is a {_CLASSES[kind]}. Received: "
+                         f"{type(model).__name__}")
 
     def fill(tmp):
         weights = os.path.join(tmp, WEIGHTS)
         model.save_weights(weights)
         manifest = {
             "format": FORMAT, "kind": kind, "library_version": s3rec_tf.__version__,
-            "encoder_config": model.encoder.get_config(),
+            "model": serialize_model(model),
             "vocabulary": vocabulary, "hyperparameters": hyperparameters,
             "weights_sha256": sha256_file(weights),
         }
-        if kind == "pretrained":
-            manifest["item_attributes_shape"] = list(model.item_attributes.shape)
-            manifest["loss_weights"] = dict(model.loss_weights_)
-        else:
-            manifest["loss"] = model.loss_name
         manifest.update(extra or {})
         write_json_atomic(os.path.join(tmp, MANIFEST), manifest)
+        return [WEIGHTS, MANIFEST]  # the manifest last: it marks the weights complete
 
-    write_atomic_dir(path, fill)
+    write_atomic_dir(path, fill, merge=merge)
     return path
 
 
@@ -209,9 +259,9 @@ def read_manifest(path: str) -> dict:
             manifest = json.load(f)
     except (json.JSONDecodeError, UnicodeDecodeError) as e:
         raise ArtifactError(f"{manifest_path}: corrupt manifest ({e})") from None
-    if manifest.get("format") != FORMAT:
-        raise ArtifactError(f"{manifest_path}: unknown format {manifest.get('format')!r}, "
-                            f"expected {FORMAT!r}")
+    if not isinstance(manifest, dict) or manifest.get("format") not in (FORMAT, LEGACY_FORMAT):
+        found = manifest.get("format") if isinstance(manifest, dict) else None
+        raise ArtifactError(f"{manifest_path}: unknown format {found!r}, expected {FORMAT!r}")
     if not os.path.exists(weights_path):
         raise ArtifactError(f"{path}: weights file {WEIGHTS} is missing")
     actual = sha256_file(weights_path)
@@ -229,29 +279,72 @@ def _load_weights(model, path):
         raise ArtifactError(f"{path}: weights do not load into the model ({e})") from None
 
 
+def task_config(manifest: dict) -> dict:
+    """The task model's configuration (its `get_config()`) that a manifest records.
+
+    Format-1 manifests recorded the encoder's configuration (`encoder_config`)
+    and, by kind, `item_attributes_shape` and `loss_weights` or `loss`; they
+    are read onto the same keys (the encoder's under `encoder["config"]`).
+    """
+    try:
+        if "model" in manifest:
+            return manifest["model"]["config"]
+        legacy = {"encoder": {"config": manifest["encoder_config"]}}
+    except (KeyError, TypeError):
+        raise ArtifactError("manifest has no model configuration (`model` or "
+                            "`encoder_config`)") from None
+    legacy.update({k: manifest[k] for k in ("item_attributes_shape", "loss_weights", "loss")
+                   if k in manifest})
+    return legacy
+
+
+def encoder_config(manifest: dict) -> dict:
+    """The `SequenceEncoder` configuration that a manifest records (either format)."""
+    return task_config(manifest)["encoder"]["config"]
+
+
+def _build(path: str, manifest: dict, kind: str):
+    """The task model a manifest describes, with fresh weights."""
+    from s3rec_tf import models
+    from s3rec_tf.layers import SequenceEncoder
+    if manifest.get("kind") != kind:
+        raise ArtifactError(f"{path}: is a {manifest.get('kind')} model, expected {kind}")
+    cls = getattr(models, _CLASSES[kind])
+    try:
+        if "model" in manifest:
+            import keras
+            model = keras.saving.deserialize_keras_object(manifest["model"], safe_mode=True)
+        else:  # format 1
+            config = task_config(manifest)
+            encoder = SequenceEncoder.from_config(config["encoder"]["config"])
+            if kind == "pretrained":
+                model = cls(encoder, np.zeros(config["item_attributes_shape"], "int32"),
+                            loss_weights=config.get("loss_weights"))
+            else:
+                model = cls(encoder, loss=config.get("loss", "bce"))
+    except ArtifactError as e:
+        raise ArtifactError(f"{path}: {e}") from None
+    except Exception as e:  # Keras raises several types on a config it cannot build
+        raise ArtifactError(f"{path}: the manifest's model configuration does not build "
+                            f"({type(e).__name__}: {e})") from None
+    if not isinstance(model, cls):
+        raise ArtifactError(f"{path}: the manifest describes a {type(model).__name__}, "
+                            f"expected a {cls.__name__}")
+    return model
+
+
 def load_pretrainer(path: str):
     """Loads a pretrained model directory as a `S3RecPretrainer`."""
-    from s3rec_tf.layers import SequenceEncoder
-    from s3rec_tf.models import S3RecPretrainer
     manifest = read_manifest(path)
-    if manifest["kind"] != "pretrained":
-        raise ArtifactError(f"{path}: is a {manifest['kind']} model, expected pretrained")
-    encoder = SequenceEncoder.from_config(manifest["encoder_config"])
-    model = S3RecPretrainer(encoder, np.zeros(manifest["item_attributes_shape"], "int32"),
-                            loss_weights=manifest.get("loss_weights"))
+    model = _build(path, manifest, "pretrained")
     _load_weights(model, path)
     return model, manifest
 
 
 def load_next_item_model(path: str):
     """Loads a fine-tuned model directory as a `NextItemModel`."""
-    from s3rec_tf.layers import SequenceEncoder
-    from s3rec_tf.models import NextItemModel
     manifest = read_manifest(path)
-    if manifest["kind"] != "finetuned":
-        raise ArtifactError(f"{path}: is a {manifest['kind']} model, expected finetuned")
-    encoder = SequenceEncoder.from_config(manifest["encoder_config"])
-    model = NextItemModel(encoder, loss=manifest.get("loss", "bce"))
+    model = _build(path, manifest, "finetuned")
     _load_weights(model, path)
     return model, manifest
 
@@ -270,7 +363,3 @@ def check_vocabulary(manifest: dict, vocabulary: dict, what: str) -> None:
     if diffs:
         raise ArtifactError(f"{what} does not match the data ({'; '.join(diffs)})")
 
-
-def vocabulary_of(data) -> dict:
-    return {"dataset": data.name, "num_items": data.num_items,
-            "num_attributes": data.num_attributes, "fingerprint": data.fingerprint()}

@@ -515,8 +515,8 @@ def run(args) -> int:
               f"(tolerance {args.tolerance:g})")
         return 0 if worst <= args.tolerance else 1
     if args.command == "export":
-        from s3rec_tf import serving
-        vocabulary = serving.read_vocabulary(args.vocabulary) if args.vocabulary else None
+        from s3rec_tf import ids, serving
+        vocabulary = ids.read_vocabulary(args.vocabulary) if args.vocabulary else None
         path = serving.export_serving_model(resolve_model_dir(args.model), args.output,
                                             args.version, vocabulary, args.k)
         print(f"Exported {path}")
@@ -612,8 +612,7 @@ def run(args) -> int:
         artifacts.check_vocabulary(manifest, artifacts.vocabulary_of(data), f"model {model_dir}")
         protocols = ("full", "sampled") if args.protocol == "both" else (args.protocol,)
         start = time.time()
-        results = evaluate_model(model, data, protocols,
-                                 max_length=manifest["encoder_config"]["max_length"])
+        results = evaluate_model(model, data, protocols)  # at the model's max_length
         print_metrics(results)
         out = args.output or os.path.join(model_dir, "evaluation.json")
         artifacts.write_json_atomic(out, {"model": os.path.abspath(model_dir),

@@ -7,6 +7,7 @@ import tensorflow as tf
 
 from s3rec_tf import metrics as metrics_lib
 from s3rec_tf.data.inputs import EvalArrays
+from s3rec_tf.models import ranking
 
 PROTOCOLS = ("full", "sampled")
 
@@ -30,21 +31,13 @@ class RankingEvaluator:
     def __init__(self, model, batch_size: int = 1024):
         self.model = model
         self.batch_size = int(batch_size)
-        item_size = model.encoder.item_size
-        self._non_item = tf.constant(
-            np.isin(np.arange(item_size), [0, model.encoder.mask_id]))
+        num_items = model.encoder.num_items
 
         @tf.function(reduce_retracing=True)
         def full_ranks(input_ids, answers, history):
             scores = self.model.score_last(input_ids, training=False)
-            answer_score = tf.gather(scores, answers, batch_dims=1)
-            rows = tf.broadcast_to(tf.range(tf.shape(history)[0])[:, None], tf.shape(history))
-            index = tf.reshape(tf.stack([rows, history], -1), [-1, 2])
-            seen = tf.scatter_nd(index, tf.ones(tf.shape(index)[0], tf.int32),
-                                 tf.shape(scores)) > 0
-            excluded = tf.logical_or(seen, self._non_item[None, :])
-            higher = tf.logical_and(scores > answer_score[:, None], tf.logical_not(excluded))
-            return tf.reduce_sum(tf.cast(higher, tf.int32), axis=1)
+            return ranking.answer_ranks(scores, answers,
+                                        ranking.excluded_items(num_items, history))
 
         @tf.function(reduce_retracing=True)
         def sampled_ranks(input_ids, candidates):

@@ -18,6 +18,7 @@ import keras
 import tensorflow as tf
 from keras import ops
 
+from s3rec_tf import ids
 from s3rec_tf.config import EncoderConfig
 
 #: The paper's encoder defaults (`s3rec_tf.config.EncoderConfig`), which the
@@ -260,14 +261,14 @@ class TransformerBlock(keras.layers.Layer):
 
 def padding_attention_bias(item_ids, mask_value: float = PRETRAIN_MASK_VALUE):
     """Bidirectional bias `[batch, 1, 1, seq_len]`: `mask_value` on padded keys."""
-    pad = ops.cast(ops.equal(item_ids, 0), "float32")
+    pad = ops.cast(ops.equal(item_ids, ids.PADDING_ID), "float32")
     return (pad * mask_value)[:, None, None, :]
 
 
 def causal_attention_bias(item_ids, mask_value: float = FINETUNE_MASK_VALUE):
     """Causal bias `[batch, 1, seq_len, seq_len]`: keys after the query or padded."""
     seq_len = ops.shape(item_ids)[1]
-    visible_key = ops.cast(ops.greater(item_ids, 0), "float32")[:, None, None, :]
+    visible_key = ops.cast(ops.greater(item_ids, ids.PADDING_ID), "float32")[:, None, None, :]
     idx = ops.arange(seq_len)
     causal = ops.cast(ops.less_equal(idx[None, :], idx[:, None]), "float32")[None, None]
     return (1.0 - visible_key * causal) * mask_value
@@ -340,18 +341,18 @@ class SequenceEncoder(keras.layers.Layer):
 
     @property
     def item_size(self) -> int:
-        """Rows of the item table: items, padding 0 and the mask id."""
-        return self.num_items + 2
+        """Rows of the item table: items, padding 0 and the mask id (`s3rec_tf.ids`)."""
+        return ids.item_size(self.num_items)
 
     @property
     def mask_id(self) -> int:
         """The id that replaces masked items (`num_items + 1`)."""
-        return self.num_items + 1
+        return ids.mask_id(self.num_items)
 
     @property
     def attribute_size(self) -> int:
         """Rows of the attribute table: attributes and padding 0."""
-        return self.num_attributes + 1
+        return ids.attribute_size(self.num_attributes)
 
     @property
     def item_table(self):

@@ -12,6 +12,7 @@ import re
 
 import numpy as np
 
+from s3rec_tf import ids
 from s3rec_tf.errors import ArtifactError
 from s3rec_tf.layers import SequenceEncoder
 
@@ -37,7 +38,8 @@ def encoder_config_from_weights(weights: dict, num_heads: int = 2) -> dict:
         raise ArtifactError(f"weights lack the original key {e.args[0]!r}") from None
     layers = {int(m.group(1)) for k in weights
               if (m := re.match(r"item_encoder\.layer\.(\d+)\.", k))}
-    return dict(num_items=int(item_size) - 2, num_attributes=int(attribute_size) - 1,
+    return dict(num_items=ids.num_items_of_table(int(item_size)),
+                num_attributes=ids.num_attributes_of_table(int(attribute_size)),
                 max_length=int(max_length), hidden_size=int(hidden),
                 num_layers=len(layers), num_heads=num_heads)
 

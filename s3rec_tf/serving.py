@@ -59,9 +59,9 @@ import numpy as np
 import tensorflow as tf
 
 from s3rec_tf import artifacts
+from s3rec_tf import ids as ids_lib
 from s3rec_tf.errors import ArtifactError
-from s3rec_tf.layers import SequenceEncoder
-from s3rec_tf.models import NextItemModel
+from s3rec_tf.models import NextItemModel, ranking
 
 VOCABULARY_ASSET = "item_vocabulary.txt"
 #: TF Serving's warm-up file, in `<version>/assets.extra/`.
@@ -101,8 +101,8 @@ class _Recommender(tf.Module):
         """Raw ids [B, L] -> left-padded item indices [B, max_length] and counts."""
         history = tf.strings.strip(history)
         padding = tf.equal(history, "")
-        index = self.id_to_index.lookup(history) + 1          # line number -> item id
-        known = tf.logical_and(index >= 1, tf.logical_not(padding))
+        index = self.id_to_index.lookup(history) + ids_lib.FIRST_ID  # line number -> item id
+        known = tf.logical_and(index >= ids_lib.FIRST_ID, tf.logical_not(padding))
         num_known = tf.reduce_sum(tf.cast(known, tf.int32), axis=1)
         num_unknown = tf.reduce_sum(
             tf.cast(tf.logical_and(tf.logical_not(known), tf.logical_not(padding)), tf.int32), 1)
@@ -115,7 +115,7 @@ class _Recommender(tf.Module):
         scatter_index = tf.stack([tf.gather_nd(rows, where), tf.gather_nd(column, where)], 1)
         ids = tf.scatter_nd(scatter_index, tf.cast(tf.gather_nd(index, where), tf.int32),
                             [tf.shape(history)[0], self.max_length])
-        all_known = tf.where(known, tf.cast(index, tf.int32), 0)
+        all_known = tf.where(known, tf.cast(index, tf.int32), ids_lib.PADDING_ID)
         return ids, all_known, num_known, num_unknown
 
     def top_k(self, history, k, exclude_history):
@@ -124,27 +124,21 @@ class _Recommender(tf.Module):
         k = tf.ensure_shape(k, [], name="k_must_be_a_scalar")
         exclude_history = tf.ensure_shape(exclude_history, [],
                                           name="exclude_history_must_be_a_scalar")
+        item_size = ids_lib.item_size(self.num_items)
         checks = [
             tf.debugging.assert_greater(k, 0, message="k must be >= 1"),
             tf.debugging.assert_less_equal(
-                tf.cast(tf.shape(history)[0], tf.int64) * (self.num_items + 2),
+                tf.cast(tf.shape(history)[0], tf.int64) * item_size,
                 tf.constant(MAX_SCORES_PER_REQUEST, tf.int64),
                 message=f"batch too large: at most "
-                        f"{MAX_SCORES_PER_REQUEST // (self.num_items + 2)} histories per "
+                        f"{MAX_SCORES_PER_REQUEST // item_size} histories per "
                         f"request for this catalogue; split the request")]
         with tf.control_dependencies(checks):  # nothing runs before the checks pass
             history = tf.identity(history)
             k = tf.minimum(k, self.num_items)
         ids, all_known, num_known, num_unknown = self.indices(history)
         scores = self.model.score_last(ids, training=False)
-        item_size = self.num_items + 2
-        banned = tf.one_hot(0, item_size, on_value=True, off_value=False) | \
-            tf.one_hot(item_size - 1, item_size, on_value=True, off_value=False)
-        banned = tf.broadcast_to(banned[None], tf.shape(scores))
-        rows = tf.broadcast_to(tf.range(tf.shape(all_known)[0])[:, None], tf.shape(all_known))
-        seen = tf.scatter_nd(tf.reshape(tf.stack([rows, all_known], -1), [-1, 2]),
-                             tf.ones(tf.size(all_known), tf.int32), tf.shape(scores)) > 0
-        banned = banned | (seen & exclude_history)
+        banned = ranking.excluded_items(self.num_items, all_known, exclude_history)
         scores = tf.where(banned, tf.constant(-np.inf, scores.dtype), scores)
         top_scores, top_index = tf.math.top_k(scores, k)
         # fewer than k eligible items: the rest of the row is fill, never a
@@ -152,8 +146,9 @@ class _Recommender(tf.Module):
         eligible = item_size - tf.reduce_sum(tf.cast(banned, tf.int32), axis=1)
         num_results = tf.minimum(eligible, k)
         real = tf.range(k)[None, :] < num_results[:, None]
-        item_ids = tf.where(real, self.index_to_id.lookup(tf.cast(top_index, tf.int64) - 1),
-                            FILL_ID)
+        item_ids = tf.where(
+            real, self.index_to_id.lookup(tf.cast(top_index, tf.int64) - ids_lib.FIRST_ID),
+            FILL_ID)
         top_scores = tf.where(real, top_scores, tf.constant(FILL_SCORE, top_scores.dtype))
         return {"item_ids": item_ids, "scores": top_scores, "num_results": num_results,
                 "num_known": num_known, "num_unknown": num_unknown}
@@ -191,7 +186,7 @@ class _Recommender(tf.Module):
         return {"query": query, "num_known": num_known, "num_unknown": num_unknown}
 
     def embeddings(self):
-        table = self.model.encoder.item_table[1:self.num_items + 1]
+        table = self.model.encoder.item_table[ids_lib.item_rows(self.num_items)]
         ids = self.index_to_id.lookup(tf.range(self.num_items, dtype=tf.int64))
         return {"item_ids": ids, "embeddings": tf.convert_to_tensor(table)}
 
@@ -210,17 +205,6 @@ def has_feature(examples, name: str):
                                     "tensorflow.Features.FeatureEntry", ["key"], [tf.string])
     keys = tf.reshape(keys, tf.shape(entries))
     return tf.reduce_any(tf.equal(keys, name), axis=1)
-
-
-def read_vocabulary(path: str) -> list:
-    """A vocabulary file: one raw item id per line (line `i` = item `i + 1`)."""
-    from s3rec_tf.data.reader import read_text
-    return [line.rstrip("\r") for line in read_text(path).split("\n") if line.strip()]
-
-
-def default_vocabulary(num_items: int) -> list:
-    """The paper format's vocabulary: item `i` has raw id `str(i)`."""
-    return [str(i) for i in range(1, num_items + 1)]
 
 
 def resolve_export_dir(path: str) -> str:
@@ -268,7 +252,7 @@ def export_serving_model(model_dir: str, output_base: str | None, version: int |
                             f"version directories)")
     model, manifest = artifacts.load_next_item_model(model_dir)
     num_items = model.encoder.num_items
-    vocabulary = vocabulary or default_vocabulary(num_items)
+    vocabulary = vocabulary or ids_lib.paper_vocabulary(num_items)
     if len(vocabulary) != num_items:
         raise ArtifactError(f"vocabulary has {len(vocabulary)} ids but the model has "
                             f"{num_items} items")
@@ -280,8 +264,7 @@ def export_serving_model(model_dir: str, output_base: str | None, version: int |
     if default_k < 1:
         raise ValueError(f"`default_k` must be >= 1. Received: default_k={default_k}")
     # a plain (unbucketed) copy: one small request runs the fewest ops this way
-    serving_model = NextItemModel(SequenceEncoder.from_config(model.encoder.get_config()),
-                                  loss=model.loss_name, length_buckets=None)
+    serving_model = NextItemModel.from_config({**model.get_config(), "length_buckets": None})
     serving_model.set_weights(model.get_weights())
     version = int(version if version is not None else time.time())
     target = target_dir or os.path.join(output_base, str(version))
@@ -292,7 +275,7 @@ def export_serving_model(model_dir: str, output_base: str | None, version: int |
         with tempfile.TemporaryDirectory() as scratch:  # the vocabulary's source file
             vocab_file = os.path.join(scratch, VOCABULARY_ASSET)
             with open(vocab_file, "w") as f:
-                f.write("\n".join(vocabulary) + "\n")
+                f.write(ids_lib.vocabulary_text(vocabulary))
             rec = _Recommender(serving_model, vocab_file, num_items, default_k)
             archive = keras.export.ExportArchive()
             archive.track(serving_model)
@@ -384,7 +367,7 @@ def _write_model_card(directory: str, model_dir: str, manifest: dict, default_k:
                       num_items: int) -> dict:
     """Writes `model_card.json` (data, training configuration, metrics) and `model_card.md`."""
     metrics, source = _run_metrics(model_dir, manifest)
-    encoder = manifest.get("encoder_config", {})
+    encoder = artifacts.encoder_config(manifest)
     hyper = manifest.get("hyperparameters", {})
     card = {
         "model": "S3-Rec sequence encoder fine-tuned for next-item prediction",
@@ -396,7 +379,8 @@ def _write_model_card(directory: str, model_dir: str, manifest: dict, default_k:
         "architecture": {k: encoder.get(k) for k in (
             "hidden_size", "num_layers", "num_heads", "max_length", "num_items",
             "num_attributes")},
-        "training": {"loss": manifest.get("loss"), "pretrained": hyper.get("pretrained"),
+        "training": {"loss": artifacts.task_config(manifest).get("loss"),
+                     "pretrained": hyper.get("pretrained"),
                      "best_epoch": manifest.get("best_epoch"), "hyperparameters": hyper},
         "validation_at_best_epoch": manifest.get("valid"),
         "metrics": metrics,

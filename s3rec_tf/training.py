@@ -34,7 +34,7 @@ import keras
 import numpy as np
 import tensorflow as tf
 
-from s3rec_tf import artifacts
+from s3rec_tf import artifacts, ids
 from s3rec_tf import config as config_lib
 from s3rec_tf.config import EncoderConfig, FinetuneConfig, PretrainConfig
 from s3rec_tf.data import inputs as inputs_lib
@@ -247,25 +247,14 @@ def run_pretraining(data: SequenceData, output_dir: str,
                "final_losses": history, "wall_time_s": round(wall, 2),
                "samples_per_epoch": arrays.num_samples,
                "seeds": {"init_dropout_masks_segments_negatives": config.seed}}
-    _save_model_into(output_dir, model, "pretrained", vocabulary, hyper,
-                     {"epochs_done": config.epochs, "summary": summary})
+    # into output_dir itself, beside _resume/ and the snapshots
+    artifacts.save_model(output_dir, model, "pretrained", vocabulary, hyper,
+                         {"epochs_done": config.epochs, "summary": summary}, merge=True)
     write_generated_negatives(data, output_dir)
     save_run_config(output_dir, encoder_config, config)
     _log(verbose, f"Pretraining done in {wall:.1f}s: " +
          ", ".join(f"{k}={v:.4f}" for k, v in history.items()) + f" -> {output_dir}")
     return summary
-
-
-def _save_model_into(output_dir, model, kind, vocabulary, hyper, extra):
-    """Writes the model files into `output_dir` itself (beside _resume/, snapshots)."""
-    staging = os.path.join(output_dir, ".model-staging")
-    artifacts.save_model(staging, model, kind, vocabulary, hyper, extra)
-    # manifest last: the directory only reads as a model once both files are in place
-    os.replace(os.path.join(staging, artifacts.WEIGHTS),
-               os.path.join(output_dir, artifacts.WEIGHTS))
-    os.replace(os.path.join(staging, artifacts.MANIFEST),
-               os.path.join(output_dir, artifacts.MANIFEST))
-    shutil.rmtree(staging, ignore_errors=True)
 
 
 def import_original_weights(weights_path: str, output_dir: str, data: SequenceData | None = None,
@@ -275,18 +264,13 @@ def import_original_weights(weights_path: str, output_dir: str, data: SequenceDa
     weights = ow.read_npz(weights_path)
     cfg = ow.encoder_config_from_weights(weights, num_heads)
     encoder = SequenceEncoder(**cfg)
+    vocabulary = ids.vocabulary(cfg["num_items"], cfg["num_attributes"])
     if data is not None:
-        artifacts.check_vocabulary({"vocabulary": {"num_items": cfg["num_items"],
-                                                   "num_attributes": cfg["num_attributes"]}},
-                                   {"num_items": data.num_items,
-                                    "num_attributes": data.num_attributes},
-                                   f"weights {weights_path}")
-        table = data.attribute_table()
-        vocabulary = artifacts.vocabulary_of(data)
+        of_data = ids.vocabulary_of(data)
+        artifacts.check_vocabulary({"vocabulary": vocabulary}, of_data, f"weights {weights_path}")
+        table, vocabulary = data.attribute_table(), of_data
     else:
         table = np.zeros((encoder.item_size, 1), "int32")
-        vocabulary = {"dataset": None, "num_items": cfg["num_items"],
-                      "num_attributes": cfg["num_attributes"], "fingerprint": None}
     model = S3RecPretrainer(encoder, table)
     ow.load_into_pretrainer(model, weights)
     artifacts.save_model(output_dir, model, "pretrained", vocabulary, cfg,

@@ -8,6 +8,7 @@ class _FixedScores:
     """Stands in for a NextItemModel: scores are a fixed table per user."""
 
     class encoder:  # noqa: N801
+        num_items = 5
         item_size = 7
         mask_id = 6
         hidden_size = 7

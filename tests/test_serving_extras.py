@@ -8,6 +8,7 @@ import tensorflow as tf
 from tensorflow_serving.apis import prediction_log_pb2
 
 from s3rec_tf import artifacts, serving
+from s3rec_tf import ids as ids_lib
 from s3rec_tf.layers import SequenceEncoder
 from s3rec_tf.models import NextItemModel
 
@@ -55,7 +56,7 @@ def test_warmup_requests_parse_and_run_against_serving_default(export, tiny_data
         assert out["item_ids"].shape == (batch, 4)
         assert all(len(i) for i in out["item_ids"].numpy().ravel())  # real items
         ids = set(inputs["history"].numpy().astype(str).ravel())
-        assert ids <= set(serving.default_vocabulary(tiny_data.num_items))
+        assert ids <= set(ids_lib.paper_vocabulary(tiny_data.num_items))
         shapes.append(tuple(inputs["history"].shape))
     assert shapes == [(1, 1), (1, MAX_LENGTH), (8, MAX_LENGTH)]
 

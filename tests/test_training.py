@@ -71,7 +71,7 @@ def test_finetune_keeps_best_and_reports_both_protocols(tiny_data, pretrained, t
     # early stopping with patience 1: stops one epoch after the last gain
     assert len(history) <= 3
     manifest = artifacts.read_manifest(str(tmp_path / "best"))
-    assert manifest["kind"] == "finetuned" and manifest["loss"] == loss
+    assert manifest["kind"] == "finetuned" and artifacts.task_config(manifest)["loss"] == loss
     with open(tmp_path / "metrics.json") as f:
         assert json.load(f)["metrics"] == summary["metrics"]
 

@@ -13,6 +13,7 @@ import dataclasses
 import numpy as np
 import tensorflow as tf
 
+from s3rec_tf import ids
 from s3rec_tf.data.reader import SequenceData, pad_left
 
 PRETRAIN_KEYS = ("masked_item_sequence", "pos_items", "neg_items",
@@ -102,7 +103,7 @@ def make_pretrain_batch(starts, lengths, seed, flat_items, long_sequence, num_it
     draws are made at the full width either way, so a trimmed batch equals
     the padded batch of the same seed without its empty columns.
     """
-    mask_id = num_items + 1
+    mask_id = ids.mask_id(num_items)
     lengths = tf.cast(lengths, tf.int32)
     starts = tf.cast(starts, tf.int32)
     batch = tf.shape(lengths)[0]

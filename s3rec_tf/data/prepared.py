@@ -12,7 +12,8 @@ two splits so standard components can read it too:
 - `Split-item_attributes/item_attributes-*.tfrecord`: `item` (int64),
   `attributes` (int64 list);
 - `item_vocabulary.txt`, `attribute_vocabulary.txt`: raw id per line, line
-  `i` is index `i + 1` (index 0 is padding, `num_items + 1` the mask id);
+  `i` is index `i + 1` (the id layout of `s3rec_tf.ids`: index 0 is
+  padding, `num_items + 1` the mask id);
 - `stats.json`: counts of every step, the parameters, the id layout and
   where the negatives came from.
 
@@ -33,8 +34,10 @@ import os
 
 import numpy as np
 
+from s3rec_tf import ids
 from s3rec_tf.data import negatives as negatives_lib
 from s3rec_tf.errors import DataError
+from s3rec_tf.ids import natural_key
 
 SEQUENCES_SPLIT = "sequences"
 ATTRIBUTES_SPLIT = "item_attributes"
@@ -62,11 +65,6 @@ def root_of(file_pattern: str) -> str:
         raise DataError(file_pattern, "not a split of a prepared dataset (expected "
                                       "<prepared>/Split-<name>/...)")
     return os.path.dirname(folder)
-
-
-def natural_key(raw: str):
-    """Numbers first, in numeric order, then other ids in text order."""
-    return (0, int(raw), "") if raw.isdigit() else (1, 0, raw)
 
 
 def sequence_example(user: str, items, negatives) -> bytes:
@@ -109,10 +107,8 @@ def read_prepared(prepared_dir: str, name: str | None = None):
     from s3rec_tf.data.reader import SequenceData
 
     stats = read_stats(prepared_dir)
-    with open(os.path.join(prepared_dir, ITEM_VOCABULARY)) as f:
-        items = [line.rstrip("\n") for line in f]
-    with open(os.path.join(prepared_dir, ATTRIBUTE_VOCABULARY)) as f:
-        attributes = [line.rstrip("\n") for line in f]
+    items = ids.read_vocabulary(os.path.join(prepared_dir, ITEM_VOCABULARY))
+    attributes = ids.read_vocabulary(os.path.join(prepared_dir, ATTRIBUTE_VOCABULARY))
     spec = {"user_id": tf.io.FixedLenFeature([], tf.string),
             "items": tf.io.VarLenFeature(tf.int64),
             "negatives": tf.io.VarLenFeature(tf.int64)}

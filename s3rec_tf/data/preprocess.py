@@ -48,11 +48,13 @@ import tempfile
 
 import numpy as np
 
+from s3rec_tf import ids as ids_lib
 from s3rec_tf.errors import DataError
+from s3rec_tf.ids import MAX_USER_ID
 
 from s3rec_tf.data import negatives as negatives_lib
 from s3rec_tf.data import prepared as prepared_lib
-from s3rec_tf.data.reader import MAX_USER_ID, id_problem
+from s3rec_tf.data.reader import id_problem
 from s3rec_tf.data.reader import MIN_SEQUENCE_LENGTH as MIN_EVENTS
 
 FORMATS = ("s3rec", "csv", "parquet", "recbole")
@@ -387,8 +389,8 @@ def _vocabulary(ids, label: str):
     import apache_beam as beam
     vocab = (ids | f"Distinct{label}" >> beam.Distinct()
              | f"List{label}" >> beam.combiners.ToList()
-             | f"Sort{label}" >> beam.Map(lambda xs: sorted(xs, key=prepared_lib.natural_key)))
-    index = vocab | f"Index{label}" >> beam.Map(lambda xs: {x: i + 1 for i, x in enumerate(xs)})
+             | f"Sort{label}" >> beam.Map(lambda xs: sorted(xs, key=ids_lib.natural_key)))
+    index = vocab | f"Index{label}" >> beam.Map(ids_lib.vocabulary_index)
     return vocab, index
 
 
@@ -404,9 +406,8 @@ def _paper_vocabulary(ids, label: str, source: str):
         return int(raw)
     largest = (ids | f"Int{label}" >> beam.Map(as_int)
                | f"Max{label}" >> beam.CombineGlobally(lambda xs: max(xs, default=0)))
-    vocab = largest | f"Range{label}" >> beam.Map(lambda n: [str(i) for i in range(1, n + 1)])
-    index = largest | f"Identity{label}" >> beam.Map(
-        lambda n: {str(i): i for i in range(1, n + 1)})
+    vocab = largest | f"Range{label}" >> beam.Map(ids_lib.paper_vocabulary)
+    index = vocab | f"Identity{label}" >> beam.Map(ids_lib.vocabulary_index)
     return vocab, index
 
 
@@ -658,7 +659,7 @@ def build_sequences(pipeline, inputs: Inputs, output_dir: str, config: PrepareCo
     def write_vocab(xs, name):
         from apache_beam.io.filesystems import FileSystems
         with FileSystems.create(FileSystems.join(output_dir, name)) as f:
-            f.write("".join(f"{x}\n" for x in xs).encode())
+            f.write(ids_lib.vocabulary_text(xs).encode())
         return len(xs)
 
     counters["items"] = item_vocab | "WriteItemVocab" >> beam.Map(

@@ -24,23 +24,19 @@ import re
 
 import numpy as np
 
+from s3rec_tf import ids as ids_lib
 from s3rec_tf.data import negatives as negatives_lib
 from s3rec_tf.data.negatives import (NUM_NEGATIVES as NUM_SAMPLED_NEGATIVES,  # noqa: F401
                                      draw_negatives, generate_negatives)  # noqa: F401
 from s3rec_tf.data.negatives import read_sample_file as read_sample_negatives  # noqa: F401
 from s3rec_tf.data.negatives import write_sample_file as write_sample_negatives  # noqa: F401
 from s3rec_tf.errors import DataError
+from s3rec_tf.ids import MAX_ID, MAX_USER_ID
 
 #: Users with fewer items are dropped (and counted) by every reader: the
 #: leave-one-out split needs a training item, a validation and a test answer.
 MIN_SEQUENCE_LENGTH = 3
 
-#: Largest item or attribute id. Ids become int32 indices into embedding
-#: tables that also hold the padding row 0 and (items) the mask id `largest +
-#: 1`, so `largest + 2` rows must fit an int32.
-MAX_ID = int(np.iinfo(np.int32).max) - 2
-#: Largest user id (users are never embedded; they are kept as int64).
-MAX_USER_ID = int(np.iinfo(np.int64).max)
 #: Ids number the items (attributes) `1..N`; a table has `largest id + 1`
 #: rows. A largest id above `max(SPARSE_ID_SLACK, SPARSE_ID_FACTOR * distinct
 #: ids)` would allocate mostly empty tables (2**40 ids: terabytes), so it is
@@ -92,16 +88,16 @@ class SequenceData:
 
     @property
     def item_size(self) -> int:
-        """Rows of the item table: padding 0, items and the mask id."""
-        return self.num_items + 2
+        """Rows of the item table: padding 0, items and the mask id (`s3rec_tf.ids`)."""
+        return ids_lib.item_size(self.num_items)
 
     @property
     def mask_id(self) -> int:
-        return self.num_items + 1
+        return ids_lib.mask_id(self.num_items)
 
     @property
     def attribute_size(self) -> int:
-        return self.num_attributes + 1
+        return ids_lib.attribute_size(self.num_attributes)
 
     def attribute_table(self) -> np.ndarray:
         """`[item_size, max_attrs]` int32 attribute ids per item, 0-padded."""

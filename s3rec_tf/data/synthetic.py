@@ -12,7 +12,6 @@ from __future__ import annotations
 
 import json
 import os
-import tempfile
 
 import numpy as np
 
@@ -98,17 +97,12 @@ def write(output_dir: str, sequences, item_attributes: dict, name: str = "Synthe
     Returns:
         dict of the written paths.
     """
-    os.makedirs(output_dir, exist_ok=True)
+    from s3rec_tf.artifacts import write_file_atomic
     paths = {"sequences": os.path.join(output_dir, f"{name}.txt"),
              "attributes": os.path.join(output_dir, f"{name}_item2attributes.json")}
-    with tempfile.TemporaryDirectory(dir=output_dir) as tmp:
-        seq_tmp = os.path.join(tmp, "seq")
-        attr_tmp = os.path.join(tmp, "attr")
-        with open(seq_tmp, "w") as f:
-            for user, seq in enumerate(sequences, start=1):
-                f.write(" ".join(str(int(v)) for v in [user, *seq]) + "\n")
-        with open(attr_tmp, "w") as f:
-            json.dump({str(k): v for k, v in item_attributes.items()}, f)
-        os.replace(seq_tmp, paths["sequences"])
-        os.replace(attr_tmp, paths["attributes"])
+    lines = "".join(" ".join(str(int(v)) for v in [user, *seq]) + "\n"
+                    for user, seq in enumerate(sequences, start=1))
+    attributes = json.dumps({str(k): v for k, v in item_attributes.items()})
+    write_file_atomic(paths["sequences"], lines)
+    write_file_atomic(paths["attributes"], attributes)
     return paths

@@ -7,6 +7,7 @@ import tensorflow as tf
 
 from s3rec_tf import losses
 from s3rec_tf.layers import DEFAULT_LENGTH_BUCKETS, SequenceEncoder, encode_bucketed
+from s3rec_tf.models import ranking
 
 LOSSES = ("bce", "ce")
 
@@ -71,16 +72,15 @@ class NextItemModel(keras.Model):
         return self.encoder(input_ids, causal=True, training=training)
 
     def item_logit_bias(self):
-        """`[item_size]` bias that removes padding 0 and the mask id from rankings."""
-        size = self.encoder.item_size
-        non_item = tf.one_hot(0, size) + tf.one_hot(self.encoder.mask_id, size)
-        return non_item * -1e9
+        """`[item_size]` bias that removes padding 0 and the mask id from rankings
+        (`ranking.non_item_logit_bias`)."""
+        return ranking.non_item_logit_bias(self.encoder.num_items)
 
     def score_last(self, input_ids, training=None):
         """Scores of every item id for the next item: `[batch, item_size]`.
 
         Columns 0 (padding) and `mask_id` are raw dot products; rankers
-        exclude them (see `s3rec_tf.evaluation`).
+        exclude them (`s3rec_tf.models.ranking.excluded_items`).
         """
         out = self(input_ids, training=training)[:, -1]
         return tf.matmul(out, self.encoder.item_table, transpose_b=True)

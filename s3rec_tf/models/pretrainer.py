@@ -10,7 +10,7 @@ import keras
 import numpy as np
 import tensorflow as tf
 
-from s3rec_tf import losses
+from s3rec_tf import ids, losses
 from s3rec_tf.config import PretrainConfig
 from s3rec_tf.data.inputs import PRETRAIN_KEYS  # noqa: F401  (the batch keys, re-exported)
 from s3rec_tf.layers import DEFAULT_LENGTH_BUCKETS, SequenceEncoder, encode_bucketed
@@ -163,7 +163,8 @@ class S3RecPretrainer(keras.Model):
         flat_pos = tf.reshape(tf.cast(batch["pos_items"], tf.int32), [-1])
         flat_neg = tf.reshape(tf.cast(batch["neg_items"], tf.int32), [-1])
         is_masked = tf.equal(flat_masked, self.encoder.mask_id)
-        is_item = tf.logical_and(tf.not_equal(flat_masked, 0), tf.logical_not(is_masked))
+        is_item = tf.logical_and(tf.not_equal(flat_masked, ids.PADDING_ID),
+                                 tf.logical_not(is_masked))
         attribute_table = self.encoder.attribute_table
         item_table = self.encoder.item_table
 
