@@ -227,6 +227,10 @@ class FinetuneConfig(_Validated):
             raise ConfigError("sampled_negatives", self.sampled_negatives,
                               "must be >= 1 with loss 'sampled-ce' unless in_batch_negatives "
                               "is set", related=("in_batch_negatives", "loss"))
+        if self.loss == "sampled-ce" and self.in_batch_negatives and self.jit_compile:
+            raise ConfigError("in_batch_negatives", self.in_batch_negatives,
+                              "cannot be compiled with XLA (the batch's distinct targets "
+                              "vary in number); drop jit_compile", related=("jit_compile",))
 
     @property
     def valid_metric(self) -> str:

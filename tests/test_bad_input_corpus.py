@@ -352,6 +352,8 @@ ARGUMENT_CASES = [
     (FT + ["--proposal", "zipf"], "--proposal: invalid choice"),
     (FT + ["--loss", "sampled-ce", "--sampled-negatives", "0"],
      "--sampled-negatives/--in-batch-negatives/--loss: must be >= 1 with loss 'sampled-ce'"),
+    (FT + ["--loss", "sampled-ce", "--in-batch-negatives", "--jit-compile"],
+     "--in-batch-negatives/--jit-compile: cannot be compiled with XLA"),
     (FT + ["--valid-protocol", "all"], "--valid-protocol: invalid choice"),
     (FT + ["--dropout", "2"], "--dropout: must be in [0, 1)"),
     (FT + ["--preset", "fastest"], "--preset: invalid choice"),

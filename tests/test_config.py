@@ -59,6 +59,8 @@ def test_cross_field_rules():
         FinetuneConfig(loss="sampled-ce", sampled_negatives=0)
     assert FinetuneConfig(loss="sampled-ce", sampled_negatives=0, in_batch_negatives=True)
     assert FinetuneConfig(loss="ce", sampled_negatives=0)  # only sampled-ce draws negatives
+    with pytest.raises(ConfigError, match="cannot be compiled with XLA"):
+        FinetuneConfig(loss="sampled-ce", in_batch_negatives=True, jit_compile=True)
 
 
 def test_ints_become_floats_but_not_the_reverse():
