@@ -138,17 +138,20 @@ def case_pretrain(data_dir, name, steps, warmup, batch_size=100, **_):
 
 
 def case_finetune(data_dir, name, steps, warmup, loss="bce", batch_size=256, **_):
+    from s3rec_tf.config import FinetuneConfig
     from s3rec_tf.data import inputs
     from s3rec_tf.layers import SequenceEncoder
     from s3rec_tf.models import NextItemModel
-    from s3rec_tf.training import adam
+    from s3rec_tf.training import adam, finetune_sampling, next_item_loss_options
     data = _read(data_dir, name)
     arrays = inputs.finetune_arrays(data)
+    config = FinetuneConfig(loss=loss, batch_size=batch_size)
     per_epoch = inputs.steps_per_epoch(len(arrays.input_ids), batch_size)
     epochs = 1 + (warmup + steps) // per_epoch + 1
     ds = inputs.finetune_dataset(arrays, batch_size, seed=0, epochs=epochs,
-                                 negatives=loss == "bce")
-    model = NextItemModel(SequenceEncoder(data.num_items, data.num_attributes), loss=loss)
+                                 **finetune_sampling(config, arrays))
+    model = NextItemModel(SequenceEncoder(data.num_items, data.num_attributes),
+                          **next_item_loss_options(config, arrays))
     model.compile(optimizer=adam(1e-3))
     warm, dt = _time_fit(model, ds, warmup, steps)
     return {"throughput": steps * batch_size / dt, "unit": "sequences/s", "warmup_s": warm,
@@ -275,6 +278,9 @@ def plan(data_dir: str, quick: bool, datasets=("Beauty", "LastFM"), serving_size
     specs.append({"case": "finetune", "key": "finetune_ce/Beauty", "data_dir": data_dir,
                   "name": "Beauty", "steps": steps // 2 if quick else 80, "warmup": warmup,
                   "loss": "ce"})
+    specs.append({"case": "finetune", "key": "finetune_sampled-ce/Beauty", "data_dir": data_dir,
+                  "name": "Beauty", "steps": steps // 2 if quick else 80, "warmup": warmup,
+                  "loss": "sampled-ce"})
     specs.append({"case": "evaluate", "key": "evaluate_full/Beauty", "data_dir": data_dir,
                   "name": "Beauty", "users": 4096 if quick else 0})
     specs.append({"case": "prepare", "key": "prepare/Beauty", "data_dir": data_dir,

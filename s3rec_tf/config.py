@@ -45,6 +45,13 @@ ATTRIBUTE_BCE_MODES = ("original", "softplus")
 #: on the logits' gap, which does not saturate when both scores do.
 SEGMENT_LOSS_MODES = ("original", "logit-gap")
 
+#: The fine-tuning losses (`s3rec_tf.models.NextItemModel`); the first is the paper's.
+FINETUNE_LOSSES = ("bce", "ce", "sampled-ce")
+
+#: Where `sampled-ce` draws its negatives from: every item alike, or in proportion to
+#: its frequency as a training target (`s3rec_tf.data.inputs.proposal_weights`).
+PROPOSALS = ("uniform", "popularity")
+
 
 @dataclasses.dataclass(frozen=True)
 class Param:
@@ -202,7 +209,18 @@ class FinetuneConfig(_Validated):
     learning_rate: float = _param(1e-3, "Adam learning rate", minimum=0.0,
                                   exclusive_minimum=True, aliases=("--lr",))
     loss: str = _param("bce", "bce: the paper's, one sampled negative per position; "
-                              "ce: full softmax over the catalogue", choices=("bce", "ce"))
+                              "ce: full softmax over the catalogue; sampled-ce: softmax over "
+                              "the target and sampled negatives, log-Q corrected",
+                       choices=FINETUNE_LOSSES)
+    sampled_negatives: int = _param(100, "sampled-ce: negatives drawn per sequence (shared by "
+                                         "its positions) from --proposal; 0: in-batch "
+                                         "negatives only", minimum=0)
+    proposal: str = _param(PROPOSALS[0], "sampled-ce: the distribution negatives are drawn "
+                                         "from: uniform over the items, or popularity (each "
+                                         "item's frequency as a training target)",
+                           choices=PROPOSALS)
+    in_batch_negatives: bool = _param(False, "sampled-ce: also use the targets of the batch's "
+                                             "other positions as negatives")
     patience: int = _count(10, "epochs without a validation gain before stopping")
     valid_protocol: str = _param("sampled", "early stopping on sampled MRR (99 negatives) "
                                             "or full-ranking NDCG@20",
@@ -211,6 +229,17 @@ class FinetuneConfig(_Validated):
     trim_padding: bool = _param(True, "cut each batch's columns of pure padding (same "
                                       "results, faster)")
     jit_compile: bool = _param(False, "compile training steps with XLA")
+
+    def _check_fields(self):
+        if self.loss == "sampled-ce" and not self.sampled_negatives \
+                and not self.in_batch_negatives:
+            raise ConfigError("sampled_negatives", self.sampled_negatives,
+                              "must be >= 1 with loss 'sampled-ce' unless in_batch_negatives "
+                              "is set", related=("in_batch_negatives", "loss"))
+        if self.loss == "sampled-ce" and self.in_batch_negatives and self.jit_compile:
+            raise ConfigError("in_batch_negatives", self.in_batch_negatives,
+                              "cannot be compiled with XLA (the batch's distinct targets "
+                              "vary in number); drop jit_compile", related=("jit_compile",))
 
     @property
     def valid_metric(self) -> str:

@@ -145,3 +145,31 @@ def next_item_ce_loss(logits, targets):
     return tf.reduce_mean(
         tf.nn.sparse_softmax_cross_entropy_with_logits(labels=tf.cast(targets, tf.int32),
                                                        logits=logits))
+
+
+def next_item_sampled_ce_loss(pos_logits, neg_logits, neg_log_expected, keep):
+    """Sampled softmax cross-entropy with log-Q correction (mean over rows).
+
+    Each row's softmax runs over its target and its negatives, each
+    negative's logit lowered by the log of its expected count among the
+    negatives (`log(S q_j)` for S draws from a proposal q): the negatives'
+    sum `sum_k exp(s_k) / (S q_k)` is then an unbiased estimate of the full
+    softmax's sum over the catalogue, and the loss tends to `ce`'s as S
+    grows. The target's logit is not corrected.
+
+    `-s_pos + log(exp(s_pos) + sum_k keep_k exp(s_k - log_expected_k))`.
+
+    Args:
+        pos_logits: `[n]` the target's score at each row.
+        neg_logits: `[n, k]` the negatives' scores.
+        neg_log_expected: `[n, k]` (or broadcastable) log of each negative's
+            expected count. 0 everywhere (each other item once) gives the
+            full softmax.
+        keep: bool `[n, k]`. False drops a negative from the row's softmax
+            (an accidental hit: a negative that is the row's target).
+    """
+    pos_logits = tf.convert_to_tensor(pos_logits)
+    corrected = neg_logits - tf.cast(neg_log_expected, pos_logits.dtype)
+    corrected = tf.where(keep, corrected, tf.constant(-1e9, pos_logits.dtype))
+    logits = tf.concat([pos_logits[:, None], corrected], axis=1)
+    return tf.reduce_mean(tf.reduce_logsumexp(logits, axis=1) - pos_logits)

@@ -37,6 +37,7 @@ WORKLOADS = {
     "pretrain": {"single_thread_ops": True, "onednn": False},
     "finetune-bce": {"single_thread_ops": True, "onednn": True},
     "finetune-ce": {"single_thread_ops": False, "onednn": True},
+    "finetune-sampled-ce": {"single_thread_ops": True, "onednn": True},
     "default": {"single_thread_ops": False, "onednn": True},
 }
 

@@ -318,6 +318,25 @@ def evaluate_model(model, data: SequenceData, protocols=("full", "sampled"),
     return out
 
 
+def next_item_loss_options(config: FinetuneConfig, arrays) -> dict:
+    """`NextItemModel` keyword arguments of `config`'s loss (`arrays`: the training arrays)."""
+    options = {"loss": config.loss}
+    if config.loss == "sampled-ce":
+        options.update(sampled_negatives=config.sampled_negatives, proposal=config.proposal,
+                       in_batch_negatives=config.in_batch_negatives,
+                       item_counts=inputs_lib.target_counts(arrays))
+    return options
+
+
+def finetune_sampling(config: FinetuneConfig, arrays) -> dict:
+    """`finetune_dataset` keyword arguments for the negatives `config`'s loss needs."""
+    if config.loss == "sampled-ce" and config.sampled_negatives:
+        return {"negatives": False, "sampled_negatives": config.sampled_negatives,
+                "proposal": inputs_lib.proposal_weights(config.proposal,
+                                                        inputs_lib.target_counts(arrays))}
+    return {"negatives": config.loss == "bce"}
+
+
 def run_finetuning(data: SequenceData, output_dir: str, pretrained: str | None,
                    encoder_config: EncoderConfig | None = None,
                    config: FinetuneConfig | None = None, verbose: int = 1,
@@ -346,7 +365,8 @@ def run_finetuning(data: SequenceData, output_dir: str, pretrained: str | None,
         encoder = load_pretrained_encoder(pretrained, data, encoder_config)
     else:
         encoder = build_encoder(data, encoder_config)
-    model = NextItemModel(encoder, loss=config.loss)
+    arrays = inputs_lib.finetune_arrays(data, encoder_config.max_length)
+    model = NextItemModel(encoder, **next_item_loss_options(config, arrays))
     model.compile(optimizer=adam(config.learning_rate), jit_compile=config.jit_compile)
     vocabulary = artifacts.vocabulary_of(data)
     hyper = {**dataclasses.asdict(encoder_config), **dataclasses.asdict(config),
@@ -368,7 +388,6 @@ def run_finetuning(data: SequenceData, output_dir: str, pretrained: str | None,
             running_best = best_dir  # a checkpoint from before best/ moved under _resume
     best = {"epoch": int(resume.value("best_epoch")), "score": resume.value("best_score"),
             "wait": int(resume.value("wait"))}
-    arrays = inputs_lib.finetune_arrays(data, encoder_config.max_length)
     valid = inputs_lib.eval_arrays(data, "valid", encoder_config.max_length)
     evaluator = RankingEvaluator(model)
     metric = config.valid_metric
@@ -406,7 +425,7 @@ def run_finetuning(data: SequenceData, output_dir: str, pretrained: str | None,
     if first_epoch < config.epochs and best["wait"] < config.patience:
         dataset = inputs_lib.finetune_dataset(
             arrays, config.batch_size, config.seed, first_epoch, config.epochs,
-            negatives=config.loss == "bce", trim=config.trim_padding)
+            trim=config.trim_padding, **finetune_sampling(config, arrays))
         model.fit(dataset, epochs=config.epochs, initial_epoch=first_epoch,
                   steps_per_epoch=steps, verbose=fit_verbosity(verbose), shuffle=False,
                   callbacks=_callbacks(on_epoch_end, tensorboard_dir, fit_verbosity(verbose)))

@@ -1,7 +1,7 @@
 #!/usr/bin/env bash
 # Our own pretraining and the improvements beyond the paper, recorded in results/.
 # Usage: scripts/quality.sh sweep NAME|lastfm-sweep|finetune-seeds NAME EP|beauty-ce|sports|
-#        sports-own
+#        sports-own|sampled-ce NAME
 set -euo pipefail
 source "$(dirname "${BASH_SOURCE[0]}")/env.sh"
 cd "$ROOT"
@@ -73,6 +73,20 @@ case "${1:-}" in
       --pretrained runs/Sports_and_Outdoors-own-pre --loss ce --valid-protocol full --seed 1 \
       --output "runs/Sports-own-ep$ep-ce-validfull-seed1" \
       --record "results/Sports_and_Outdoors_own-pretrain-ep${ep}_ce_validfull_seed1.json" ;;
-  *) echo "usage: $0 sweep NAME|lastfm-sweep|finetune-seeds NAME EP|beauty-ce|sports|sports-own" >&2
+  sampled-ce)
+    # Sampled softmax with log-Q correction, no pretraining, early stopping on full
+    # ranking: the `ce` recipe with `--loss sampled-ce`. The record's loss tag names the
+    # proposal, the number of negatives and in-batch negatives.
+    # Usage: [NEGATIVES=100] [PROPOSAL=uniform|popularity] [IN_BATCH=1] [SEED=1]
+    #        scripts/quality.sh sampled-ce NAME
+    name="${2:?usage: $0 sampled-ce NAME}"
+    n="${NEGATIVES:-100}"; proposal="${PROPOSAL:-uniform}"; seed="${SEED:-1}"
+    tag="sampled-ce-$proposal$n"; in_batch=--no-in-batch-negatives
+    if [ "${IN_BATCH:-0}" = 1 ]; then tag="$tag-inbatch"; in_batch=--in-batch-negatives; fi
+    s3rec-tf finetune --data "$DATA" --name "$name" --pretrained none --loss sampled-ce \
+      --sampled-negatives "$n" --proposal "$proposal" "$in_batch" --valid-protocol full \
+      --seed "$seed" --output "runs/$name-sasrec-$tag-validfull-seed$seed" \
+      --record "results/${name}_sasrec_${tag}_validfull_seed$seed.json" ;;
+  *) echo "usage: $0 sweep NAME|lastfm-sweep|finetune-seeds NAME EP|beauty-ce|sports|sports-own|sampled-ce NAME" >&2
      exit 2 ;;
 esac

@@ -9,7 +9,8 @@ from s3rec_tf import bench
 def test_plan_covers_every_case_of_the_speed_issue():
     keys = [s["key"] for s in bench.plan("data", quick=False)]
     for key in ("pretrain/Beauty", "pretrain/LastFM", "finetune_bce/Beauty",
-                "finetune_ce/Beauty", "evaluate_full/Beauty", "prepare/Beauty"):
+                "finetune_ce/Beauty", "finetune_sampled-ce/Beauty", "evaluate_full/Beauty",
+                "prepare/Beauty"):
         assert key in keys
     assert any(k.startswith("serving/1000000items") for k in keys)
     quick = bench.plan("data", quick=True)
@@ -21,6 +22,7 @@ def test_each_case_runs_with_the_clis_runtime_workload():
     assert bench.workload_of(specs["pretrain/Beauty"]) == "pretrain"
     assert bench.workload_of(specs["finetune_bce/Beauty"]) == "finetune-bce"
     assert bench.workload_of(specs["finetune_ce/Beauty"]) == "finetune-ce"
+    assert bench.workload_of(specs["finetune_sampled-ce/Beauty"]) == "finetune-sampled-ce"
     assert bench.workload_of(specs["evaluate_full/Beauty"]) == "default"
 
 

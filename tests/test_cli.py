@@ -1,4 +1,5 @@
 import json
+import math
 import os
 import subprocess
 import sys
@@ -86,6 +87,25 @@ def test_synth_pretrain_finetune_evaluate_export_recommend(tmp_path, capsys):
     assert len(err) == 1 and "no user '999999'" in err[0] and "Synthetic.txt" in err[0]
 
 
+def test_finetune_with_sampled_softmax(tmp_path, synthetic_dir):
+    out = tmp_path / "ft"
+    record = tmp_path / "results" / "Tiny_sasrec_sampled-ce_validfull_seed3.json"
+    assert cli.main(["finetune", "--data", synthetic_dir, "--name", "Tiny", "--pretrained",
+                     "none", "--hidden-size", "16", "--max-length", "20", "--epochs", "1",
+                     "--batch-size", "64", "--loss", "sampled-ce", "--sampled-negatives", "20",
+                     "--proposal", "popularity", "--in-batch-negatives", "--valid-protocol",
+                     "full", "--seed", "3", "--output", str(out), "--record", str(record)]) == 0
+    metrics = json.loads((out / "metrics.json").read_text())
+    assert metrics["loss"] == "sampled-ce" and metrics["metrics"]["test/full"]["HR@10"] >= 0
+    saved = json.loads((out / "config.json").read_text())
+    assert (saved["sampled_negatives"], saved["proposal"], saved["in_batch_negatives"]) == \
+        (20, "popularity", True)
+    rec = json.loads(record.read_text())
+    assert (rec["loss"], rec["seed"]) == ("sampled-ce", 3) and "commit" in rec
+    history = [json.loads(line) for line in (out / "history.jsonl").read_text().splitlines()]
+    assert len(history) == 1 and math.isfinite(history[0]["loss"])
+
+
 def test_finetune_with_missing_pretrained_fails_clearly(tmp_path, synthetic_dir, capsys):
     code = cli.main(["finetune", "--data", synthetic_dir, "--name", "Tiny", "--pretrained",
                      str(tmp_path / "nope"), "--output", str(tmp_path / "ft")])
@@ -160,7 +180,7 @@ CONFIG_FILE_CASES = [
     ('batch_size = "64"\n', "`batch_size` must be of type int, not str"),
     ("batch_size = 6.5\n", "`batch_size` must be of type int, not float"),
     ("jit_compile = 1\n", "`jit_compile` must be of type bool"),
-    ('loss = "mse"\n', "`loss` must be one of 'bce', 'ce'"),
+    ('loss = "mse"\n', "`loss` must be one of 'bce', 'ce', 'sampled-ce'"),
     ("negatives_seed = -1\n", "`negatives_seed` must be in [0, 4294967295]"),
     ("intra_op_threads = -1\n", "`intra_op_threads` must be >= 0"),
     ("data = 3\n", "`data` must be of type str"),

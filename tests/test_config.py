@@ -26,7 +26,10 @@ FIELD_CASES = [
     (PretrainConfig, "batch_size", True, "type int"),
     (PretrainConfig, "trim_padding", 1, "type bool"),
     (FinetuneConfig, "patience", 0, ">= 1"),
-    (FinetuneConfig, "loss", "mse", "one of 'bce', 'ce'"),
+    (FinetuneConfig, "loss", "mse", "one of 'bce', 'ce', 'sampled-ce'"),
+    (FinetuneConfig, "sampled_negatives", -1, ">= 0"),
+    (FinetuneConfig, "proposal", "zipf", "one of 'uniform', 'popularity'"),
+    (FinetuneConfig, "in_batch_negatives", 1, "type bool"),
     (FinetuneConfig, "valid_protocol", "all", "one of 'sampled', 'full'"),
     (FinetuneConfig, "epochs", 0, ">= 1"),
     (EncoderConfig, "dropout", 1.0, "in [0, 1)"),
@@ -52,6 +55,12 @@ def test_cross_field_rules():
     with pytest.raises(ConfigError, match="must not all be 0"):
         PretrainConfig(aap_weight=0, mip_weight=0, map_weight=0, sp_weight=0)
     assert PretrainConfig(aap_weight=0, mip_weight=0, map_weight=0, sp_weight=0.1)
+    with pytest.raises(ConfigError, match="sampled_negatives` must be >= 1 with loss"):
+        FinetuneConfig(loss="sampled-ce", sampled_negatives=0)
+    assert FinetuneConfig(loss="sampled-ce", sampled_negatives=0, in_batch_negatives=True)
+    assert FinetuneConfig(loss="ce", sampled_negatives=0)  # only sampled-ce draws negatives
+    with pytest.raises(ConfigError, match="cannot be compiled with XLA"):
+        FinetuneConfig(loss="sampled-ce", in_batch_negatives=True, jit_compile=True)
 
 
 def test_ints_become_floats_but_not_the_reverse():

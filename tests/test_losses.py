@@ -104,3 +104,46 @@ def test_next_item_ce_loss_hand_computed():
     expected = -(logp[0, 1] + logp[1, 2]) / 2
     assert abs(losses.next_item_ce_loss(tf.constant(logits), tf.constant(targets)).numpy()
                - expected) < 1e-6
+
+
+def _sampled_ce(pos, neg, log_expected, keep):
+    return float(losses.next_item_sampled_ce_loss(
+        tf.constant(pos, tf.float32), tf.constant(neg, tf.float32),
+        tf.constant(log_expected, tf.float32), tf.constant(keep)))
+
+
+def test_sampled_ce_over_every_other_item_is_the_full_ce(rng):
+    logits = rng.normal(size=(5, 7)).astype("float32")
+    targets = np.array([0, 3, 6, 2, 3])
+    full = float(losses.next_item_ce_loss(tf.constant(logits), tf.constant(targets)))
+    pos = logits[np.arange(5), targets]
+    # every item once (expected count 1, log 0); the target itself is an accidental hit
+    keep = np.arange(7)[None] != targets[:, None]
+    assert _sampled_ce(pos, logits, np.zeros((5, 7)), keep) == pytest.approx(full, rel=1e-6)
+
+
+def test_sampled_ce_log_q_correction_hand_computed():
+    # one row; negatives 1.0, 0.5, 1.0 with expected counts 0.5, 2, 0.5 (e.g. S = 2 draws
+    # from q = (0.25, 1, 0.25) over three items): exp(s_k) / (S q_k)
+    pos, neg, expected = 2.0, np.array([1.0, 0.5, 1.0]), np.array([0.5, 2.0, 0.5])
+    want = -pos + np.log(np.exp(pos) + np.sum(np.exp(neg) / expected))
+    got = _sampled_ce([pos], [neg], [np.log(expected)], [[True] * 3])
+    assert got == pytest.approx(want, rel=1e-6)
+    # without the correction the value differs: the correction is applied
+    assert _sampled_ce([pos], [neg], [[0.0] * 3], [[True] * 3]) != pytest.approx(want)
+
+
+def test_sampled_ce_drops_accidental_hits():
+    pos = np.array([1.0, 0.0])
+    neg = np.array([[0.3, 5.0, -1.0], [2.0, 0.1, 0.4]])
+    keep = np.array([[True, False, True], [True, True, True]])
+    dropped = _sampled_ce(pos, neg, np.zeros((2, 3)), keep)
+    row0 = -1.0 + np.log(np.exp(1.0) + np.exp(0.3) + np.exp(-1.0))  # as if 5.0 were absent
+    row1 = 0.0 + np.log(1.0 + np.exp(neg[1]).sum())
+    assert dropped == pytest.approx((row0 + row1) / 2, rel=1e-6)
+    x = tf.constant(neg, tf.float32)
+    with tf.GradientTape() as tape:
+        tape.watch(x)
+        loss = losses.next_item_sampled_ce_loss(tf.constant(pos, tf.float32), x,
+                                                tf.zeros((2, 3)), tf.constant(keep))
+    assert tape.gradient(loss, x).numpy()[0, 1] == 0.0  # a dropped hit gets no gradient

@@ -14,6 +14,7 @@ import numpy as np
 import tensorflow as tf
 
 from s3rec_tf import ids
+from s3rec_tf.config import PROPOSALS
 from s3rec_tf.data.reader import SequenceData, pad_left
 
 PRETRAIN_KEYS = ("masked_item_sequence", "pos_items", "neg_items",
@@ -236,15 +237,70 @@ def finetune_arrays(data: SequenceData, max_length: int = 50) -> FinetuneArrays:
                           history, data.num_items)
 
 
+def target_counts(arrays: FinetuneArrays) -> np.ndarray:
+    """`[num_items + 2]` int64: how often each item id is a fine-tuning target.
+
+    The frequency of each item in the training sequences as the loss sees
+    them (`items[1:-2]`, the last `max_length` of them); padding 0 and the
+    mask id count 0.
+    """
+    targets = arrays.target_pos[arrays.target_pos > 0]
+    return np.bincount(targets, minlength=arrays.num_items + 2).astype(np.int64)
+
+
+def proposal_weights(proposal: str, counts: np.ndarray) -> np.ndarray:
+    """Unnormalised `[num_items + 2]` int64 weights of a `sampled-ce` proposal.
+
+    Args:
+        proposal: str. `"uniform"`: 1 for every item `1..num_items`;
+            `"popularity"`: the item's target count (items never a target
+            are never drawn). See `s3rec_tf.config.PROPOSALS`.
+        counts: `target_counts` of the training arrays.
+
+    Padding 0 and the mask id (the last id) always weigh 0.
+    """
+    if proposal not in PROPOSALS:
+        raise ValueError(f"`proposal` must be one of {PROPOSALS}. Received: {proposal!r}")
+    counts = np.asarray(counts, dtype=np.int64)
+    weights = np.ones_like(counts) if proposal == "uniform" else counts.copy()
+    weights[0] = weights[-1] = 0
+    if weights.sum() <= 0:
+        raise ValueError("the proposal has no item to draw (no training targets)")
+    return weights
+
+
+def sample_from_weights(weights, shape, seed):
+    """Item ids drawn with replacement with probability `weights / sum(weights)`.
+
+    Exact inverse-CDF sampling on the integer cumulative weights (no rounding):
+    `shape` stateless draws keyed by `seed`.
+    """
+    cumulative = tf.constant(np.cumsum(np.asarray(weights, dtype=np.int64)), tf.int64)
+    draws = tf.random.stateless_uniform(tf.reshape(tf.reduce_prod(shape), [1]), seed,
+                                        minval=0, maxval=cumulative[-1], dtype=tf.int64)
+    items = tf.searchsorted(cumulative[None], draws[None], side="right", out_type=tf.int32)
+    return tf.reshape(items, shape)
+
+
 def finetune_dataset(arrays: FinetuneArrays, batch_size: int = 256, seed: int = 0,
                      first_epoch: int = 0, epochs: int = 1, negatives: bool = True,
-                     shuffle: bool = True, trim: bool = True) -> tf.data.Dataset:
+                     shuffle: bool = True, trim: bool = True, sampled_negatives: int = 0,
+                     proposal=None) -> tf.data.Dataset:
     """Next-item training batches (`input_ids`, `target_pos`, `target_neg`).
 
     As the original `SASRecDataset` ("train"): input `items[:-3]`, targets
     `items[1:-2]`, and (for the `bce` loss) one uniform negative per position
     that is not in the user's whole sequence, drawn afresh every epoch.
+
+    With `sampled_negatives` > 0 (the `sampled-ce` loss), batches also carry
+    `sampled_neg`, int `[batch, sampled_negatives]`: items drawn with
+    replacement from `proposal` (`proposal_weights`) for each sequence,
+    afresh every batch, keyed by `(seed, epoch, batch)` like every other draw.
+    They may include the sequence's own items: the loss removes accidental
+    hits.
     """
+    if sampled_negatives and proposal is None:
+        raise ValueError("`sampled_negatives` needs the `proposal` weights")
     inputs = tf.constant(arrays.input_ids)
     targets = tf.constant(arrays.target_pos)
     history = tf.constant(arrays.history)
@@ -256,6 +312,7 @@ def finetune_dataset(arrays: FinetuneArrays, batch_size: int = 256, seed: int = 
         if shuffle:
             order = tf.random.experimental.stateless_shuffle(order, _epoch_seed(seed, epoch, 3))
         batch_seed = _epoch_seed(seed, epoch, 4)
+        sampled_seed = _epoch_seed(seed, epoch, 5)
 
         def build(index, users):
             x = tf.gather(inputs, users)
@@ -278,6 +335,10 @@ def finetune_dataset(arrays: FinetuneArrays, batch_size: int = 256, seed: int = 
                                                                                 index),
                                        num_items)
                 out["target_neg"] = tf.where(y > 0, neg, 0)
+            if sampled_negatives:
+                out["sampled_neg"] = sample_from_weights(
+                    proposal, tf.stack([tf.shape(x)[0], sampled_negatives]),
+                    tf.random.experimental.stateless_fold_in(sampled_seed, index))
             return out
 
         ds = tf.data.Dataset.from_tensor_slices(order).batch(batch_size)

@@ -6,10 +6,13 @@ import keras
 import tensorflow as tf
 
 from s3rec_tf import losses
+from s3rec_tf.config import FINETUNE_LOSSES, FinetuneConfig
+from s3rec_tf.data.inputs import proposal_weights
 from s3rec_tf.layers import DEFAULT_LENGTH_BUCKETS, SequenceEncoder, encode_bucketed
 from s3rec_tf.models import ranking
 
-LOSSES = ("bce", "ce")
+LOSSES = FINETUNE_LOSSES
+_DEFAULTS = FinetuneConfig()
 
 
 @keras.saving.register_keras_serializable(package="s3rec_tf")
@@ -24,11 +27,25 @@ class NextItemModel(keras.Model):
         loss: str. `"bce"`: the paper's loss, binary cross-entropy with one
             random negative per position (batches must carry `target_neg`).
             `"ce"`: full softmax cross-entropy over all items (an improvement
-            beyond the paper). Defaults to `"bce"`.
+            beyond the paper). `"sampled-ce"`: softmax over the target and
+            sampled negatives with log-Q correction
+            (`losses.next_item_sampled_ce_loss`; batches must carry
+            `sampled_neg` unless only in-batch negatives are used). Defaults
+            to `"bce"`.
         length_buckets: tuple of ints | None. Encode rows in groups of
             similar length (exact; see `layers.encode_bucketed`). `None`
             encodes each batch as one block. Defaults to
             `layers.DEFAULT_LENGTH_BUCKETS`.
+        sampled_negatives: int. `sampled-ce`: negatives per sequence in the
+            batches' `sampled_neg` (0: in-batch negatives only).
+        proposal: str. `sampled-ce`: the distribution `sampled_neg` was drawn
+            from (`"uniform"` or `"popularity"`, see
+            `s3rec_tf.data.inputs.proposal_weights`).
+        in_batch_negatives: bool. `sampled-ce`: the targets of the batch's
+            other positions are negatives too.
+        item_counts: `[item_size]` int counts of each item as a training
+            target (`s3rec_tf.data.inputs.target_counts`). Needed to train
+            with `sampled-ce` (the log-Q correction); not saved with the model.
 
     Batches are dicts of int `[batch, seq_len]` tensors: `input_ids`,
     `target_pos` (the next item per position, 0 = no target) and, for `bce`,
@@ -36,13 +53,28 @@ class NextItemModel(keras.Model):
     """
 
     def __init__(self, encoder: SequenceEncoder, loss: str = "bce",
-                 length_buckets=DEFAULT_LENGTH_BUCKETS, **kwargs):
+                 length_buckets=DEFAULT_LENGTH_BUCKETS,
+                 sampled_negatives: int = _DEFAULTS.sampled_negatives,
+                 proposal: str = _DEFAULTS.proposal,
+                 in_batch_negatives: bool = _DEFAULTS.in_batch_negatives,
+                 item_counts=None, **kwargs):
         super().__init__(**kwargs)
         self.length_buckets = tuple(length_buckets) if length_buckets else None
         if loss not in LOSSES:
             raise ValueError(f"`loss` must be one of {LOSSES}. Received: loss={loss!r}")
         self.encoder = encoder
         self.loss_name = loss
+        self.sampled_negatives = int(sampled_negatives)
+        self.proposal = proposal
+        self.in_batch_negatives = bool(in_batch_negatives)
+        self._log_proposal = self._log_targets = None
+        if item_counts is not None:
+            counts = tf.constant(item_counts, tf.float64)
+            weights = tf.constant(proposal_weights(proposal, item_counts), tf.float64)
+            # log q_j and log p_j; -inf for items never drawn (never gathered)
+            self._log_proposal = tf.cast(tf.math.log(weights / tf.reduce_sum(weights)),
+                                         tf.float32)
+            self._log_targets = tf.cast(tf.math.log(counts / tf.reduce_sum(counts)), tf.float32)
         self.loss_tracker = keras.metrics.Mean(name="loss")
         self.encoder.build()
         self.built = True
@@ -98,8 +130,56 @@ class NextItemModel(keras.Model):
         flat_targets = tf.reshape(target_pos, [-1])
         rows = tf.where(flat_targets > 0)[:, 0]
         h = tf.gather(tf.reshape(out, [-1, self.encoder.hidden_size]), rows)
+        if self.loss_name == "sampled-ce":
+            return self._sampled_ce(batch, out, h, rows, tf.gather(flat_targets, rows))
         logits = tf.matmul(h, table, transpose_b=True) + self.item_logit_bias()
         return losses.next_item_ce_loss(logits, tf.gather(flat_targets, rows))
+
+    def _sampled_ce(self, batch, out, h, rows, targets):
+        """`sampled-ce` on the counted positions: `h` `[n, hidden]`, `targets` `[n]`.
+
+        Negatives of a position: its sequence's `sampled_neg` and, with
+        in-batch negatives, the targets of all counted positions of the
+        batch (as distinct items, each logit raised by the log of its count:
+        the same sum as one column per position). Each negative's logit is
+        lowered by the log of its expected count among the negatives,
+        `S q_j + n p_j` (S sampled per sequence from the proposal q, n
+        in-batch targets from the target frequencies p).
+        """
+        if self._log_proposal is None:
+            raise ValueError("the `sampled-ce` loss needs `item_counts` (the training "
+                             "targets' frequencies) for its log-Q correction")
+        table = self.encoder.item_table
+        pos_logits = tf.reduce_sum(h * tf.gather(table, targets), -1)
+        n = tf.cast(tf.shape(targets)[0], tf.float32)
+        expected = tf.zeros_like(self._log_proposal)
+        if self.sampled_negatives:
+            expected += self.sampled_negatives * tf.exp(self._log_proposal)
+        if self.in_batch_negatives:
+            expected += n * tf.exp(self._log_targets)
+        log_expected = tf.math.log(expected)
+        neg_logits, neg_ids, neg_log_expected = [], [], []
+        if self.sampled_negatives:
+            sampled = tf.cast(batch["sampled_neg"], tf.int32)         # [batch, S]
+            scores = tf.einsum("blh,bsh->bls", out, tf.gather(table, sampled))
+            scores = tf.reshape(scores, [-1, self.sampled_negatives])
+            seq = rows // tf.cast(tf.shape(out)[1], rows.dtype)
+            ids = tf.gather(sampled, seq)                               # [n, S]
+            neg_logits.append(tf.gather(scores, rows))
+            neg_ids.append(ids)
+            neg_log_expected.append(tf.gather(log_expected, ids))
+        if self.in_batch_negatives:
+            items, _, counts = tf.unique_with_counts(targets)
+            logits = tf.matmul(h, tf.gather(table, items), transpose_b=True)
+            neg_logits.append(logits)
+            neg_ids.append(tf.broadcast_to(items[None], tf.shape(logits)))
+            neg_log_expected.append(tf.broadcast_to(
+                (tf.gather(log_expected, items)
+                 - tf.math.log(tf.cast(counts, tf.float32)))[None], tf.shape(logits)))
+        ids = tf.concat(neg_ids, 1)
+        return losses.next_item_sampled_ce_loss(
+            pos_logits, tf.concat(neg_logits, 1), tf.concat(neg_log_expected, 1),
+            tf.not_equal(ids, targets[:, None]))
 
     def train_step(self, data):
         batch = data[0] if isinstance(data, tuple) else data
@@ -120,10 +200,16 @@ class NextItemModel(keras.Model):
     def get_config(self):
         return {"encoder": keras.layers.serialize(self.encoder), "loss": self.loss_name,
                 "length_buckets": list(self.length_buckets) if self.length_buckets else None,
-                "name": self.name}
+                "sampled_negatives": self.sampled_negatives, "proposal": self.proposal,
+                "in_batch_negatives": self.in_batch_negatives, "name": self.name}
 
     @classmethod
     def from_config(cls, config):
         return cls(keras.layers.deserialize(config["encoder"]), loss=config.get("loss", "bce"),
                    length_buckets=config.get("length_buckets", DEFAULT_LENGTH_BUCKETS),
+                   sampled_negatives=config.get("sampled_negatives",
+                                                _DEFAULTS.sampled_negatives),
+                   proposal=config.get("proposal", _DEFAULTS.proposal),
+                   in_batch_negatives=config.get("in_batch_negatives",
+                                                 _DEFAULTS.in_batch_negatives),
                    name=config.get("name"))

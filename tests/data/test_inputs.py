@@ -159,3 +159,51 @@ def test_sample_negatives_rejects_forbidden():
 
     out = inputs.sample_negatives(fn, [1, 200], tf.constant([1, 2], tf.int64), 10).numpy()
     assert set(out.ravel().tolist()) == {9, 10}
+
+
+def test_target_counts_and_proposal_weights(tiny_data):
+    arrays = inputs.finetune_arrays(tiny_data, max_length=20)
+    counts = inputs.target_counts(arrays)
+    assert counts.shape == (tiny_data.num_items + 2,) and counts[0] == counts[-1] == 0
+    targets = arrays.target_pos[arrays.target_pos > 0]
+    assert counts.sum() == targets.size and counts[targets[0]] == (targets == targets[0]).sum()
+    uniform = inputs.proposal_weights("uniform", counts)
+    assert uniform[0] == uniform[-1] == 0 and (uniform[1:-1] == 1).all()
+    np.testing.assert_array_equal(inputs.proposal_weights("popularity", counts), counts)
+    with pytest.raises(ValueError, match="proposal"):
+        inputs.proposal_weights("zipf", counts)
+
+
+def test_sample_from_weights_follows_the_weights_and_the_seed():
+    weights = np.array([0, 1, 0, 3, 6, 0])
+    seed = tf.constant([4, 2], tf.int64)
+    draws = inputs.sample_from_weights(weights, tf.constant([400, 50]), seed).numpy()
+    assert draws.shape == (400, 50)
+    np.testing.assert_array_equal(
+        draws, inputs.sample_from_weights(weights, tf.constant([400, 50]), seed).numpy())
+    freq = np.bincount(draws.ravel(), minlength=6) / draws.size
+    assert freq[[0, 2, 5]].sum() == 0  # zero weight: never drawn
+    np.testing.assert_allclose(freq[[1, 3, 4]], [0.1, 0.3, 0.6], atol=0.01)
+    other = inputs.sample_from_weights(weights, tf.constant([400, 50]),
+                                       tf.constant([4, 3], tf.int64)).numpy()
+    assert not np.array_equal(draws, other)
+
+
+def test_finetune_batches_carry_sampled_negatives(tiny_data):
+    arrays = inputs.finetune_arrays(tiny_data, max_length=20)
+    weights = inputs.proposal_weights("popularity", inputs.target_counts(arrays))
+    steps = inputs.steps_per_epoch(len(arrays.input_ids), 32)
+
+    def draws(first_epoch=0):
+        ds = inputs.finetune_dataset(arrays, 32, seed=5, first_epoch=first_epoch, epochs=2,
+                                     negatives=False, sampled_negatives=7, proposal=weights)
+        return [b["sampled_neg"].numpy() for b in ds]
+
+    a = draws()
+    assert len(a) == 2 * steps and a[0].shape == (32, 7)
+    assert all(np.array_equal(x, y) for x, y in zip(a, draws()))       # reproducible
+    assert not np.array_equal(a[0], a[1])                              # fresh each batch
+    np.testing.assert_array_equal(draws(first_epoch=1)[0], a[steps])   # resumable
+    assert (weights[np.concatenate([x.ravel() for x in a])] > 0).all()
+    with pytest.raises(ValueError, match="proposal"):
+        inputs.finetune_dataset(arrays, 32, sampled_negatives=7)

@@ -66,3 +66,75 @@ def test_score_last_and_unknown_loss(tiny_data):
     assert scores.shape == (1, tiny_data.item_size)
     with pytest.raises(ValueError, match="loss"):
         _model(tiny_data, "hinge")
+
+
+def _sampled_model(data, arrays, **options):
+    enc = SequenceEncoder(data.num_items, data.num_attributes, max_length=20, hidden_size=16)
+    return NextItemModel(enc, loss="sampled-ce", item_counts=inputs.target_counts(arrays),
+                         **options)
+
+
+def test_sampled_ce_with_every_item_drawn_once_is_the_full_ce(tiny_data):
+    arrays = inputs.finetune_arrays(tiny_data, 20)
+    n = tiny_data.num_items
+    model = _sampled_model(tiny_data, arrays, sampled_negatives=n, proposal="uniform")
+    ce = NextItemModel(model.encoder, loss="ce")
+    batch = {"input_ids": arrays.input_ids[:8], "target_pos": arrays.target_pos[:8]}
+    # uniform proposal, S = num_items: each item's expected count is 1 (no correction)
+    every_item = np.tile(np.arange(1, n + 1), (8, 1))
+    got = float(model.compute_loss_value({**batch, "sampled_neg": every_item}))
+    assert got == pytest.approx(float(ce.compute_loss_value(batch)), rel=1e-5)
+
+
+@pytest.mark.parametrize("sampled,proposal,in_batch", [
+    (3, "popularity", False), (0, "uniform", True), (3, "uniform", True)])
+def test_sampled_ce_matches_a_numpy_reference(tiny_data, sampled, proposal, in_batch):
+    arrays = inputs.finetune_arrays(tiny_data, 20)
+    counts = inputs.target_counts(arrays)
+    model = _sampled_model(tiny_data, arrays, sampled_negatives=sampled, proposal=proposal,
+                           in_batch_negatives=in_batch)
+    x, y = arrays.input_ids[:4, -6:], arrays.target_pos[:4, -6:]
+    batch = {"input_ids": x, "target_pos": y}
+    if sampled:
+        # fixed draws among items the proposals can draw, one twice, and an accidental
+        # hit: row 0 draws its own last target
+        pool = np.flatnonzero(counts)
+        batch["sampled_neg"] = np.array([[y[0, -1], pool[0], pool[1]],
+                                         [pool[2], pool[2], pool[3]],
+                                         [pool[4], pool[5], pool[6]],
+                                         [pool[1], pool[7], pool[8]]])
+    out = model(x).numpy()
+    table = model.encoder.item_table.numpy()
+    q = inputs.proposal_weights(proposal, counts) / inputs.proposal_weights(proposal,
+                                                                            counts).sum()
+    p = counts / counts.sum()
+    positions = [(b, t) for b in range(4) for t in range(6) if y[b, t] > 0]
+    expected = sampled * q + (len(positions) * p if in_batch else 0)
+    total = 0.0
+    for b, t in positions:
+        h, target = out[b, t], y[b, t]
+        negatives = list(batch["sampled_neg"][b]) if sampled else []
+        if in_batch:  # every counted position's target, duplicates included
+            negatives += [y[bb, tt] for bb, tt in positions]
+        terms = [np.exp(h @ table[j]) / expected[j] for j in negatives if j != target]
+        pos = h @ table[target]
+        total += -pos + np.log(np.exp(pos) + np.sum(terms))
+    got = float(model.compute_loss_value(batch))
+    assert np.isfinite(got) and got == pytest.approx(total / len(positions), rel=1e-4)
+
+
+def test_sampled_ce_fits_and_needs_item_counts(tiny_data):
+    arrays = inputs.finetune_arrays(tiny_data, 20)
+    model = _sampled_model(tiny_data, arrays, sampled_negatives=5, proposal="popularity",
+                           in_batch_negatives=True)
+    model.compile(optimizer=adam(1e-3))
+    ds = inputs.finetune_dataset(arrays, 32, negatives=False, sampled_negatives=5,
+                                 proposal=inputs.proposal_weights(
+                                     "popularity", inputs.target_counts(arrays))).take(2)
+    assert np.isfinite(model.fit(ds, epochs=1, verbose=0).history["loss"][0])
+    config = model.get_config()
+    assert (config["sampled_negatives"], config["proposal"], config["in_batch_negatives"]) \
+        == (5, "popularity", True)
+    bare = NextItemModel(model.encoder, loss="sampled-ce")  # as loaded from a model dir
+    with pytest.raises(ValueError, match="item_counts"):
+        bare.compute_loss_value(next(iter(ds)))
