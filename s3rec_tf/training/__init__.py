@@ -24,10 +24,12 @@ first file is written.
 The package, by job: `pretraining` and `finetuning` (the two runs),
 `resume` (the `_resume/` checkpoint), `runs` (logging, callbacks and saved
 files both runs share), `encoders` (build, load or import an encoder),
-`evaluate` (metrics of a model), `optim` (Adam as the original's).
+`evaluate` (metrics of a model), `optim` (Adam as the original's),
+`distribute` (`--strategy`: several devices or workers).
 """
 
 from s3rec_tf.config import EncoderConfig, FinetuneConfig, PretrainConfig
+from s3rec_tf.training import distribute
 from s3rec_tf.training.encoders import (build_encoder, import_original_weights,
                                         load_pretrained_encoder)
 from s3rec_tf.training.evaluate import evaluate_model
@@ -37,6 +39,6 @@ from s3rec_tf.training.pretraining import run_pretraining
 from s3rec_tf.training.resume import RESUME_DIR
 from s3rec_tf.training.runs import save_run_config
 
-__all__ = ["EncoderConfig", "PretrainConfig", "FinetuneConfig", "DenseGradientAdam", "adam",
+__all__ = ["distribute", "EncoderConfig", "PretrainConfig", "FinetuneConfig", "DenseGradientAdam", "adam",
            "RESUME_DIR", "build_encoder", "load_pretrained_encoder", "import_original_weights",
            "evaluate_model", "run_pretraining", "run_finetuning", "save_run_config"]

@@ -18,6 +18,7 @@ from s3rec_tf.data.reader import SequenceData, write_generated_negatives
 from s3rec_tf.evaluation import RankingEvaluator
 from s3rec_tf.models import NextItemModel
 from s3rec_tf.monitoring import fit_verbosity
+from s3rec_tf.training import distribute
 from s3rec_tf.training.encoders import build_encoder, load_pretrained_encoder
 from s3rec_tf.training.evaluate import evaluate_model
 from s3rec_tf.training.optim import adam
@@ -32,6 +33,10 @@ def run_finetuning(data: SequenceData, output_dir: str, pretrained: str | None,
     """Fine-tunes a next-item model, keeping the best epoch by validation metric.
 
     The resolved hyperparameters are saved as `<output>/config.json`.
+    `config.strategy` spreads the run over devices or workers
+    (`s3rec_tf.training.distribute`); only the chief writes `output_dir`,
+    evaluates the best model on the test split and returns the summary (the
+    other workers return `{"chief": False, "best_epoch": ...}`).
 
     Args:
         pretrained: a pretrained model directory, or None for no pretraining
@@ -48,28 +53,43 @@ def run_finetuning(data: SequenceData, output_dir: str, pretrained: str | None,
     """
     encoder_config = encoder_config or EncoderConfig()
     config = config or FinetuneConfig()
+    dist = distribute.distribution(config.strategy)
+    with distribute.write_dir(dist, output_dir) as write_to:
+        return _finetune(data, output_dir, write_to, dist, pretrained, encoder_config, config,
+                         verbose, tensorboard_dir if dist.is_chief else None)
+
+
+def _finetune(data, output_dir, write_to, dist, pretrained, encoder_config, config, verbose,
+              tensorboard_dir):
+    """`run_finetuning`, resuming from `output_dir` and writing to `write_to`."""
     keras.utils.set_random_seed(config.seed)
-    if pretrained:
-        encoder = load_pretrained_encoder(pretrained, data, encoder_config)
-    else:
-        encoder = build_encoder(data, encoder_config)
-    model = NextItemModel(encoder, loss=config.loss)
-    model.compile(optimizer=adam(config.learning_rate), jit_compile=config.jit_compile)
+    with dist.scope():
+        if pretrained:
+            encoder = load_pretrained_encoder(pretrained, data, encoder_config)
+        else:
+            encoder = build_encoder(data, encoder_config)
+        model = NextItemModel(encoder, loss=config.loss)
+        model.compile(optimizer=adam(config.learning_rate), jit_compile=config.jit_compile)
+        model.optimizer.build(model.trainable_variables)
     vocabulary = artifacts.vocabulary_of(data)
     hyper = {**dataclasses.asdict(encoder_config), **dataclasses.asdict(config),
              "pretrained": os.path.abspath(pretrained) if pretrained else None}
     signature = {"vocabulary": vocabulary,
-                 **{k: v for k, v in hyper.items() if k not in ("epochs", "patience")}}
-    resume = _Resume(output_dir, model, signature,
-                     {"epoch": 0, "best_epoch": -1, "best_score": -1.0, "wait": 0})
+                 **{k: v for k, v in hyper.items()
+                    if k not in ("epochs", "patience", "strategy")}, **dist.signature()}
+    resume = _Resume(write_to, model, signature,
+                     {"epoch": 0, "best_epoch": -1, "best_score": -1.0, "wait": 0},
+                     read_from=output_dir)
     first_epoch = 0
-    best_dir = os.path.join(output_dir, "best")
+    best_dir = os.path.join(write_to, "best")
     # the best model so far lives with the checkpoint until the run completes,
     # so an interrupted or crashed run leaves nothing that reads as its output
     running_best = os.path.join(resume.dir, "best")
-    if resume.restore(model):
+    with dist.scope():
+        restored = resume.restore(model)
+    if restored:
         first_epoch = int(resume.value("epoch"))
-        _log(verbose, f"Resuming fine-tuning from epoch {first_epoch} ({resume.dir})")
+        _log(verbose, f"Resuming fine-tuning from epoch {first_epoch} ({resume.read_dir})")
         if not os.path.exists(running_best) and os.path.exists(best_dir):
             running_best = best_dir  # a checkpoint from before best/ moved under _resume
     best = {"epoch": int(resume.value("best_epoch")), "score": resume.value("best_score"),
@@ -78,12 +98,13 @@ def run_finetuning(data: SequenceData, output_dir: str, pretrained: str | None,
     valid = inputs_lib.eval_arrays(data, "valid", encoder_config.max_length)
     evaluator = RankingEvaluator(model)
     metric = config.valid_metric
-    steps = inputs_lib.steps_per_epoch(len(arrays.input_ids), config.batch_size)
+    batch_size = dist.global_batch(config.batch_size)
+    steps = inputs_lib.steps_per_epoch(len(arrays.input_ids), batch_size)
     _log(verbose, f"Fine-tuning on {data.name} ({'from ' + pretrained if pretrained else 'no pretraining'}, "
                   f"loss {config.loss}): {data.num_users} sequences, {steps} steps/epoch, "
                   f"up to {config.epochs} epochs, early stopping on valid {config.valid_protocol} "
-                  f"{metric} (patience {config.patience})")
-    history_path = os.path.join(output_dir, "history.jsonl")
+                  f"{metric} (patience {config.patience}){dist.describe(config.batch_size)}")
+    history_path = os.path.join(write_to, "history.jsonl")
     start = time.time()
 
     def on_epoch_end(epoch, logs):
@@ -111,12 +132,15 @@ def run_finetuning(data: SequenceData, output_dir: str, pretrained: str | None,
 
     if first_epoch < config.epochs and best["wait"] < config.patience:
         dataset = inputs_lib.finetune_dataset(
-            arrays, config.batch_size, config.seed, first_epoch, config.epochs,
+            arrays, batch_size, config.seed, first_epoch, config.epochs,
             negatives=config.loss == "bce", trim=config.trim_padding)
-        model.fit(dataset, epochs=config.epochs, initial_epoch=first_epoch,
-                  steps_per_epoch=steps, verbose=fit_verbosity(verbose), shuffle=False,
-                  callbacks=_callbacks(on_epoch_end, tensorboard_dir, fit_verbosity(verbose)))
+        distribute.fit(model, dataset, dist, epochs=config.epochs, initial_epoch=first_epoch,
+                       steps_per_epoch=steps, verbose=fit_verbosity(verbose),
+                       callbacks=_callbacks(on_epoch_end, tensorboard_dir,
+                                            fit_verbosity(verbose)))
     train_time = time.time() - start
+    if not dist.is_chief:  # the chief tests the best model and writes the outputs
+        return {"chief": False, "best_epoch": best["epoch"] + 1}
     best_model, _ = artifacts.load_next_item_model(running_best)
     results = evaluate_model(best_model, data, max_length=encoder_config.max_length)
     summary = {"dataset": data.name, "best_epoch": best["epoch"] + 1,
@@ -126,9 +150,9 @@ def run_finetuning(data: SequenceData, output_dir: str, pretrained: str | None,
                "pretrained": hyper["pretrained"], "loss": config.loss}
     artifacts.write_atomic_dir(best_dir, lambda tmp: shutil.copytree(running_best, tmp,
                                                                     dirs_exist_ok=True))
-    write_generated_negatives(data, output_dir)
-    save_run_config(output_dir, encoder_config, config)
-    artifacts.write_json_atomic(os.path.join(output_dir, "metrics.json"), summary)
+    write_generated_negatives(data, write_to)
+    save_run_config(write_to, encoder_config, config)
+    artifacts.write_json_atomic(os.path.join(write_to, "metrics.json"), summary)
     _log(verbose, f"Fine-tuning done in {train_time:.1f}s; best epoch {best['epoch'] + 1}; "
                   f"model -> {best_dir}")
     return summary

@@ -16,8 +16,12 @@ RESUME_DIR = "_resume"
 class _Resume:
     """Model + optimizer + run state in `<output>/_resume`, guarded by a config check."""
 
-    def __init__(self, output_dir: str, model, signature: dict, state: dict):
+    def __init__(self, output_dir: str, model, signature: dict, state: dict,
+                 read_from: str | None = None):
+        """`read_from`: the output directory to resume from, when it is not `output_dir`
+        (a multi-worker run's other workers resume from the chief's, and save apart)."""
         self.dir = os.path.join(output_dir, RESUME_DIR)
+        self.read_dir = os.path.join(read_from, RESUME_DIR) if read_from else self.dir
         self.signature = signature
         self.state = {k: tf.Variable(v, dtype=tf.float64 if isinstance(v, float) else tf.int64,
                                      trainable=False, name=k) for k, v in state.items()}
@@ -28,25 +32,25 @@ class _Resume:
         self.manager = tf.train.CheckpointManager(self.checkpoint, self.dir, max_to_keep=2)
 
     def restore(self, model) -> bool:
-        latest = self.manager.latest_checkpoint
+        latest = tf.train.latest_checkpoint(self.read_dir)
         if not latest:
             return False
-        sig_path = os.path.join(self.dir, "signature.json")
+        sig_path = os.path.join(self.read_dir, "signature.json")
         try:
             with open(sig_path) as f:
                 saved = json.load(f)
         except (OSError, ValueError) as e:
             raise ArtifactError(f"{sig_path}: missing or corrupt ({type(e).__name__}); cannot "
-                                f"resume: use a new --output or delete {self.dir}") from None
+                                f"resume: use a new --output or delete {self.read_dir}") from None
         if not isinstance(saved, dict):
             raise ArtifactError(f"{sig_path}: corrupt (not a JSON object); cannot resume: use "
-                                f"a new --output or delete {self.dir}")
+                                f"a new --output or delete {self.read_dir}")
         diffs = [f"{k}: checkpoint {saved.get(k)!r} vs now {v!r}"
                  for k, v in self.signature.items() if saved.get(k) != v]
         if diffs:
-            raise ArtifactError(f"{self.dir}: cannot resume, the run differs from the "
+            raise ArtifactError(f"{self.read_dir}: cannot resume, the run differs from the "
                                 f"checkpointed one ({'; '.join(diffs)}); use a new --output "
-                                f"or delete {self.dir}")
+                                f"or delete {self.read_dir}")
         model.optimizer.build(model.trainable_variables)
         try:
             self.checkpoint.restore(latest).assert_existing_objects_matched()
