@@ -141,8 +141,12 @@ def _last_history(out):
 
 
 def _assert_same_weights(a, b, atol):
-    for x, y in zip(a.get_weights(), b.get_weights()):
-        np.testing.assert_allclose(x, y, rtol=0, atol=atol)
+    for w, x, y in zip(a.weights, a.get_weights(), b.get_weights()):
+        # an attention key bias adds the same logit to every key: the softmax ignores it,
+        # its exact gradient is 0, and what it holds is float noise scaled up by Adam
+        if w.path.endswith("key/bias"):
+            continue
+        np.testing.assert_allclose(x, y, rtol=0, atol=atol, err_msg=w.path)
 
 
 @pytest.fixture(scope="module")
@@ -194,7 +198,7 @@ def test_two_workers_on_localhost_match_one_device(small_dir, reference, tmp_pat
     assert os.listdir(tmp_path / "tmp") == []
 
 
-@pytest.mark.slow  # about 3 minutes on 2 cores: three pairs of worker processes
+@pytest.mark.slow  # 7 minutes on 2 busy cores: two pairs of workers and a reference run
 def test_a_killed_worker_and_a_restart_resume_from_the_chiefs_checkpoint(small_dir, tmp_path):
     from s3rec_tf.cli import main
     epochs = 6
