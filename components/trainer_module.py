@@ -13,6 +13,11 @@ One module for both Trainers: `custom_config["job"]` says which run it is.
   for the Pusher; TensorBoard logs (loss, validation metrics per epoch) to
   `fn_args.model_run_dir`.
 
+Several workers: `{"strategy": "multi-worker"}` in the hyperparameters and a
+Vertex AI training configuration (`pipeline/kubeflow_v2_runner.py
+--training-workers`); every replica runs `run_fn` with its `TF_CONFIG`, and only
+the chief writes the model (`s3rec_tf.training.distribute`).
+
 Hyperparameters: `custom_config["hyperparameters"]` (a flat dict of
 `EncoderConfig` and the job's config fields; an unknown key is an error
 naming it), then the Tuner's best values (`fn_args.hyperparameters`) for
@@ -75,6 +80,8 @@ def run_fn(fn_args) -> None:
     hparams.check(params, job)
     params.update(tuned_values(fn_args.hyperparameters, job))
     encoder_config, job_config = hparams.configs(params, job)
+    # before any TensorFlow op: a multi-worker strategy configures collective ops
+    dist = training.distribute.distribution(job_config.strategy)
     data = _data(fn_args)
     if job == "pretrain":
         training.run_pretraining(data, fn_args.serving_model_dir, encoder_config, job_config,
@@ -83,6 +90,8 @@ def run_fn(fn_args) -> None:
     out = library_model_dir(os.path.dirname(fn_args.serving_model_dir.rstrip("/")))
     training.run_finetuning(data, out, fn_args.base_model, encoder_config, job_config,
                             verbose=1, tensorboard_dir=fn_args.model_run_dir)
+    if not dist.is_chief:  # the chief exports
+        return
     serving.export_serving_model(os.path.join(out, "best"), None,
                                  vocabulary=data.item_vocabulary,
                                  default_k=int(config.get("default_k", 10)),

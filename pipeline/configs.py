@@ -22,7 +22,7 @@ NEGATIVES_SEED = 0
 SCHEMA_PATH = None
 
 #: Hyperparameters: paper defaults unless overridden (fields of
-#: `s3rec_tf.training.EncoderConfig` / `PretrainConfig` / `FinetuneConfig`;
+#: `s3rec_tf.config.EncoderConfig` / `PretrainConfig` / `FinetuneConfig`;
 #: an unknown key is an error). The demo keeps the paper's architecture but
 #: trains briefly so it finishes in minutes.
 PRETRAIN_HPARAMS = {"epochs": 3, "save_every": 0}
@@ -47,3 +47,8 @@ BATCH_RECOMMENDATIONS = {"k": 10, "index": "brute"}
 
 #: Beam options of the Beam components (ExampleGen, StatisticsGen, PrepareSequences).
 BEAM_ARGS = ["--direct_running_mode=multi_processing", "--direct_num_workers=2"]
+
+#: Vertex AI training (`pipeline/kubeflow_v2_runner.py --training-workers N`, N > 1).
+VERTEX_PROJECT = "YOUR_PROJECT"
+VERTEX_REGION = "us-central1"
+TRAINING_MACHINE_TYPE = "n1-standard-8"

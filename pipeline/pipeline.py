@@ -81,6 +81,13 @@ def example_gen(data_dir: str, files: dict, input_format: str):
                      f"{input_format!r}")
 
 
+def vertex_config(project: str, region: str, worker_pool_specs: list) -> dict:
+    """The `custom_config` keys of TFX's Vertex AI Trainer for one custom job."""
+    ext = tfx.extensions.google_cloud_ai_platform
+    return {ext.ENABLE_VERTEX_KEY: True, ext.VERTEX_REGION_KEY: region,
+            ext.TRAINING_ARGS_KEY: {"project": project, "worker_pool_specs": worker_pool_specs}}
+
+
 def create_pipeline(pipeline_name: str, pipeline_root: str, data_dir: str, dataset: str,
                     serving_dir: str, input_format: str = "s3rec", k_core: int = 0,
                     seed: int = 0, files: dict | None = None, schema_path: str | None = None,
@@ -90,7 +97,8 @@ def create_pipeline(pipeline_name: str, pipeline_root: str, data_dir: str, datas
                     compare_metric: str = "test/full/NDCG@10", default_k: int = 10,
                     metadata_connection_config=None, beam_pipeline_args: list | None = None,
                     enable_cache: bool = True, enable_batch_recommendations: bool = False,
-                    batch_recommendations: dict | None = None) -> tfx.dsl.Pipeline:
+                    batch_recommendations: dict | None = None,
+                    vertex_training: dict | None = None) -> tfx.dsl.Pipeline:
     """Builds the pipeline (no running; reads nothing but the names of the input files).
 
     Args:
@@ -124,6 +132,12 @@ def create_pipeline(pipeline_name: str, pipeline_root: str, data_dir: str, datas
             user's top-k from the pushed model (`s3rec_tf.batch`).
         batch_recommendations: dict. Its parameters, `k` and `index`
             (`brute` | `scann`); an unknown key is an error.
+        vertex_training: dict | None. Run both Trainers as Vertex AI custom
+            jobs (TFX's Vertex training executor): `project`, `region` and
+            `worker_pool_specs` (a Vertex `CustomJob`'s pools; pool 0 is the
+            chief, pool 1 the other workers). With several replicas, give the
+            Trainers `{"strategy": "multi-worker"}` (see
+            `pipeline/kubeflow_v2_runner.py --training-workers`).
     """
     from s3rec_tf import hparams
 
@@ -173,15 +187,19 @@ def create_pipeline(pipeline_name: str, pipeline_root: str, data_dir: str, datas
         tuned = tuner.outputs["best_hyperparameters"]
         components.append(tuner)
 
-    pretrain = tfx.components.Trainer(
+    trainer, on_vertex = tfx.components.Trainer, {}
+    if vertex_training:
+        trainer, on_vertex = tfx.extensions.google_cloud_ai_platform.Trainer, vertex_config(
+            **vertex_training)
+    pretrain = trainer(
         run_fn=f"{TRAINER_MODULE}.run_fn", examples=prepared, hyperparameters=tuned,
-        custom_config={"job": "pretrain", "hyperparameters": pretrain_hparams},
+        custom_config={"job": "pretrain", "hyperparameters": pretrain_hparams, **on_vertex},
         **split_args).with_id("PretrainTrainer")
-    finetune = tfx.components.Trainer(
+    finetune = trainer(
         run_fn=f"{TRAINER_MODULE}.run_fn", examples=prepared, hyperparameters=tuned,
         base_model=pretrain.outputs["model"],
         custom_config={"job": "finetune", "hyperparameters": finetune_hparams,
-                       "default_k": default_k},
+                       "default_k": default_k, **on_vertex},
         **split_args).with_id("FinetuneTrainer")
     latest_blessed = tfx.dsl.Resolver(
         strategy_class=tfx.dsl.experimental.LatestBlessedModelStrategy,

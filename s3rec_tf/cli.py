@@ -496,6 +496,10 @@ def run(args) -> int:
     runtime.configure(_workload(args), getattr(args, "intra_op_threads", "auto"),
                       getattr(args, "inter_op_threads", "auto"),
                       {"on": True, "off": False}.get(getattr(args, "onednn", "auto"), "auto"))
+    if args.command in ("pretrain", "finetune"):
+        from s3rec_tf.training import distribute
+        # before any TensorFlow op: a multi-worker strategy configures collective ops
+        distribute.distribution(args.configs[1].strategy)
     if args.command == "synth":
         from s3rec_tf.data import synthetic
         seqs, attrs = synthetic.generate(args.users, args.items, args.topics, args.attributes,
@@ -589,6 +593,9 @@ def run(args) -> int:
         encoder_config, finetune_config = args.configs
         summary = run_finetuning(data, args.output, pretrained, encoder_config, finetune_config,
                                  tensorboard_dir=args.tensorboard)
+        if summary.get("chief") is False:  # another worker of a multi-worker run
+            print("Fine-tuning done on this worker; the chief writes the model and metrics")
+            return 0
         if args.record:
             from s3rec_tf import artifacts, provenance
             os.makedirs(os.path.dirname(os.path.abspath(args.record)), exist_ok=True)

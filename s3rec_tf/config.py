@@ -52,6 +52,9 @@ FINETUNE_LOSSES = ("bce", "ce", "sampled-ce")
 #: its frequency as a training target (`s3rec_tf.data.inputs.proposal_weights`).
 PROPOSALS = ("uniform", "popularity")
 
+#: How a run spreads over devices and workers (`s3rec_tf.training.distribute`).
+STRATEGIES = ("none", "mirrored", "multi-worker")
+
 
 @dataclasses.dataclass(frozen=True)
 class Param:
@@ -124,6 +127,15 @@ def _seed(default, help):
     return _param(default, help, minimum=0, maximum=MAX_SEED)
 
 
+def _strategy():
+    """The `strategy` field of both training configs (one definition)."""
+    return _param(STRATEGIES[0], "none: one device; mirrored: every local device "
+                                 "(MirroredStrategy); multi-worker: the workers of TF_CONFIG "
+                                 "(MultiWorkerMirroredStrategy). --batch-size is per worker: "
+                                 "the global batch is batch_size x workers",
+                  choices=STRATEGIES)
+
+
 class _Validated:
     """Checks every field's type and range, then the cross-field rules, on construction."""
 
@@ -178,6 +190,7 @@ class PretrainConfig(_Validated):
                                       "results, faster); --no-trim-padding pads to "
                                       "--max-length as the original does")
     jit_compile: bool = _param(False, "compile training steps with XLA")
+    strategy: str = _strategy()
     attribute_bce: str = _param(
         ATTRIBUTE_BCE_MODES[0], "BCE of AAP and MAP: 'original' (PyTorch's BCELoss on "
         "probabilities, as the authors) or 'softplus' (BCE on logits)",
@@ -229,6 +242,7 @@ class FinetuneConfig(_Validated):
     trim_padding: bool = _param(True, "cut each batch's columns of pure padding (same "
                                       "results, faster)")
     jit_compile: bool = _param(False, "compile training steps with XLA")
+    strategy: str = _strategy()
 
     def _check_fields(self):
         if self.loss == "sampled-ce" and not self.sampled_negatives \

@@ -210,6 +210,29 @@ def test_cross_field_rule_from_a_config_file_names_the_file(tmp_path, capsys):
     assert "--hidden-size/--num-heads" in err and f"(from {toml})" in err
 
 
+@pytest.mark.parametrize("command", ["pretrain", "finetune"])
+def test_strategy_flag_of_pretrain_and_finetune(command, tmp_path, synthetic_dir, capsys,
+                                                monkeypatch):
+    parser = cli.build_parser()
+    base = [command, "--data", "d", "--name", "n", "--output", "o"] + (
+        ["--pretrained", "none"] if command == "finetune" else [])
+    assert parser.parse_args(base).configs[1].strategy == "none"
+    assert parser.parse_args(base + ["--strategy", "mirrored"]).configs[1].strategy == "mirrored"
+    with pytest.raises(SystemExit) as e:
+        parser.parse_args(base + ["--strategy", "ring"])
+    assert e.value.code == 2 and "--strategy" in capsys.readouterr().err
+    # multi-worker needs TF_CONFIG: refused before reading data or writing anything
+    monkeypatch.delenv("TF_CONFIG", raising=False)
+    out = tmp_path / "out"
+    argv = [command, "--data", synthetic_dir, "--name", "Tiny", "--output", str(out),
+            "--strategy", "multi-worker"] + (["--pretrained", "none"]
+                                             if command == "finetune" else [])
+    assert cli.main(argv) == 2
+    err = capsys.readouterr().err.strip().splitlines()
+    assert len(err) == 1 and "TF_CONFIG" in err[0] and "strategy" in err[0]
+    assert not out.exists()
+
+
 def test_flags_derive_from_the_config_dataclasses():
     """No second list of defaults: every field is a flag, with its default and help."""
     from s3rec_tf.config import EncoderConfig, FinetuneConfig, PretrainConfig, to_dict

@@ -181,14 +181,31 @@ class NextItemModel(keras.Model):
             pos_logits, tf.concat(neg_logits, 1), tf.concat(neg_log_expected, 1),
             tf.not_equal(ids, targets[:, None]))
 
+    @staticmethod
+    def _replica_share(loss, batch):
+        """This replica's part of the global batch's mean loss.
+
+        Under `tf.distribute` the optimizer sums the replicas' gradients, and
+        `loss` is the mean over this replica's target positions: weighted by
+        its share of all replicas' positions, the sum is the gradient of the
+        global batch's mean, as on one device. One replica: `loss` itself.
+        """
+        if tf.distribute.get_strategy().num_replicas_in_sync == 1:
+            return loss
+        count = tf.reduce_sum(tf.cast(tf.cast(batch["target_pos"], tf.int32) > 0, loss.dtype))
+        total = tf.distribute.get_replica_context().all_reduce(
+            tf.distribute.ReduceOp.SUM, count)
+        return loss * count / tf.maximum(total, 1.0)
+
     def train_step(self, data):
         batch = data[0] if isinstance(data, tuple) else data
         with tf.GradientTape() as tape:
             loss = self.compute_loss_value(batch, training=True)
+            objective = self._replica_share(loss, batch)
         if not self.optimizer.built:  # slots for all trainable variables, as checkpoints hold
             self.optimizer.build(self.trainable_variables)
         variables = self.finetuned_variables
-        self.optimizer.apply(tape.gradient(loss, variables), variables)
+        self.optimizer.apply(tape.gradient(objective, variables), variables)
         self.loss_tracker.update_state(loss)
         return {"loss": self.loss_tracker.result()}
 

@@ -16,6 +16,16 @@ def test_an_unknown_hyperparameter_is_an_error_naming_it():
         trainer_module.run_fn(args)
 
 
+def test_the_strategy_hyperparameter_reaches_the_run_before_the_data(monkeypatch):
+    """`multi-worker` is set up before any data is read (no TF op may run first)."""
+    monkeypatch.delenv("TF_CONFIG", raising=False)
+    args = types.SimpleNamespace(custom_config={"job": "finetune", "hyperparameters": {
+        "strategy": "multi-worker"}}, hyperparameters=None,
+        train_files=["/nowhere/Split-sequences/*"])
+    with pytest.raises(ValueError, match=r"strategy.*needs the TF_CONFIG"):
+        trainer_module.run_fn(args)
+
+
 def test_tuned_values_keep_the_keys_of_the_job():
     best = {"space": [], "values": {"learning_rate": 5e-4, "aap_weight": 0.5,
                                     "hidden_size": 32}}

@@ -207,6 +207,34 @@ def test_kubeflow_v2_runner_compiles_the_pipeline(tmp_path, with_tuner):
     assert "s3rec-tf:test" in text and "Beauty.txt" in text
 
 
+def test_kubeflow_v2_spec_carries_a_multi_worker_training_configuration(tmp_path):
+    from pipeline import kubeflow_v2_runner
+    out = tmp_path / "pipeline.json"
+    kubeflow_v2_runner.main(["--output", str(out), "--image", "s3rec-tf:test",
+                             "--training-workers", "3", "--project", "proj",
+                             "--region", "europe-west4", "--machine-type", "n1-standard-4"])
+    spec = json.loads(out.read_text())["pipelineSpec"]
+    for name in ("PretrainTrainer", "FinetuneTrainer"):
+        task = spec["root"]["dag"]["tasks"][name]
+        label = spec["components"][task["componentRef"]["name"]]["executorLabel"]
+        assert (spec["deploymentSpec"]["executors"][label]["container"]["args"][1] ==
+                "tfx.extensions.google_cloud_ai_platform.trainer.executor.GenericExecutor")
+        custom = json.loads(task["inputs"]["parameters"]["custom_config"]["runtimeValue"][
+            "constantValue"]["stringValue"])
+        assert custom["ai_platform_enable_vertex"] is True
+        assert custom["ai_platform_vertex_region"] == "europe-west4"
+        args = custom["ai_platform_training_args"]
+        assert args["project"] == "proj"
+        pools = args["worker_pool_specs"]
+        assert [p["replica_count"] for p in pools] == [1, 2]  # the chief, then two workers
+        assert all(p["container_spec"]["image_uri"] == "s3rec-tf:test" and
+                   p["machine_spec"]["machine_type"] == "n1-standard-4" for p in pools)
+        assert custom["hyperparameters"]["strategy"] == "multi-worker"
+    # one worker: the standard, local Trainer
+    kubeflow_v2_runner.main(["--output", str(out), "--image", "s3rec-tf:test"])
+    assert "worker_pool_specs" not in out.read_text()
+
+
 def test_the_tuner_feeds_both_trainers_when_switched_on(tiny_raw, tmp_path):
     from pipeline import local_runner
     pipeline = local_runner.build(str(tmp_path), tiny_raw, "Synthetic", enable_tuner=True,

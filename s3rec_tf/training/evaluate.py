@@ -1,0 +1,23 @@
+"""Metrics of a fine-tuned model on a dataset's splits."""
+
+from __future__ import annotations
+
+from s3rec_tf.data import inputs as inputs_lib
+from s3rec_tf.data.reader import SequenceData
+from s3rec_tf.evaluation import RankingEvaluator
+
+
+def evaluate_model(model, data: SequenceData, protocols=("full", "sampled"),
+                   splits=("valid", "test"), max_length: int | None = None) -> dict:
+    """Metrics of `model` on `data` for each split and protocol.
+
+    `max_length` defaults to the model's own maximum length.
+    """
+    max_length = max_length or model.encoder.max_length
+    evaluator = RankingEvaluator(model)
+    out = {}
+    for split in splits:
+        arrays = inputs_lib.eval_arrays(data, split, max_length)
+        for protocol in protocols:
+            out[f"{split}/{protocol}"] = evaluator.evaluate(arrays, protocol)
+    return out

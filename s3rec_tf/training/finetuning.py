@@ -1,0 +1,177 @@
+"""The fine-tuning run (see `s3rec_tf.training`)."""
+
+from __future__ import annotations
+
+import dataclasses
+import json
+import os
+import shutil
+import time
+
+import keras
+import numpy as np
+
+from s3rec_tf import artifacts
+from s3rec_tf.config import EncoderConfig, FinetuneConfig
+from s3rec_tf.data import inputs as inputs_lib
+from s3rec_tf.data.reader import SequenceData, write_generated_negatives
+from s3rec_tf.evaluation import RankingEvaluator
+from s3rec_tf.models import NextItemModel
+from s3rec_tf.monitoring import fit_verbosity
+from s3rec_tf.training import distribute
+from s3rec_tf.training.encoders import build_encoder, load_pretrained_encoder
+from s3rec_tf.training.evaluate import evaluate_model
+from s3rec_tf.training.optim import adam
+from s3rec_tf.training.resume import _Resume
+from s3rec_tf.training.runs import _callbacks, _log, save_run_config
+
+
+def run_finetuning(data: SequenceData, output_dir: str, pretrained: str | None,
+                   encoder_config: EncoderConfig | None = None,
+                   config: FinetuneConfig | None = None, verbose: int = 1,
+                   tensorboard_dir: str | None = None) -> dict:
+    """Fine-tunes a next-item model, keeping the best epoch by validation metric.
+
+    The resolved hyperparameters are saved as `<output>/config.json`.
+    `config.strategy` spreads the run over devices or workers
+    (`s3rec_tf.training.distribute`); only the chief writes `output_dir`,
+    evaluates the best model on the test split and returns the summary (the
+    other workers return `{"chief": False, "best_epoch": ...}`).
+
+    Args:
+        pretrained: a pretrained model directory, or None for no pretraining
+            (SASRec). A path that does not exist is an error.
+        verbose: int. 0: silent; otherwise Keras's progress bar in a
+            terminal and one line per epoch elsewhere.
+        tensorboard_dir: str | None. Write TensorBoard scalars here: the
+            training loss, every validation metric (`valid_<protocol>/<metric>`)
+            and the learning rate, per epoch.
+
+    Returns:
+        A summary with the best epoch, validation history and test metrics
+        (full ranking and sampled), also written to `<output>/metrics.json`.
+    """
+    encoder_config = encoder_config or EncoderConfig()
+    config = config or FinetuneConfig()
+    dist = distribute.distribution(config.strategy)
+    with distribute.write_dir(dist, output_dir) as write_to:
+        return _finetune(data, output_dir, write_to, dist, pretrained, encoder_config, config,
+                         verbose, tensorboard_dir if dist.is_chief else None)
+
+
+def next_item_loss_options(config: FinetuneConfig, arrays) -> dict:
+    """`NextItemModel` keyword arguments of `config`'s loss (`arrays`: the training arrays)."""
+    options = {"loss": config.loss}
+    if config.loss == "sampled-ce":
+        options.update(sampled_negatives=config.sampled_negatives, proposal=config.proposal,
+                       in_batch_negatives=config.in_batch_negatives,
+                       item_counts=inputs_lib.target_counts(arrays))
+    return options
+
+
+def finetune_sampling(config: FinetuneConfig, arrays) -> dict:
+    """`finetune_dataset` keyword arguments for the negatives `config`'s loss needs."""
+    if config.loss == "sampled-ce" and config.sampled_negatives:
+        return {"negatives": False, "sampled_negatives": config.sampled_negatives,
+                "proposal": inputs_lib.proposal_weights(config.proposal,
+                                                        inputs_lib.target_counts(arrays))}
+    return {"negatives": config.loss == "bce"}
+
+
+def _finetune(data, output_dir, write_to, dist, pretrained, encoder_config, config, verbose,
+              tensorboard_dir):
+    """`run_finetuning`, resuming from `output_dir` and writing to `write_to`."""
+    keras.utils.set_random_seed(config.seed)
+    arrays = inputs_lib.finetune_arrays(data, encoder_config.max_length)
+    with dist.scope():
+        if pretrained:
+            encoder = load_pretrained_encoder(pretrained, data, encoder_config)
+        else:
+            encoder = build_encoder(data, encoder_config)
+        model = NextItemModel(encoder, **next_item_loss_options(config, arrays))
+        model.compile(optimizer=adam(config.learning_rate), jit_compile=config.jit_compile)
+        model.optimizer.build(model.trainable_variables)
+    vocabulary = artifacts.vocabulary_of(data)
+    hyper = {**dataclasses.asdict(encoder_config), **dataclasses.asdict(config),
+             "pretrained": os.path.abspath(pretrained) if pretrained else None}
+    signature = {"vocabulary": vocabulary,
+                 **{k: v for k, v in hyper.items()
+                    if k not in ("epochs", "patience", "strategy")}, **dist.signature()}
+    resume = _Resume(write_to, model, signature,
+                     {"epoch": 0, "best_epoch": -1, "best_score": -1.0, "wait": 0},
+                     read_from=output_dir, configs=(EncoderConfig, FinetuneConfig))
+    first_epoch = 0
+    best_dir = os.path.join(write_to, "best")
+    # the best model so far lives with the checkpoint until the run completes,
+    # so an interrupted or crashed run leaves nothing that reads as its output
+    running_best = os.path.join(resume.dir, "best")
+    with dist.scope():
+        restored = resume.restore(model)
+    if restored:
+        first_epoch = int(resume.value("epoch"))
+        _log(verbose, f"Resuming fine-tuning from epoch {first_epoch} ({resume.read_dir})")
+        if not os.path.exists(running_best) and os.path.exists(best_dir):
+            running_best = best_dir  # a checkpoint from before best/ moved under _resume
+    best = {"epoch": int(resume.value("best_epoch")), "score": resume.value("best_score"),
+            "wait": int(resume.value("wait"))}
+    valid = inputs_lib.eval_arrays(data, "valid", encoder_config.max_length)
+    evaluator = RankingEvaluator(model)
+    metric = config.valid_metric
+    batch_size = dist.global_batch(config.batch_size)
+    steps = inputs_lib.steps_per_epoch(len(arrays.input_ids), batch_size)
+    _log(verbose, f"Fine-tuning on {data.name} ({'from ' + pretrained if pretrained else 'no pretraining'}, "
+                  f"loss {config.loss}): {data.num_users} sequences, {steps} steps/epoch, "
+                  f"up to {config.epochs} epochs, early stopping on valid {config.valid_protocol} "
+                  f"{metric} (patience {config.patience}){dist.describe(config.batch_size)}")
+    history_path = os.path.join(write_to, "history.jsonl")
+    start = time.time()
+
+    def on_epoch_end(epoch, logs):
+        scores = evaluator.evaluate(valid, config.valid_protocol)
+        logs.update({f"valid_{config.valid_protocol}/{k}": v for k, v in scores.items()})
+        improved = scores[metric] > best["score"]
+        if improved:
+            best.update(epoch=epoch, score=scores[metric], wait=0)
+            artifacts.save_model(running_best, model, "finetuned", vocabulary, hyper,
+                                 {"best_epoch": epoch + 1, "valid": scores})
+        else:
+            best["wait"] += 1
+        with open(history_path, "a") as f:
+            f.write(json.dumps({"epoch": epoch + 1, "loss": float(logs.get("loss", np.nan)),
+                                **{f"valid_{config.valid_protocol}/{k}": v
+                                   for k, v in scores.items()}}) + "\n")
+        _log(verbose, f"epoch {epoch + 1}/{config.epochs}: loss="
+                      f"{float(logs.get('loss', np.nan)):.4f} valid " +
+             " ".join(f"{k}={v:.4f}" for k, v in scores.items()) +
+             (" *best*" if improved else f" (no gain {best['wait']}/{config.patience})"))
+        resume.save(epoch=epoch + 1, best_epoch=best["epoch"], best_score=best["score"],
+                    wait=best["wait"])
+        if best["wait"] >= config.patience:
+            model.stop_training = True
+
+    if first_epoch < config.epochs and best["wait"] < config.patience:
+        dataset = inputs_lib.finetune_dataset(
+            arrays, batch_size, config.seed, first_epoch, config.epochs,
+            trim=config.trim_padding, **finetune_sampling(config, arrays))
+        distribute.fit(model, dataset, dist, epochs=config.epochs, initial_epoch=first_epoch,
+                       steps_per_epoch=steps, verbose=fit_verbosity(verbose),
+                       callbacks=_callbacks(on_epoch_end, tensorboard_dir,
+                                            fit_verbosity(verbose)))
+    train_time = time.time() - start
+    if not dist.is_chief:  # the chief tests the best model and writes the outputs
+        return {"chief": False, "best_epoch": best["epoch"] + 1}
+    best_model, _ = artifacts.load_next_item_model(running_best)
+    results = evaluate_model(best_model, data, max_length=encoder_config.max_length)
+    summary = {"dataset": data.name, "best_epoch": best["epoch"] + 1,
+               "valid_metric": f"{config.valid_protocol}/{metric}",
+               "train_wall_time_s": round(train_time, 2), "metrics": results,
+               "negatives": data.sample_source, "seed": config.seed,
+               "pretrained": hyper["pretrained"], "loss": config.loss}
+    artifacts.write_atomic_dir(best_dir, lambda tmp: shutil.copytree(running_best, tmp,
+                                                                    dirs_exist_ok=True))
+    write_generated_negatives(data, write_to)
+    save_run_config(write_to, encoder_config, config)
+    artifacts.write_json_atomic(os.path.join(write_to, "metrics.json"), summary)
+    _log(verbose, f"Fine-tuning done in {train_time:.1f}s; best epoch {best['epoch'] + 1}; "
+                  f"model -> {best_dir}")
+    return summary

@@ -1,0 +1,49 @@
+"""What both training runs share: logging, epoch callbacks, the run's saved files."""
+
+from __future__ import annotations
+
+import os
+
+import keras
+
+from s3rec_tf import artifacts
+from s3rec_tf import config as config_lib
+from s3rec_tf.config import EncoderConfig
+from s3rec_tf.monitoring import TensorBoardLogger
+
+
+def _log(verbose, *args):
+    if verbose:
+        print(*args, flush=True)
+
+
+class _EpochCallback(keras.callbacks.Callback):
+    def __init__(self, fn):
+        super().__init__()
+        self.fn = fn
+
+    def on_epoch_end(self, epoch, logs=None):
+        self.fn(epoch, logs if logs is not None else {})
+
+
+def save_run_config(output_dir: str, encoder_config: EncoderConfig, config) -> str:
+    """Writes the run's resolved hyperparameters to `<output>/config.json`.
+
+    The file is flat, with the flags' keys, so `--config <output>/config.json`
+    repeats the run's recipe.
+    """
+    path = config_lib.saved_config_path(output_dir)
+    os.makedirs(output_dir, exist_ok=True)
+    artifacts.write_json_atomic(path, {**config_lib.to_dict(encoder_config),
+                                       **config_lib.to_dict(config)})
+    return path
+
+
+def _callbacks(on_epoch_end, tensorboard_dir, progress_bar):
+    # the progress bar first, so that it ends its line before the epoch's own output
+    callbacks = [keras.callbacks.ProgbarLogger()] if progress_bar else []
+    callbacks.append(_EpochCallback(on_epoch_end))
+    if tensorboard_dir:  # after the epoch callback, which adds validation metrics to the logs
+        callbacks.append(TensorBoardLogger(tensorboard_dir))
+    return callbacks
+
