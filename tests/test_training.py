@@ -48,7 +48,9 @@ def test_resume_reads_a_setting_missing_from_an_older_checkpoint_as_its_default(
     del signature["segment_loss"]  # written before the setting existed
     path.write_text(json.dumps(signature))
     _pretrain(tiny_data, tmp_path / "p", 2)  # the default: the same run, resumes
-    with pytest.raises(ArtifactError, match="segment_loss: checkpoint None vs now 'logit-gap'"):
+    # resuming rewrote the signature with the setting: a different value is refused
+    with pytest.raises(ArtifactError,
+                       match="segment_loss: checkpoint 'original' vs now 'logit-gap'"):
         _pretrain(tiny_data, tmp_path / "p", 3, segment_loss="logit-gap")
 
 
