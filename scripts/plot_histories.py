@@ -121,6 +121,15 @@ def _pyplot():
     return plt
 
 
+def _save(plt, fig, path: str) -> str:
+    """Writes `fig` to `path` whole (a temporary file, then a rename) and closes it."""
+    tmp = path + ".tmp.png"
+    fig.savefig(tmp, dpi=110)
+    plt.close(fig)
+    os.replace(tmp, path)
+    return path
+
+
 def plot(runs: dict, output_dir: str) -> list:
     """Writes `<output_dir>/<dataset>.png` per dataset; returns the paths."""
     plt = _pyplot()
@@ -144,12 +153,7 @@ def plot(runs: dict, output_dir: str) -> list:
             ax.grid(alpha=0.3)
             ax.legend(fontsize=7.5, loc="lower right")
         fig.tight_layout()
-        path = os.path.join(output_dir, f"{dataset}.png")
-        tmp = path + ".tmp.png"
-        fig.savefig(tmp, dpi=110)
-        plt.close(fig)
-        os.replace(tmp, path)
-        written.append(path)
+        written.append(_save(plt, fig, os.path.join(output_dir, f"{dataset}.png")))
     return written
 
 
@@ -232,12 +236,8 @@ def plot_pretraining(runs: dict, output_dir: str, output_file: str | None = None
         axes[0][-1].legend(fontsize=7.5, loc="upper right")
         fig.suptitle(title or f"{dataset}: pretraining losses per head", fontsize=10)
         fig.tight_layout()
-        path = output_file or os.path.join(output_dir, f"{dataset}_pretraining.png")
-        tmp = path + ".tmp.png"
-        fig.savefig(tmp, dpi=110)
-        plt.close(fig)
-        os.replace(tmp, path)
-        written.append(path)
+        written.append(_save(plt, fig, output_file or
+                             os.path.join(output_dir, f"{dataset}_pretraining.png")))
     return written
 
 
