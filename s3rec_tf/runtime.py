@@ -23,9 +23,13 @@ defaults.
 
 from __future__ import annotations
 
+import glob
 import os
 import sys
 import warnings
+
+#: Where the NVIDIA driver lists the GPUs it sees.
+NVIDIA_PROC = "/proc/driver/nvidia/gpus"
 
 #: Up to this many cores, `"auto"` uses one intra-op thread for small-op work.
 SMALL_CPU = 4
@@ -54,6 +58,18 @@ def recommended(workload: str = "default", cpu_count: int | None = None) -> dict
             "onednn": w["onednn"]}
 
 
+def gpu_visible() -> bool:
+    """Whether an NVIDIA GPU is visible to this process (TensorFlow's GPU builds need one).
+
+    Read from the driver's `/proc` entries and `CUDA_VISIBLE_DEVICES`, without
+    importing TensorFlow (oneDNN must be chosen before that import).
+    """
+    visible = os.environ.get("CUDA_VISIBLE_DEVICES")
+    if visible is not None and visible.strip() in ("", "-1"):
+        return False
+    return bool(glob.glob(os.path.join(NVIDIA_PROC, "*")))
+
+
 def configure(workload: str = "default", intra_op_threads="auto", inter_op_threads="auto",
               onednn="auto") -> dict:
     """Applies thread and oneDNN settings to this process.
@@ -69,19 +85,28 @@ def configure(workload: str = "default", intra_op_threads="auto", inter_op_threa
             so when an explicit value differs).
 
     Thread counts take effect only before TensorFlow's runtime starts; later,
-    explicit counts are warned about and `"auto"` ones are left alone.
+    explicit counts are warned about and `"auto"` ones are left alone. When a
+    GPU is visible (`gpu_visible`), `"auto"` leaves threads and oneDNN at
+    TensorFlow's defaults: the choices in `WORKLOADS` were measured on CPUs.
 
     Returns:
         dict of the settings in force, for run records.
     """
-    auto = recommended(workload)
+    gpu = gpu_visible()
+    if gpu:
+        # measured on CPUs only: on a GPU machine "auto" keeps TensorFlow's defaults
+        auto = {"intra_op_threads": 0, "inter_op_threads": 0, "onednn": None}
+    else:
+        auto = recommended(workload)
     intra = auto["intra_op_threads"] if intra_op_threads == "auto" else int(intra_op_threads)
     inter = auto["inter_op_threads"] if inter_op_threads == "auto" else int(inter_op_threads)
     if intra < 0 or inter < 0:
         raise ValueError(f"Thread counts must be >= 0. Received: intra={intra}, inter={inter}")
     use_onednn = auto["onednn"] if onednn == "auto" else bool(onednn)
     wanted = "1" if use_onednn else "0"
-    if "tensorflow" in sys.modules:
+    if use_onednn is None:
+        pass  # TensorFlow's default
+    elif "tensorflow" in sys.modules:
         if onednn != "auto" and os.environ.get("TF_ENABLE_ONEDNN_OPTS", "1") != wanted:
             warnings.warn("TensorFlow is already imported: the oneDNN setting is unchanged "
                           "(set TF_ENABLE_ONEDNN_OPTS before importing TensorFlow)",
@@ -90,6 +115,8 @@ def configure(workload: str = "default", intra_op_threads="auto", inter_op_threa
         os.environ["TF_ENABLE_ONEDNN_OPTS"] = wanted
     import tensorflow as tf
 
+    if gpu and intra_op_threads == inter_op_threads == "auto":
+        return settings()
     try:
         tf.config.threading.set_intra_op_parallelism_threads(intra)
         tf.config.threading.set_inter_op_parallelism_threads(inter)

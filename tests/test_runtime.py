@@ -61,3 +61,21 @@ def test_explicit_settings_too_late_are_warned_about():
 def test_negative_thread_counts_are_rejected():
     with pytest.raises(ValueError, match="must be >= 0"):
         runtime.configure("default", intra_op_threads=-1)
+
+
+def test_auto_keeps_tensorflows_defaults_when_a_gpu_is_visible(tmp_path):
+    """The measured choices are for CPUs: with a GPU, "auto" changes neither threads nor oneDNN."""
+    gpus = tmp_path / "gpus"
+    (gpus / "0000:00:04.0").mkdir(parents=True)
+    code = ("import json, os, s3rec_tf.runtime as r\n"
+            f"r.NVIDIA_PROC = {str(gpus)!r}\n"
+            "os.environ.pop('CUDA_VISIBLE_DEVICES', None)\n"
+            "assert r.gpu_visible()\n"
+            "s = r.configure('pretrain')\n"
+            "s['env'] = os.environ.get('TF_ENABLE_ONEDNN_OPTS')\n"
+            "os.environ['CUDA_VISIBLE_DEVICES'] = '-1'\n"
+            "s['hidden'] = r.gpu_visible()\n"
+            "print(json.dumps(s))")
+    s = json.loads(_fresh(code).stdout.strip().splitlines()[-1])
+    assert (s["intra_op_threads"], s["inter_op_threads"], s["env"]) == (0, 0, None)
+    assert s["hidden"] is False
