@@ -40,6 +40,17 @@ MAX_SEED = 2**32 - 1
 #: (`s3rec_tf.losses.attribute_loss`).
 ATTRIBUTE_BCE_MODES = ("original", "softplus")
 
+#: Where Segment Prediction's negative segment is cut (`s3rec_tf.data.streaming`): the
+#: concatenation of all sequences (the paper's), or of the batch's users' sequences.
+SEGMENT_NEGATIVES = ("all", "batch")
+
+
+def _shuffle_buffer(what: str):
+    return _param(0, f"0: read all users into memory and shuffle all {what} each epoch (the "
+                     f"original's); N > 0: stream the prepared TFRecords (--data from "
+                     f"`s3rec-tf prepare`), shuffling through a buffer of N {what}, so "
+                     f"memory does not grow with the users", minimum=0)
+
 
 @dataclasses.dataclass(frozen=True)
 class Param:
@@ -170,6 +181,11 @@ class PretrainConfig(_Validated):
         ATTRIBUTE_BCE_MODES[0], "BCE of AAP and MAP: 'original' (PyTorch's BCELoss on "
         "probabilities, as the authors) or 'softplus' (BCE on logits)",
         choices=ATTRIBUTE_BCE_MODES)
+    shuffle_buffer: int = _shuffle_buffer("sequences and samples")
+    segment_negatives: str = _param(
+        SEGMENT_NEGATIVES[0], "SP's negative segment: 'all' cuts it from the concatenation "
+        "of all sequences (the paper's rule); 'batch' from the sequences of the users in the "
+        "same batch (streaming, needs --shuffle-buffer > 0)", choices=SEGMENT_NEGATIVES)
 
     @property
     def loss_weights(self) -> dict:
@@ -182,6 +198,10 @@ class PretrainConfig(_Validated):
             raise ConfigError("aap_weight", self.aap_weight,
                               "and the other loss weights must not all be 0",
                               related=("mip_weight", "map_weight", "sp_weight"))
+        if self.segment_negatives == "batch" and not self.shuffle_buffer:
+            raise ConfigError("segment_negatives", self.segment_negatives,
+                              "needs streaming input (shuffle_buffer > 0)",
+                              related=("shuffle_buffer",))
 
 
 @dataclasses.dataclass
@@ -202,6 +222,7 @@ class FinetuneConfig(_Validated):
     trim_padding: bool = _param(True, "cut each batch's columns of pure padding (same "
                                       "results, faster)")
     jit_compile: bool = _param(False, "compile training steps with XLA")
+    shuffle_buffer: int = _shuffle_buffer("sequences")
 
     @property
     def valid_metric(self) -> str:

@@ -38,6 +38,7 @@ from s3rec_tf import artifacts
 from s3rec_tf import config as config_lib
 from s3rec_tf.config import EncoderConfig, FinetuneConfig, PretrainConfig
 from s3rec_tf.data import inputs as inputs_lib
+from s3rec_tf.data import streaming
 from s3rec_tf.data.reader import SequenceData, write_generated_negatives
 from s3rec_tf.errors import ArtifactError
 from s3rec_tf.evaluation import RankingEvaluator
@@ -200,10 +201,16 @@ def run_pretraining(data: SequenceData, output_dir: str,
     if resume.restore(model):
         first_epoch = int(resume.value("epoch"))
         _log(verbose, f"Resuming pretraining from epoch {first_epoch} ({resume.dir})")
-    arrays = inputs_lib.pretrain_arrays(data, encoder_config.max_length)
-    steps = inputs_lib.steps_per_epoch(arrays.num_samples, config.batch_size)
+    if config.shuffle_buffer:  # streamed from the prepared TFRecords
+        arrays = None
+        num_samples = streaming.count_samples(streaming.prepared_dir_of(data),
+                                              encoder_config.max_length)
+    else:
+        arrays = inputs_lib.pretrain_arrays(data, encoder_config.max_length)
+        num_samples = arrays.num_samples
+    steps = inputs_lib.steps_per_epoch(num_samples, config.batch_size)
     _log(verbose, f"Pretraining on {data.name}: {data.num_users} users, {data.num_items} items, "
-                  f"{data.num_attributes} attributes, {arrays.num_samples} samples/epoch, "
+                  f"{data.num_attributes} attributes, {num_samples} samples/epoch, "
                   f"{steps} steps/epoch, epochs {first_epoch + 1}..{config.epochs}")
     history = {}
     history_path = os.path.join(output_dir, "history.jsonl")
@@ -226,16 +233,20 @@ def run_pretraining(data: SequenceData, output_dir: str,
                                  "pretrained", vocabulary, hyper, {"epochs_done": epoch + 1})
 
     if first_epoch < config.epochs:
-        dataset = inputs_lib.pretrain_dataset(
+        dataset = (streaming.pretrain_stream(
+            data.prepared_dir, data.num_items, encoder_config.max_length, config.batch_size,
+            config.mask_p, config.seed, first_epoch, config.epochs, config.shuffle_buffer,
+            config.segment_negatives, config.trim_padding) if arrays is None else
+            inputs_lib.pretrain_dataset(
             arrays, config.batch_size, config.mask_p, config.seed, first_epoch, config.epochs,
-            trim=config.trim_padding)
+            trim=config.trim_padding))
         model.fit(dataset, epochs=config.epochs, initial_epoch=first_epoch,
                   steps_per_epoch=steps, verbose=fit_verbosity(verbose), shuffle=False,
                   callbacks=_callbacks(on_epoch_end, tensorboard_dir, fit_verbosity(verbose)))
     wall = time.time() - start
     summary = {"epochs": config.epochs, "resumed_from_epoch": first_epoch,
                "final_losses": history, "wall_time_s": round(wall, 2),
-               "samples_per_epoch": arrays.num_samples,
+               "samples_per_epoch": num_samples,
                "seeds": {"init_dropout_masks_segments_negatives": config.seed}}
     _save_model_into(output_dir, model, "pretrained", vocabulary, hyper,
                      {"epochs_done": config.epochs, "summary": summary})
@@ -373,11 +384,17 @@ def run_finetuning(data: SequenceData, output_dir: str, pretrained: str | None,
             running_best = best_dir  # a checkpoint from before best/ moved under _resume
     best = {"epoch": int(resume.value("best_epoch")), "score": resume.value("best_score"),
             "wait": int(resume.value("wait"))}
-    arrays = inputs_lib.finetune_arrays(data, encoder_config.max_length)
-    valid = inputs_lib.eval_arrays(data, "valid", encoder_config.max_length)
-    evaluator = RankingEvaluator(model)
+    if config.shuffle_buffer:  # streamed from the prepared TFRecords
+        arrays = None
+        evaluator = streaming.StreamEvaluator(model)
+        valid = streaming.StreamSplit(streaming.prepared_dir_of(data), "valid",
+                                      encoder_config.max_length)
+    else:
+        arrays = inputs_lib.finetune_arrays(data, encoder_config.max_length)
+        valid = inputs_lib.eval_arrays(data, "valid", encoder_config.max_length)
+        evaluator = RankingEvaluator(model)
     metric = config.valid_metric
-    steps = inputs_lib.steps_per_epoch(len(arrays.input_ids), config.batch_size)
+    steps = inputs_lib.steps_per_epoch(data.num_users, config.batch_size)
     _log(verbose, f"Fine-tuning on {data.name} ({'from ' + pretrained if pretrained else 'no pretraining'}, "
                   f"loss {config.loss}): {data.num_users} sequences, {steps} steps/epoch, "
                   f"up to {config.epochs} epochs, early stopping on valid {config.valid_protocol} "
@@ -409,15 +426,22 @@ def run_finetuning(data: SequenceData, output_dir: str, pretrained: str | None,
             model.stop_training = True
 
     if first_epoch < config.epochs and best["wait"] < config.patience:
-        dataset = inputs_lib.finetune_dataset(
+        dataset = (streaming.finetune_stream(
+            data.prepared_dir, data.num_items, encoder_config.max_length, config.batch_size,
+            config.seed, first_epoch, config.epochs, config.loss == "bce",
+            config.shuffle_buffer, config.trim_padding) if arrays is None else
+            inputs_lib.finetune_dataset(
             arrays, config.batch_size, config.seed, first_epoch, config.epochs,
-            negatives=config.loss == "bce", trim=config.trim_padding)
+            negatives=config.loss == "bce", trim=config.trim_padding))
         model.fit(dataset, epochs=config.epochs, initial_epoch=first_epoch,
                   steps_per_epoch=steps, verbose=fit_verbosity(verbose), shuffle=False,
                   callbacks=_callbacks(on_epoch_end, tensorboard_dir, fit_verbosity(verbose)))
     train_time = time.time() - start
     best_model, _ = artifacts.load_next_item_model(running_best)
-    results = evaluate_model(best_model, data, max_length=encoder_config.max_length)
+    results = (streaming.evaluate_stream(best_model, data.prepared_dir,
+                                         max_length=encoder_config.max_length)
+               if arrays is None else
+               evaluate_model(best_model, data, max_length=encoder_config.max_length))
     summary = {"dataset": data.name, "best_epoch": best["epoch"] + 1,
                "valid_metric": f"{config.valid_protocol}/{metric}",
                "train_wall_time_s": round(train_time, 2), "metrics": results,
