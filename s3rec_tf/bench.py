@@ -482,7 +482,8 @@ def run_scale(args) -> int:
     from s3rec_tf import artifacts, provenance
     sizes = {s: parse_size(s) for s in args.sizes}
     workdir = args.workdir or tempfile.mkdtemp(prefix="s3rec-scale-")
-    specs = scale_plan(sizes, workdir, args.steps, args.warmup, args.eval_users)
+    specs = [s for s in scale_plan(sizes, workdir, args.steps, args.warmup, args.eval_users)
+             if s["case"].removeprefix("scale_") in args.stages]
     out = args.output or os.path.join("results", f"bench-scale-{time.strftime('%Y%m%d-%H%M%S')}"
                                                  f".json")
     os.makedirs(os.path.dirname(os.path.abspath(out)), exist_ok=True)
@@ -492,6 +493,7 @@ def run_scale(args) -> int:
                                "finetune_loss": "bce", "segment_negatives": "batch",
                                "shuffle_buffer": 10000},
               "workdir": workdir, **provenance.record()}
+    last_of = {spec["size"]: spec for spec in specs}
     for spec in specs:
         size = spec["size"]
         entry = report["sizes"].setdefault(size, {"interactions": sizes[size],
@@ -507,7 +509,7 @@ def run_scale(args) -> int:
               flush=True)
         report["finished_at"] = time.strftime("%Y-%m-%dT%H:%M:%SZ", time.gmtime())
         artifacts.write_json_atomic(out, report)  # each stage lands as soon as it is done
-        if stage == "evaluate" and not args.keep_data:
+        if spec is last_of[size] and not args.keep_data:
             import shutil
             shutil.rmtree(os.path.join(workdir, size), ignore_errors=True)
     print(scale_table(report))
@@ -584,6 +586,8 @@ def main(argv=None) -> int:
     scale.add_argument("--workdir", help="where the data are written (default: a temporary "
                                          "directory); each size's data are deleted after it")
     scale.add_argument("--keep-data", action="store_true", help="keep each size's data")
+    scale.add_argument("--stages", nargs="+", choices=SCALE_STAGES, default=list(SCALE_STAGES),
+                       help="run only these stages (each needs the data of the ones before)")
     scale.add_argument("--note", default="", help="recorded with the results (e.g. "
                                                   "what else ran on the machine)")
     parser.add_argument("--child", help=argparse.SUPPRESS)

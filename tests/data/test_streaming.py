@@ -157,3 +157,32 @@ def test_bad_arguments_are_refused(prepared_dir, tmp_path):
     os.makedirs(prepared.split_dir(str(tmp_path), prepared.SEQUENCES_SPLIT))
     with pytest.raises(DataError, match="no sequence files"):
         streaming.sequence_records(str(tmp_path))
+
+
+def test_training_runs_streamed_end_to_end(prepared_dir, tiny_data, tmp_path):
+    from s3rec_tf.config import EncoderConfig, FinetuneConfig, PretrainConfig
+    from s3rec_tf.training import run_finetuning, run_pretraining
+    data = streaming.StreamedData(prepared_dir)
+    enc = EncoderConfig(hidden_size=16, num_layers=1, max_length=20)
+    summary = run_pretraining(data, str(tmp_path / "pre"), enc, PretrainConfig(
+        epochs=1, batch_size=64, shuffle_buffer=50, segment_negatives="batch", save_every=0),
+        verbose=0)
+    assert summary["samples_per_epoch"] == inputs.pretrain_arrays(tiny_data, 20).num_samples
+    assert np.isfinite(summary["final_losses"]["sp_loss"])
+    result = run_finetuning(data, str(tmp_path / "fine"), str(tmp_path / "pre"), enc,
+                            FinetuneConfig(epochs=1, batch_size=64, shuffle_buffer=50),
+                            verbose=0)
+    assert set(result["metrics"]) == {"valid/full", "valid/sampled", "test/full",
+                                      "test/sampled"}
+    with pytest.raises(Exception, match="prepared directory"):
+        run_pretraining(tiny_data, str(tmp_path / "x"), enc,
+                        PretrainConfig(epochs=1, shuffle_buffer=50), verbose=0)
+
+
+def test_cli_streams_only_a_prepared_directory(synthetic_dir, tmp_path, capsys):
+    from s3rec_tf import cli
+    code = cli.main(["pretrain", "--data", synthetic_dir, "--name", "Tiny", "--output",
+                     str(tmp_path / "out"), "--shuffle-buffer", "10"])
+    assert code == 2
+    assert "--shuffle-buffer streams a prepared directory" in capsys.readouterr().err
+    assert not (tmp_path / "out").exists()
