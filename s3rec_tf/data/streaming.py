@@ -67,9 +67,10 @@ class StreamedData(SequenceData):
                 lambda r: tf.io.parse_single_example(r, spec)):
             item_attributes[int(ex["item"])] = np.sort(
                 ex["attributes"].values.numpy()).astype(np.int32)
+        # the negatives stay in the prepared files: a run has none of its own to save
         label = stats.get("negatives", "prepared")
         super().__init__(name or stats["config"]["name"], None, (), num_items, num_attributes,
-                         item_attributes, None, f"{label}, read from {prepared_dir}",
+                         item_attributes, None, f"read from {prepared_dir}: {label}",
                          users_too_short=int(stats.get("users_too_short", 0)))
         self.prepared_dir = prepared_dir
         self._num_users = int(stats["users"])
