@@ -458,19 +458,23 @@ def scale_plan(sizes, workdir: str, steps: int = 40, warmup: int = 5,
 def scale_table(report: dict) -> str:
     """Markdown: one row per size, seconds per stage (epochs extrapolated) and peak memory."""
     lines = ["| interactions | users | items | prepare s | pretrain epoch s* | "
-             "fine-tune epoch s* | evaluation s* | peak RSS MB (stage) |",
-             "|---|---|---|---|---|---|---|---|"]
+             "fine-tune epoch s* | evaluation s* | peak RSS MB, one process (stage) | "
+             "peak RSS MB, process tree (stage) |",
+             "|---|---|---|---|---|---|---|---|---|"]
     for size, r in report["sizes"].items():
         st = r["stages"]
 
         def cell(stage, key="epoch_s_extrapolated"):
             return f"{st[stage][key]:.0f}" if stage in st else "-"
 
-        where = max(st, key=lambda k: st[k]["peak_rss_mb"]) if st else None
-        peak = f"{st[where]['peak_rss_mb']:.0f} ({where})" if where else "-"
+        def peak(key):
+            where = max(st, key=lambda k: st[k].get(key, 0)) if st else None
+            return f"{st[where][key]:.0f} ({where})" if where and key in st[where] else "-"
+
         lines.append(f"| {r['interactions']:,} | {r.get('users', 0):,} | {r['items']:,} | "
                      f"{cell('prepare', 'wall_s')} | {cell('pretrain')} | {cell('finetune')} | "
-                     f"{cell('evaluate')} | {peak} |")
+                     f"{cell('evaluate')} | {peak('peak_rss_mb')} | "
+                     f"{peak('peak_tree_rss_mb')} |")
     lines.append("")
     lines.append("\\* extrapolated from a fixed number of steps (evaluation: from a user "
                  "sample) to one epoch over all users")

@@ -91,22 +91,25 @@ def plot(report: dict, path: str) -> str:
     ax.set_xlabel("interactions")
     ax.set_ylabel("seconds")
     ax.grid(alpha=0.3, which="both")
-    ax.legend(fontsize=7.5, loc="upper left")
+    ax.legend(fontsize=7.5, loc="best")
     ax = axes[1]
     for i, stage in enumerate(["synth", *STAGES]):
         xs, ys = series(report, stage, "peak_rss_mb")
         if xs:
             ax.plot(xs, ys, "o-", color=f"C{i + 4 if stage == 'synth' else i - 1}",
                     linewidth=1.3, label=stage)
+    xs, ys = series(report, "prepare", "peak_tree_rss_mb")
+    if xs:  # Beam's workers are processes of their own: their sum is the stage's memory
+        ax.plot(xs, ys, "o--", color="C0", linewidth=1.0, label="prepare, process tree (sum)")
     ax.axhline(8192, color="k", linestyle="--", linewidth=0.8, alpha=0.6,
                label="target: 8 GB at 10M")
     ax.set_xscale("log")
     ax.set_yscale("log")
-    ax.set_title("peak resident memory per stage (largest process)")
+    ax.set_title("peak resident memory per stage")
     ax.set_xlabel("interactions")
     ax.set_ylabel("MB")
     ax.grid(alpha=0.3, which="both")
-    ax.legend(fontsize=7.5, loc="upper left")
+    ax.legend(fontsize=7.5, loc="best")
     fig.suptitle(f"s3rec-tf bench --scale, commit {str(report.get('commit'))[:10]}, "
                  f"{report['machine']['cpu_count']} CPUs (shared)", fontsize=9)
     fig.tight_layout()
