@@ -233,8 +233,132 @@ def case_prepare(data_dir, name, **_):
             "wall_s": dt, "interactions": stats["events_read"]}
 
 
+# ------------------------------------------------------------------ scale bench
+
+#: `bench --scale` sizes: name -> interactions; the catalogue is a tenth of that
+#: (1M -> 100k items, 10M -> 1M items).
+SCALE_SIZES = {"1M": 1_000_000, "3M": 3_000_000, "10M": 10_000_000}
+#: Targets of the scale issue on a 2-core machine.
+SCALE_TARGETS = {"peak_rss_mb_at_10M": 8192, "cost": "linear in interactions"}
+SCALE_STAGES = ("synth", "prepare", "pretrain", "finetune", "evaluate")
+
+
+def parse_size(text: str) -> int:
+    """`1M`, `3M`, `250k`, `20000` -> interactions."""
+    t = text.strip().lower()
+    try:
+        scale = {"k": 1_000, "m": 1_000_000}.get(t[-1:], 1)
+        value = int(float(t[:-1] if scale > 1 else t) * scale)
+    except ValueError:
+        raise SystemExit(f"s3rec-tf bench: error: argument --sizes: not a size: {text!r} "
+                         f"(e.g. 1M, 250k, 20000)") from None
+    if value < 1000:
+        raise SystemExit(f"s3rec-tf bench: error: argument --sizes: {text!r} is below 1000 "
+                         f"interactions")
+    return value
+
+
+def _scale_paths(workdir: str, size: str) -> dict:
+    root = os.path.join(workdir, size)
+    return {"raw": os.path.join(root, "raw"), "prepared": os.path.join(root, "prepared"),
+            "name": f"Scale{size}"}
+
+
+def stage_synth(workdir, size, interactions, items, seed=0, **_):
+    from s3rec_tf.data import synthetic
+    paths = _scale_paths(workdir, size)
+    t0 = time.perf_counter()
+    attrs, seqs = synthetic.iter_generate(synthetic.users_for(interactions), items, seed=seed)
+    written = synthetic.write(paths["raw"], seqs, attrs, paths["name"])
+    return {"wall_s": time.perf_counter() - t0, "users": written["users"],
+            "interactions": written["interactions"], "items": items}
+
+
+def stage_prepare(workdir, size, **_):
+    from s3rec_tf.data import preprocess
+    paths = _scale_paths(workdir, size)
+    t0 = time.perf_counter()
+    stats = preprocess.prepare(paths["raw"], paths["prepared"],
+                               preprocess.PrepareConfig(name=paths["name"]))
+    dt = time.perf_counter() - t0
+    return {"wall_s": dt, "throughput": stats["events_read"] / dt, "unit": "interactions/s",
+            "interactions": stats["events_read"], "users": stats["users"]}
+
+
+def _fit_extrapolated(model, ds, warmup, steps, batch_size, per_epoch):
+    warm, dt = _time_fit(model, ds, warmup, steps)
+    rate = steps * batch_size / dt
+    return {"throughput": rate, "warmup_s": warm, "steps": steps, "warmup_steps": warmup,
+            "batch_size": batch_size, "per_epoch": per_epoch,
+            "epoch_s_extrapolated": per_epoch / rate,
+            "note": f"{steps} timed steps after {warmup} warm-up steps, extrapolated to one "
+                    f"epoch of {per_epoch}"}
+
+
+def stage_pretrain(workdir, size, steps, warmup, batch_size=100, shuffle_buffer=10000,
+                   **_):
+    from s3rec_tf.data import streaming
+    from s3rec_tf.layers import SequenceEncoder
+    from s3rec_tf.models import S3RecPretrainer
+    from s3rec_tf.training import adam
+    prepared = _scale_paths(workdir, size)["prepared"]
+    data = streaming.StreamedData(prepared)
+    t0 = time.perf_counter()
+    samples = streaming.count_samples(prepared)
+    count_s = time.perf_counter() - t0
+    ds = streaming.pretrain_stream(prepared, data.num_items, batch_size=batch_size, seed=0,
+                                   shuffle_buffer=shuffle_buffer, segment_negatives="batch")
+    model = S3RecPretrainer(SequenceEncoder(data.num_items, data.num_attributes),
+                            data.attribute_table())
+    model.compile(optimizer=adam(1e-3))
+    out = _fit_extrapolated(model, ds.repeat(), warmup, steps, batch_size, samples)
+    return {**out, "unit": "samples/s", "count_samples_s": count_s,
+            "segment_negatives": "batch", "shuffle_buffer": shuffle_buffer}
+
+
+def stage_finetune(workdir, size, steps, warmup, batch_size=256, shuffle_buffer=10000, **_):
+    from s3rec_tf.data import streaming
+    from s3rec_tf.layers import SequenceEncoder
+    from s3rec_tf.models import NextItemModel
+    from s3rec_tf.training import adam
+    prepared = _scale_paths(workdir, size)["prepared"]
+    data = streaming.StreamedData(prepared)
+    ds = streaming.finetune_stream(prepared, data.num_items, batch_size=batch_size, seed=0,
+                                   shuffle_buffer=shuffle_buffer)
+    model = NextItemModel(SequenceEncoder(data.num_items, data.num_attributes), loss="bce")
+    model.compile(optimizer=adam(1e-3))
+    out = _fit_extrapolated(model, ds.repeat(), warmup, steps, batch_size, data.num_users)
+    return {**out, "unit": "sequences/s", "loss": "bce", "shuffle_buffer": shuffle_buffer}
+
+
+def stage_evaluate(workdir, size, users, **_):
+    """Full ranking (test split) of the first `users` users, extrapolated to all users."""
+    from s3rec_tf.data import streaming
+    from s3rec_tf.layers import SequenceEncoder
+    from s3rec_tf.models import NextItemModel
+    prepared = _scale_paths(workdir, size)["prepared"]
+    data = streaming.StreamedData(prepared)
+    evaluator = streaming.StreamEvaluator(
+        NextItemModel(SequenceEncoder(data.num_items, data.num_attributes)))
+    first = evaluator.evaluator.batch_size
+    t0 = time.perf_counter()
+    evaluator.ranks(streaming.StreamSplit(prepared, "test", limit=first), "full")
+    warm = time.perf_counter() - t0
+    n = min(users, data.num_users)
+    t0 = time.perf_counter()
+    evaluator.ranks(streaming.StreamSplit(prepared, "test", limit=n), "full")
+    dt = time.perf_counter() - t0
+    return {"throughput": n / dt, "unit": "users/s", "warmup_s": warm, "users": n,
+            "scoring_batch": first, "per_epoch": data.num_users,
+            "epoch_s_extrapolated": data.num_users * dt / n,
+            "note": f"full ranking of {n} users (after one warm-up batch), extrapolated to "
+                    f"all {data.num_users}"}
+
+
 CASES = {"prepare": case_prepare, "pretrain": case_pretrain, "finetune": case_finetune, "evaluate": case_evaluate,
-         "serving": case_serving}
+         "serving": case_serving, "scale_synth": stage_synth, "scale_prepare": stage_prepare,
+         "scale_pretrain": stage_pretrain, "scale_finetune": stage_finetune,
+         "scale_evaluate": stage_evaluate}
 
 
 def workload_of(spec: dict) -> str:
@@ -253,6 +377,151 @@ def _child(spec: dict) -> dict:
     result["runtime"] = runtime.settings()
     result["peak_rss_mb"] = _peak_rss_mb()
     return result
+
+
+def _tree_rss_mb(root: int) -> float:
+    """Resident memory of process `root` and all its descendants, summed (from /proc)."""
+    parents, rss = {}, {}
+    for entry in os.listdir("/proc"):
+        if not entry.isdigit():
+            continue
+        try:
+            with open(f"/proc/{entry}/status") as f:
+                for line in f:
+                    if line.startswith("PPid:"):
+                        parents[int(entry)] = int(line.split()[1])
+                    elif line.startswith("VmRSS:"):
+                        rss[int(entry)] = int(line.split()[1])
+        except OSError:
+            continue
+    total = 0
+    for pid, kb in rss.items():
+        p = pid
+        while p and p != root:
+            p = parents.get(p, 0)
+        total += kb if p == root else 0
+    return total / 1024.0
+
+
+def run_measured(spec: dict, sample_every_s: float = 1.0) -> dict:
+    """Runs one stage in a fresh process; adds its peak memory and wall time.
+
+    `peak_rss_mb`: the largest resident set of the stage process or of any
+    descendant it waited for (Beam's workers), as `getrusage(RUSAGE_CHILDREN)`
+    counts it, read for this one child with `os.wait4`. `peak_tree_rss_mb`:
+    the largest sum over the process tree, sampled every `sample_every_s`.
+    """
+    env = dict(os.environ, TF_CPP_MIN_LOG_LEVEL="3")
+    with tempfile.TemporaryFile("w+") as out, tempfile.TemporaryFile("w+") as err:
+        t0 = time.perf_counter()
+        proc = subprocess.Popen([sys.executable, "-m", "s3rec_tf.bench", "--child",
+                                 json.dumps(spec)], stdout=out, stderr=err, env=env)
+        tree = 0.0
+        while True:
+            pid, status, usage = os.wait4(proc.pid, os.WNOHANG)
+            if pid:
+                break
+            tree = max(tree, _tree_rss_mb(proc.pid))
+            time.sleep(sample_every_s)
+        proc.returncode = os.waitstatus_to_exitcode(status)
+        wall = time.perf_counter() - t0
+        out.seek(0)
+        err.seek(0)
+        if proc.returncode != 0:
+            raise RuntimeError(f"benchmark stage {spec.get('key')} failed "
+                               f"(exit {proc.returncode}):\n{err.read()[-3000:]}")
+        result = json.loads(out.read().strip().splitlines()[-1])
+    result.update(peak_rss_mb=usage.ru_maxrss / 1024.0, peak_tree_rss_mb=tree,
+                  process_wall_s=wall)
+    return result
+
+
+def scale_plan(sizes, workdir: str, steps: int = 40, warmup: int = 5,
+               eval_users: int = 2048, shuffle_buffer: int = 10000) -> list:
+    """The stages of `bench --scale`, size by size (`sizes`: `{name: interactions}`)."""
+    specs = []
+    for size, interactions in sizes.items():
+        common = {"workdir": workdir, "size": size, "runtime": {"workload": "default"}}
+        specs += [
+            {**common, "case": "scale_synth", "key": f"{size}/synth",
+             "interactions": interactions, "items": max(1000, interactions // 10)},
+            {**common, "case": "scale_prepare", "key": f"{size}/prepare"},
+            {**common, "case": "scale_pretrain", "key": f"{size}/pretrain", "steps": steps,
+             "warmup": warmup, "shuffle_buffer": shuffle_buffer,
+             "runtime": {"workload": "pretrain"}},
+            {**common, "case": "scale_finetune", "key": f"{size}/finetune", "steps": steps,
+             "warmup": warmup, "shuffle_buffer": shuffle_buffer,
+             "runtime": {"workload": "finetune-bce"}},
+            {**common, "case": "scale_evaluate", "key": f"{size}/evaluate",
+             "users": eval_users},
+        ]
+    return specs
+
+
+def scale_table(report: dict) -> str:
+    """Markdown: one row per size, seconds per stage (epochs extrapolated) and peak memory."""
+    lines = ["| interactions | users | items | prepare s | pretrain epoch s* | "
+             "fine-tune epoch s* | evaluation s* | peak RSS MB, one process (stage) | "
+             "peak RSS MB, process tree (stage) |",
+             "|---|---|---|---|---|---|---|---|---|"]
+    for size, r in report["sizes"].items():
+        st = r["stages"]
+
+        def cell(stage, key="epoch_s_extrapolated"):
+            return f"{st[stage][key]:.0f}" if stage in st else "-"
+
+        def peak(key):
+            where = max(st, key=lambda k: st[k].get(key, 0)) if st else None
+            return f"{st[where][key]:.0f} ({where})" if where and key in st[where] else "-"
+
+        lines.append(f"| {r['interactions']:,} | {r.get('users', 0):,} | {r['items']:,} | "
+                     f"{cell('prepare', 'wall_s')} | {cell('pretrain')} | {cell('finetune')} | "
+                     f"{cell('evaluate')} | {peak('peak_rss_mb')} | "
+                     f"{peak('peak_tree_rss_mb')} |")
+    lines.append("")
+    lines.append("\\* extrapolated from a fixed number of steps (evaluation: from a user "
+                 "sample) to one epoch over all users")
+    return "\n".join(lines)
+
+
+def run_scale(args) -> int:
+    """`bench --scale`: synth, prepare, pretrain, fine-tune, evaluate at each size."""
+    from s3rec_tf import artifacts, provenance
+    sizes = {s: parse_size(s) for s in args.sizes}
+    workdir = args.workdir or tempfile.mkdtemp(prefix="s3rec-scale-")
+    specs = [s for s in scale_plan(sizes, workdir, args.steps, args.warmup, args.eval_users)
+             if s["case"].removeprefix("scale_") in args.stages]
+    out = args.output or os.path.join("results", f"bench-scale-{time.strftime('%Y%m%d-%H%M%S')}"
+                                                 f".json")
+    os.makedirs(os.path.dirname(os.path.abspath(out)), exist_ok=True)
+    report = {"scale": True, "sizes": {}, "targets": SCALE_TARGETS, "note": args.note,
+              "model_config": {"hidden": 64, "layers": 2, "heads": 2, "max_length": 50,
+                               "pretrain_batch": 100, "finetune_batch": 256,
+                               "finetune_loss": "bce", "segment_negatives": "batch",
+                               "shuffle_buffer": 10000},
+              "workdir": workdir, **provenance.record()}
+    last_of = {spec["size"]: spec for spec in specs}
+    for spec in specs:
+        size = spec["size"]
+        entry = report["sizes"].setdefault(size, {"interactions": sizes[size],
+                                                  "items": max(1000, sizes[size] // 10),
+                                                  "stages": {}})
+        print(f"[{spec['key']}] ...", flush=True)
+        result = run_measured(spec)
+        stage = spec["case"].removeprefix("scale_")
+        entry["stages"][stage] = result
+        if stage == "synth":
+            entry.update(users=result["users"], interactions=result["interactions"])
+        print(f"[{spec['key']}] {json.dumps({k: v for k, v in result.items() if k in ('wall_s', 'throughput', 'epoch_s_extrapolated', 'peak_rss_mb', 'peak_tree_rss_mb')})}",
+              flush=True)
+        report["finished_at"] = time.strftime("%Y-%m-%dT%H:%M:%SZ", time.gmtime())
+        artifacts.write_json_atomic(out, report)  # each stage lands as soon as it is done
+        if spec is last_of[size] and not args.keep_data:
+            import shutil
+            shutil.rmtree(os.path.join(workdir, size), ignore_errors=True)
+    print(scale_table(report))
+    print(f"Wrote {out}")
+    return 0
 
 
 def run_case(spec: dict) -> dict:
@@ -313,11 +582,31 @@ def main(argv=None) -> int:
                         help="also time the original PyTorch code in DIR (its setup.sh and "
                              "time_original.py, e.g. ../shared/tools/original-speed), "
                              "interleaved with our cases, and report side-by-side ratios")
+    scale = parser.add_argument_group("scale (--scale)")
+    scale.add_argument("--scale", action="store_true",
+                       help="cost growth: at each --sizes, synthetic data, Beam preparation, "
+                            "pretraining and fine-tuning (fixed steps, extrapolated to an "
+                            "epoch) and evaluation (a user sample, extrapolated), streamed "
+                            "from the prepared TFRecords, with each stage's peak memory")
+    scale.add_argument("--sizes", nargs="+", default=list(SCALE_SIZES),
+                       help="interactions per size (1M, 250k, ...); items: a tenth")
+    scale.add_argument("--steps", type=int, default=40, help="timed training steps per stage")
+    scale.add_argument("--warmup", type=int, default=5, help="warm-up steps (not timed)")
+    scale.add_argument("--eval-users", type=int, default=2048, help="users ranked (timed)")
+    scale.add_argument("--workdir", help="where the data are written (default: a temporary "
+                                         "directory); each size's data are deleted after it")
+    scale.add_argument("--keep-data", action="store_true", help="keep each size's data")
+    scale.add_argument("--stages", nargs="+", choices=SCALE_STAGES, default=list(SCALE_STAGES),
+                       help="run only these stages (each needs the data of the ones before)")
+    scale.add_argument("--note", default="", help="recorded with the results (e.g. "
+                                                  "what else ran on the machine)")
     parser.add_argument("--child", help=argparse.SUPPRESS)
     args = parser.parse_args(argv)
     if args.child:
         print(json.dumps(_child(json.loads(args.child))))
         return 0
+    if args.scale:
+        return run_scale(args)
     from s3rec_tf import provenance
     repeats = args.repeats or (1 if args.quick else 3)
     specs = plan(args.data, args.quick)

@@ -315,6 +315,9 @@ def build_parser() -> argparse.ArgumentParser:
                        check=_check_synth)
     p.add_argument("--output", required=True)
     p.add_argument("--users", type=count(), default=1000)
+    p.add_argument("--interactions", type=count(),
+                   help="about this many interactions: sets the users from the expected "
+                        "sequence length (instead of --users)")
     p.add_argument("--items", type=count(), default=500)
     p.add_argument("--topics", type=count(), default=20)
     p.add_argument("--attributes", type=count(), default=60)
@@ -442,6 +445,17 @@ def _read(args):
     from s3rec_tf.data import prepared
     from s3rec_tf.data.reader import read_dataset
     # reading writes nothing: a run saves drawn negatives with its output
+    if getattr(args, "shuffle_buffer", 0):  # streamed: users are read during training
+        from s3rec_tf.data import streaming
+        from s3rec_tf.errors import DataError
+        if not prepared.is_prepared(args.data):
+            raise DataError(args.data, "--shuffle-buffer streams a prepared directory "
+                                       "(the output of `s3rec-tf prepare`); this is not one")
+        data = streaming.StreamedData(args.data, args.name)
+        print(f"Streaming {data.name} from {args.data}: {data.num_users} users, "
+              f"{data.num_items} items, {data.num_attributes} attributes; negatives: "
+              f"{data.sample_source}", flush=True)
+        return data
     if prepared.is_prepared(args.data):  # `s3rec-tf prepare` output: the same contract
         data = prepared.read_prepared(args.data, args.name)
     else:
@@ -502,11 +516,14 @@ def run(args) -> int:
         distribute.distribution(args.configs[1].strategy)
     if args.command == "synth":
         from s3rec_tf.data import synthetic
-        seqs, attrs = synthetic.generate(args.users, args.items, args.topics, args.attributes,
-                                         args.min_length, args.max_length, args.seed)
+        users = (synthetic.users_for(args.interactions, args.min_length, args.max_length)
+                 if args.interactions else args.users)
+        # users are written as they are drawn: memory bounded by the catalogue
+        attrs, seqs = synthetic.iter_generate(users, args.items, args.topics, args.attributes,
+                                              args.min_length, args.max_length, args.seed)
         paths = synthetic.write(args.output, seqs, attrs, args.name)
-        print(f"Wrote {len(seqs)} users, {args.items} items: {paths['sequences']}, "
-              f"{paths['attributes']}")
+        print(f"Wrote {paths['users']} users, {paths['interactions']} interactions, "
+              f"{args.items} items: {paths['sequences']}, {paths['attributes']}")
         return 0
     if args.command == "parity":
         from s3rec_tf.parity import run_parity

@@ -55,6 +55,17 @@ PROPOSALS = ("uniform", "popularity")
 #: How a run spreads over devices and workers (`s3rec_tf.training.distribute`).
 STRATEGIES = ("none", "mirrored", "multi-worker")
 
+#: Where Segment Prediction's negative segment is cut (`s3rec_tf.data.streaming`): the
+#: concatenation of all sequences (the paper's), or of the batch's users' sequences.
+SEGMENT_NEGATIVES = ("all", "batch")
+
+
+def _shuffle_buffer(what: str):
+    return _param(0, f"0: read all users into memory and shuffle all {what} each epoch (the "
+                     f"original's); N > 0: stream the prepared TFRecords (--data from "
+                     f"`s3rec-tf prepare`), shuffling through a buffer of N {what}, so "
+                     f"memory does not grow with the users", minimum=0)
+
 
 @dataclasses.dataclass(frozen=True)
 class Param:
@@ -199,6 +210,11 @@ class PretrainConfig(_Validated):
         SEGMENT_LOSS_MODES[0], "SP loss: 'original' (BCE of sigmoid(sigmoid(pos) - "
         "sigmoid(neg)), as the authors; no gradient once both scores saturate) or "
         "'logit-gap' (BCE of sigmoid(pos - neg))", choices=SEGMENT_LOSS_MODES)
+    shuffle_buffer: int = _shuffle_buffer("sequences and samples")
+    segment_negatives: str = _param(
+        SEGMENT_NEGATIVES[0], "SP's negative segment: 'all' cuts it from the concatenation "
+        "of all sequences (the paper's rule); 'batch' from the sequences of the users in the "
+        "same batch (streaming, needs --shuffle-buffer > 0)", choices=SEGMENT_NEGATIVES)
 
     @property
     def loss_weights(self) -> dict:
@@ -211,6 +227,10 @@ class PretrainConfig(_Validated):
             raise ConfigError("aap_weight", self.aap_weight,
                               "and the other loss weights must not all be 0",
                               related=("mip_weight", "map_weight", "sp_weight"))
+        if self.segment_negatives == "batch" and not self.shuffle_buffer:
+            raise ConfigError("segment_negatives", self.segment_negatives,
+                              "needs streaming input (shuffle_buffer > 0)",
+                              related=("shuffle_buffer",))
 
 
 @dataclasses.dataclass
@@ -242,6 +262,7 @@ class FinetuneConfig(_Validated):
     trim_padding: bool = _param(True, "cut each batch's columns of pure padding (same "
                                       "results, faster)")
     jit_compile: bool = _param(False, "compile training steps with XLA")
+    shuffle_buffer: int = _shuffle_buffer("sequences")
     strategy: str = _strategy()
 
     def _check_fields(self):
@@ -254,6 +275,10 @@ class FinetuneConfig(_Validated):
             raise ConfigError("in_batch_negatives", self.in_batch_negatives,
                               "cannot be compiled with XLA (the batch's distinct targets "
                               "vary in number); drop jit_compile", related=("jit_compile",))
+        if self.loss == "sampled-ce" and self.shuffle_buffer:
+            raise ConfigError("shuffle_buffer", self.shuffle_buffer,
+                              "must be 0 with loss 'sampled-ce' (its proposal counts the "
+                              "targets of all users in memory)", related=("loss",))
 
     @property
     def valid_metric(self) -> str:

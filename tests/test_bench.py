@@ -110,3 +110,53 @@ def test_side_by_side_run_interleaves_and_reports_ratios(tmp_path, monkeypatch):
 def test_a_missing_original_folder_is_a_clear_error(tmp_path):
     with pytest.raises(SystemExit, match="does not hold the original code"):
         bench.original_python(str(tmp_path))
+
+
+def test_scale_sizes_are_parsed_and_tiny_ones_refused():
+    assert [bench.parse_size(s) for s in ("1M", "3m", "250k", "20000")] == [
+        1_000_000, 3_000_000, 250_000, 20_000]
+    for bad in ("lots", "10"):
+        with pytest.raises(SystemExit, match="--sizes"):
+            bench.parse_size(bad)
+    keys = [s["key"] for s in bench.scale_plan({"1M": 10 ** 6}, "w")]
+    assert keys == [f"1M/{stage}" for stage in bench.SCALE_STAGES]
+    assert bench.scale_plan({"1M": 10 ** 6}, "w")[0]["items"] == 100_000
+
+
+def test_scale_bench_measures_a_stage_in_its_own_process(tmp_path):
+    out = tmp_path / "scale.json"
+    assert bench.main(["--scale", "--sizes", "2000", "--stages", "synth",
+                       "--workdir", str(tmp_path / "w"), "--output", str(out),
+                       "--note", "test"]) == 0
+    report = json.loads(out.read_text())
+    size = report["sizes"]["2000"]
+    assert list(size["stages"]) == ["synth"]
+    synth = size["stages"]["synth"]
+    assert synth["users"] == size["users"] > 0 and abs(size["interactions"] - 2000) < 400
+    assert synth["peak_rss_mb"] > 0 and synth["peak_tree_rss_mb"] > 0 and synth["wall_s"] > 0
+    assert report["commit"] and report["machine"]["cpu_count"] and report["note"] == "test"
+    assert report["command"].startswith("s3rec-tf")
+    assert not (tmp_path / "w" / "2000").exists()  # each size's data go once measured
+
+
+@pytest.mark.slow
+def test_scale_bench_runs_every_stage_on_a_tiny_size(tmp_path):
+    out = tmp_path / "scale.json"
+    assert bench.main(["--scale", "--sizes", "2000", "--steps", "1", "--warmup", "1",
+                       "--eval-users", "16", "--workdir", str(tmp_path / "w"),
+                       "--output", str(out), "--note", "test"]) == 0
+    report = json.loads(out.read_text())
+    size = report["sizes"]["2000"]
+    assert list(size["stages"]) == list(bench.SCALE_STAGES)
+    assert size["users"] > 0 and abs(size["interactions"] - 2000) < 400
+    assert all(s["peak_rss_mb"] > 0 and s["peak_tree_rss_mb"] > 0
+               for s in size["stages"].values())
+    assert size["stages"]["prepare"]["interactions"] == size["interactions"]
+    for stage in ("pretrain", "finetune", "evaluate"):
+        assert size["stages"][stage]["epoch_s_extrapolated"] > 0
+        assert "extrapolated" in size["stages"][stage]["note"]
+    assert size["stages"]["finetune"]["per_epoch"] == size["users"]
+    assert report["commit"] and report["machine"]["cpu_count"] and report["note"] == "test"
+    assert not (tmp_path / "w" / "2000").exists()  # each size's data go once measured
+    assert "| 2,000 |" not in bench.scale_table(report)  # the measured count is shown
+    assert f"| {size['interactions']:,} |" in bench.scale_table(report)

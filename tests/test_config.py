@@ -163,3 +163,13 @@ def test_configs_from_mapping_splits_and_refuses_unknown_keys():
     with pytest.raises(ConfigError, match="`loss` is not a known key"):
         config.configs_from_mapping((EncoderConfig, PretrainConfig), {"loss": "ce"}, "x")
 
+
+
+def test_batch_negative_segments_need_streaming_input():
+    from s3rec_tf.config import PretrainConfig
+    assert PretrainConfig().segment_negatives == "all" and PretrainConfig().shuffle_buffer == 0
+    assert PretrainConfig(shuffle_buffer=100, segment_negatives="batch").shuffle_buffer == 100
+    with pytest.raises(ConfigError, match="segment_negatives.*shuffle_buffer > 0"):
+        PretrainConfig(segment_negatives="batch")
+    with pytest.raises(ConfigError, match="shuffle_buffer"):
+        PretrainConfig(shuffle_buffer=-1)

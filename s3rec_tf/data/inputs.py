@@ -282,6 +282,31 @@ def sample_from_weights(weights, shape, seed):
     return tf.reshape(items, shape)
 
 
+def make_finetune_batch(x, y, rows, seed, num_items: int, negatives: bool = True,
+                        trim: bool = True):
+    """One next-item batch from inputs `x`, targets `y` and sorted histories `rows`.
+
+    `rows` holds each user's whole sequence, sorted, padded on the right with
+    an id above `num_items`. With `negatives`, one uniform negative per
+    position outside the user's sequence (`target_neg`); with `trim`, the
+    columns of pure padding are cut.
+    """
+    if trim:
+        real = tf.reduce_sum(tf.cast(tf.reduce_any(x > 0, axis=0), tf.int32))
+        width = tf.maximum(real, 1)
+        x, y = x[:, -width:], y[:, -width:]
+    out = {"input_ids": x, "target_pos": y}
+    if negatives:
+        def in_history(candidates):
+            idx = tf.searchsorted(rows, candidates, side="left")
+            idx = tf.minimum(idx, tf.shape(rows)[1] - 1)
+            return tf.equal(tf.gather(rows, idx, batch_dims=1), candidates)
+
+        neg = sample_negatives(in_history, tf.shape(x), seed, num_items)
+        out["target_neg"] = tf.where(y > 0, neg, 0)
+    return out
+
+
 def finetune_dataset(arrays: FinetuneArrays, batch_size: int = 256, seed: int = 0,
                      first_epoch: int = 0, epochs: int = 1, negatives: bool = True,
                      shuffle: bool = True, trim: bool = True, sampled_negatives: int = 0,
@@ -316,25 +341,10 @@ def finetune_dataset(arrays: FinetuneArrays, batch_size: int = 256, seed: int = 
 
         def build(index, users):
             x = tf.gather(inputs, users)
-            y = tf.gather(targets, users)
-            if trim:
-                real = tf.reduce_sum(tf.cast(tf.reduce_any(x > 0, axis=0), tf.int32))
-                width = tf.maximum(real, 1)
-                x, y = x[:, -width:], y[:, -width:]
-            out = {"input_ids": x, "target_pos": y}
-            if negatives:
-                rows = tf.gather(history, users)
-
-                def in_history(candidates):
-                    idx = tf.searchsorted(rows, candidates, side="left")
-                    idx = tf.minimum(idx, tf.shape(rows)[1] - 1)
-                    return tf.equal(tf.gather(rows, idx, batch_dims=1), candidates)
-
-                neg = sample_negatives(in_history, tf.shape(x),
-                                       tf.random.experimental.stateless_fold_in(batch_seed,
-                                                                                index),
-                                       num_items)
-                out["target_neg"] = tf.where(y > 0, neg, 0)
+            out = make_finetune_batch(
+                x, tf.gather(targets, users), tf.gather(history, users),
+                tf.random.experimental.stateless_fold_in(batch_seed, index), num_items,
+                negatives, trim)
             if sampled_negatives:
                 out["sampled_neg"] = sample_from_weights(
                     proposal, tf.stack([tf.shape(x)[0], sampled_negatives]),

@@ -14,6 +14,7 @@ import numpy as np
 from s3rec_tf import artifacts
 from s3rec_tf.config import EncoderConfig, FinetuneConfig
 from s3rec_tf.data import inputs as inputs_lib
+from s3rec_tf.data import streaming
 from s3rec_tf.data.reader import SequenceData, write_generated_negatives
 from s3rec_tf.evaluation import RankingEvaluator
 from s3rec_tf.models import NextItemModel
@@ -82,7 +83,9 @@ def _finetune(data, output_dir, write_to, dist, pretrained, encoder_config, conf
               tensorboard_dir):
     """`run_finetuning`, resuming from `output_dir` and writing to `write_to`."""
     keras.utils.set_random_seed(config.seed)
-    arrays = inputs_lib.finetune_arrays(data, encoder_config.max_length)
+    # streamed from the prepared TFRecords, or all users in memory
+    arrays = None if config.shuffle_buffer else inputs_lib.finetune_arrays(
+        data, encoder_config.max_length)
     with dist.scope():
         if pretrained:
             encoder = load_pretrained_encoder(pretrained, data, encoder_config)
@@ -114,11 +117,16 @@ def _finetune(data, output_dir, write_to, dist, pretrained, encoder_config, conf
             running_best = best_dir  # a checkpoint from before best/ moved under _resume
     best = {"epoch": int(resume.value("best_epoch")), "score": resume.value("best_score"),
             "wait": int(resume.value("wait"))}
-    valid = inputs_lib.eval_arrays(data, "valid", encoder_config.max_length)
-    evaluator = RankingEvaluator(model)
+    if arrays is None:
+        evaluator = streaming.StreamEvaluator(model)
+        valid = streaming.StreamSplit(streaming.prepared_dir_of(data), "valid",
+                                      encoder_config.max_length)
+    else:
+        valid = inputs_lib.eval_arrays(data, "valid", encoder_config.max_length)
+        evaluator = RankingEvaluator(model)
     metric = config.valid_metric
     batch_size = dist.global_batch(config.batch_size)
-    steps = inputs_lib.steps_per_epoch(len(arrays.input_ids), batch_size)
+    steps = inputs_lib.steps_per_epoch(data.num_users, batch_size)
     _log(verbose, f"Fine-tuning on {data.name} ({'from ' + pretrained if pretrained else 'no pretraining'}, "
                   f"loss {config.loss}): {data.num_users} sequences, {steps} steps/epoch, "
                   f"up to {config.epochs} epochs, early stopping on valid {config.valid_protocol} "
@@ -150,9 +158,13 @@ def _finetune(data, output_dir, write_to, dist, pretrained, encoder_config, conf
             model.stop_training = True
 
     if first_epoch < config.epochs and best["wait"] < config.patience:
-        dataset = inputs_lib.finetune_dataset(
-            arrays, batch_size, config.seed, first_epoch, config.epochs,
-            trim=config.trim_padding, **finetune_sampling(config, arrays))
+        dataset = (streaming.finetune_stream(
+            data.prepared_dir, data.num_items, encoder_config.max_length, batch_size,
+            config.seed, first_epoch, config.epochs, config.loss == "bce",
+            config.shuffle_buffer, config.trim_padding) if arrays is None else
+            inputs_lib.finetune_dataset(
+                arrays, batch_size, config.seed, first_epoch, config.epochs,
+                trim=config.trim_padding, **finetune_sampling(config, arrays)))
         distribute.fit(model, dataset, dist, epochs=config.epochs, initial_epoch=first_epoch,
                        steps_per_epoch=steps, verbose=fit_verbosity(verbose),
                        callbacks=_callbacks(on_epoch_end, tensorboard_dir,
@@ -161,7 +173,10 @@ def _finetune(data, output_dir, write_to, dist, pretrained, encoder_config, conf
     if not dist.is_chief:  # the chief tests the best model and writes the outputs
         return {"chief": False, "best_epoch": best["epoch"] + 1}
     best_model, _ = artifacts.load_next_item_model(running_best)
-    results = evaluate_model(best_model, data, max_length=encoder_config.max_length)
+    results = (streaming.evaluate_stream(best_model, data.prepared_dir,
+                                         max_length=encoder_config.max_length)
+               if arrays is None else
+               evaluate_model(best_model, data, max_length=encoder_config.max_length))
     summary = {"dataset": data.name, "best_epoch": best["epoch"] + 1,
                "valid_metric": f"{config.valid_protocol}/{metric}",
                "train_wall_time_s": round(train_time, 2), "metrics": results,

@@ -12,6 +12,7 @@ import keras
 from s3rec_tf import artifacts
 from s3rec_tf.config import EncoderConfig, PretrainConfig
 from s3rec_tf.data import inputs as inputs_lib
+from s3rec_tf.data import streaming
 from s3rec_tf.data.reader import SequenceData, write_generated_negatives
 from s3rec_tf.models import S3RecPretrainer
 from s3rec_tf.monitoring import epoch_line, fit_verbosity
@@ -75,11 +76,17 @@ def _pretrain(data, output_dir, write_to, dist, encoder_config, config, verbose,
     if restored:
         first_epoch = int(resume.value("epoch"))
         _log(verbose, f"Resuming pretraining from epoch {first_epoch} ({resume.read_dir})")
-    arrays = inputs_lib.pretrain_arrays(data, encoder_config.max_length)
+    if config.shuffle_buffer:  # streamed from the prepared TFRecords
+        arrays = None
+        num_samples = streaming.count_samples(streaming.prepared_dir_of(data),
+                                              encoder_config.max_length)
+    else:
+        arrays = inputs_lib.pretrain_arrays(data, encoder_config.max_length)
+        num_samples = arrays.num_samples
     batch_size = dist.global_batch(config.batch_size)
-    steps = inputs_lib.steps_per_epoch(arrays.num_samples, batch_size)
+    steps = inputs_lib.steps_per_epoch(num_samples, batch_size)
     _log(verbose, f"Pretraining on {data.name}: {data.num_users} users, {data.num_items} items, "
-                  f"{data.num_attributes} attributes, {arrays.num_samples} samples/epoch, "
+                  f"{data.num_attributes} attributes, {num_samples} samples/epoch, "
                   f"{steps} steps/epoch, epochs {first_epoch + 1}..{config.epochs}"
                   f"{dist.describe(config.batch_size)}")
     history = {}
@@ -103,9 +110,13 @@ def _pretrain(data, output_dir, write_to, dist, encoder_config, config, verbose,
                                  "pretrained", vocabulary, hyper, {"epochs_done": epoch + 1})
 
     if first_epoch < config.epochs:
-        dataset = inputs_lib.pretrain_dataset(
-            arrays, batch_size, config.mask_p, config.seed, first_epoch, config.epochs,
-            trim=config.trim_padding)
+        dataset = (streaming.pretrain_stream(
+            data.prepared_dir, data.num_items, encoder_config.max_length, batch_size,
+            config.mask_p, config.seed, first_epoch, config.epochs, config.shuffle_buffer,
+            config.segment_negatives, config.trim_padding) if arrays is None else
+            inputs_lib.pretrain_dataset(
+                arrays, batch_size, config.mask_p, config.seed, first_epoch, config.epochs,
+                trim=config.trim_padding))
         distribute.fit(model, dataset, dist, epochs=config.epochs, initial_epoch=first_epoch,
                        steps_per_epoch=steps, verbose=fit_verbosity(verbose),
                        callbacks=_callbacks(on_epoch_end, tensorboard_dir,
@@ -113,7 +124,7 @@ def _pretrain(data, output_dir, write_to, dist, encoder_config, config, verbose,
     wall = time.time() - start
     summary = {"epochs": config.epochs, "resumed_from_epoch": first_epoch,
                "final_losses": history, "wall_time_s": round(wall, 2),
-               "samples_per_epoch": arrays.num_samples,
+               "samples_per_epoch": num_samples,
                "seeds": {"init_dropout_masks_segments_negatives": config.seed}}
     # into the output directory itself, beside _resume/ and the snapshots
     artifacts.save_model(write_to, model, "pretrained", vocabulary, hyper,
