@@ -60,7 +60,7 @@ def slope(xs, ys):
 def series(report: dict, stage: str, key: str):
     xs, ys = [], []
     for r in report["sizes"].values():
-        if stage in r["stages"]:
+        if key in r["stages"].get(stage, {}):  # older results lack some figures
             xs.append(r["interactions"])
             ys.append(r["stages"][stage][key])
     return xs, ys
