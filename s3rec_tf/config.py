@@ -138,6 +138,11 @@ def _seed(default, help):
     return _param(default, help, minimum=0, maximum=MAX_SEED)
 
 
+def _learning_rate():
+    return _param(1e-3, "Adam learning rate", minimum=0.0, exclusive_minimum=True,
+                  aliases=("--lr",))
+
+
 def _strategy():
     """The `strategy` field of both training configs (one definition)."""
     return _param(STRATEGIES[0], "none: one device; mirrored: every local device "
@@ -184,8 +189,7 @@ class PretrainConfig(_Validated):
 
     epochs: int = _count(150, "pretraining epochs")
     batch_size: int = _count(100, "sequences per batch")
-    learning_rate: float = _param(1e-3, "Adam learning rate", minimum=0.0,
-                                  exclusive_minimum=True, aliases=("--lr",))
+    learning_rate: float = _learning_rate()
     mask_p: float = _probability(0.2, "probability of masking an item (MIP, MAP) and of "
                                       "the segment length (SP)")
     aap_weight: float = _param(0.2, "weight of the associated attribute prediction loss",
@@ -239,8 +243,7 @@ class FinetuneConfig(_Validated):
 
     epochs: int = _count(200, "most fine-tuning epochs (early stopping may end sooner)")
     batch_size: int = _count(256, "sequences per batch")
-    learning_rate: float = _param(1e-3, "Adam learning rate", minimum=0.0,
-                                  exclusive_minimum=True, aliases=("--lr",))
+    learning_rate: float = _learning_rate()
     loss: str = _param("bce", "bce: the paper's, one sampled negative per position; "
                               "ce: full softmax over the catalogue; sampled-ce: softmax over "
                               "the target and sampled negatives, log-Q corrected",

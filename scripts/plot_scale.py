@@ -57,6 +57,16 @@ def slope(xs, ys):
     return sum((p[0] - mx) * (p[1] - my) for p in pts) / den if den else None
 
 
+def _log_log(ax, title: str, ylabel: str) -> None:
+    ax.set_xscale("log")
+    ax.set_yscale("log")
+    ax.set_title(title)
+    ax.set_xlabel("interactions")
+    ax.set_ylabel(ylabel)
+    ax.grid(alpha=0.3, which="both")
+    ax.legend(fontsize=7.5, loc="best")
+
+
 def series(report: dict, stage: str, key: str):
     xs, ys = [], []
     for r in report["sizes"].values():
@@ -85,13 +95,7 @@ def plot(report: dict, path: str) -> str:
     if xs:  # a line of slope 1 through the first preparation point
         ax.plot([xs[0], xs[-1]], [ys[0], ys[0] * xs[-1] / xs[0]], "k--", linewidth=0.8,
                 alpha=0.5, label="linear (slope 1)")
-    ax.set_xscale("log")
-    ax.set_yscale("log")
-    ax.set_title("cost per stage (* extrapolated to one epoch / all users)")
-    ax.set_xlabel("interactions")
-    ax.set_ylabel("seconds")
-    ax.grid(alpha=0.3, which="both")
-    ax.legend(fontsize=7.5, loc="best")
+    _log_log(ax, "cost per stage (* extrapolated to one epoch / all users)", "seconds")
     ax = axes[1]
     for i, stage in enumerate(["synth", *STAGES]):
         xs, ys = series(report, stage, "peak_rss_mb")
@@ -103,13 +107,7 @@ def plot(report: dict, path: str) -> str:
         ax.plot(xs, ys, "o--", color="C0", linewidth=1.0, label="prepare, process tree (sum)")
     ax.axhline(8192, color="k", linestyle="--", linewidth=0.8, alpha=0.6,
                label="target: 8 GB at 10M")
-    ax.set_xscale("log")
-    ax.set_yscale("log")
-    ax.set_title("peak resident memory per stage")
-    ax.set_xlabel("interactions")
-    ax.set_ylabel("MB")
-    ax.grid(alpha=0.3, which="both")
-    ax.legend(fontsize=7.5, loc="best")
+    _log_log(ax, "peak resident memory per stage", "MB")
     fig.suptitle(f"s3rec-tf bench --scale, commit {str(report.get('commit'))[:10]}, "
                  f"{report['machine']['cpu_count']} CPUs (shared)", fontsize=9)
     fig.tight_layout()
