@@ -37,10 +37,11 @@ def RankingEvaluator(
     evaluated on the same data), when there is one.
     """
     from s3rec_tf import artifacts
-    from s3rec_tf.data.prepared import read_prepared
+    from s3rec_tf.data.prepared import open_prepared
     from s3rec_tf.evaluation_gate import bless, flatten
     from s3rec_tf.training import evaluate_model
-    data = read_prepared(examples.uri)
+    # streamed: users are ranked chunk by chunk, the same metrics in bounded memory
+    data = open_prepared(examples.uri, stream=True)
 
     def metrics_of(artifact):
         loaded, _ = artifacts.load_next_item_model(

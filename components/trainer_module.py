@@ -66,9 +66,10 @@ def tuned_values(hyperparameters, job: str) -> dict:
     return {k: v for k, v in values.items() if k in known}
 
 
-def _data(fn_args):
+def _data(fn_args, stream: bool = False):
+    """The prepared dataset of the Trainer's examples: streamed when `stream`."""
     from s3rec_tf.data import prepared
-    return prepared.read_prepared(prepared.root_of(fn_args.train_files[0]))
+    return prepared.open_prepared(prepared.root_of(fn_args.train_files[0]), stream=stream)
 
 
 def run_fn(fn_args) -> None:
@@ -82,7 +83,8 @@ def run_fn(fn_args) -> None:
     encoder_config, job_config = hparams.configs(params, job)
     # before any TensorFlow op: a multi-worker strategy configures collective ops
     dist = training.distribute.distribution(job_config.strategy)
-    data = _data(fn_args)
+    # a shuffle buffer streams the users from the prepared records (bounded memory)
+    data = _data(fn_args, stream=bool(job_config.shuffle_buffer))
     if job == "pretrain":
         training.run_pretraining(data, fn_args.serving_model_dir, encoder_config, job_config,
                                  verbose=1, tensorboard_dir=fn_args.model_run_dir)

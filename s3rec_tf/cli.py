@@ -374,6 +374,9 @@ def build_parser() -> argparse.ArgumentParser:
     p.add_argument("--model", required=True, help="fine-tuned model directory")
     _add_data_flags(p)
     p.add_argument("--protocol", choices=("full", "sampled", "both"), default="both")
+    p.add_argument("--stream", action="store_true",
+                   help="read a prepared directory (`s3rec-tf prepare` output) as a stream: "
+                        "users are ranked chunk by chunk, so memory does not grow with them")
     p.add_argument("--output", help="JSON file for the metrics "
                                     "(default: <model>/evaluation.json)")
     p.finalize()
@@ -445,13 +448,14 @@ def _read(args):
     from s3rec_tf.data import prepared
     from s3rec_tf.data.reader import read_dataset
     # reading writes nothing: a run saves drawn negatives with its output
-    if getattr(args, "shuffle_buffer", 0):  # streamed: users are read during training
-        from s3rec_tf.data import streaming
+    flag = ("--shuffle-buffer" if getattr(args, "shuffle_buffer", 0) else
+            "--stream" if getattr(args, "stream", False) else None)
+    if flag:  # streamed: users are read as they are needed
         from s3rec_tf.errors import DataError
         if not prepared.is_prepared(args.data):
-            raise DataError(args.data, "--shuffle-buffer streams a prepared directory "
+            raise DataError(args.data, f"{flag} streams a prepared directory "
                                        "(the output of `s3rec-tf prepare`); this is not one")
-        data = streaming.StreamedData(args.data, args.name)
+        data = prepared.open_prepared(args.data, args.name, stream=True)
         print(f"Streaming {data.name} from {args.data}: {data.num_users} users, "
               f"{data.num_items} items, {data.num_attributes} attributes; negatives: "
               f"{data.sample_source}", flush=True)

@@ -21,6 +21,36 @@ def shared_file(*parts):
     return path
 
 
+def write_prepared(data, out) -> str:
+    """A prepared directory of `data` (the layout `s3rec-tf prepare` writes), without Beam."""
+    import json
+
+    import tensorflow as tf
+    from s3rec_tf.data import prepared
+    os.makedirs(prepared.split_dir(out, prepared.SEQUENCES_SPLIT))
+    os.makedirs(prepared.split_dir(out, prepared.ATTRIBUTES_SPLIT))
+    half = data.num_users // 2  # two shards, as a runner writes
+    for shard, users in enumerate((range(half), range(half, data.num_users))):
+        path = os.path.join(prepared.split_dir(out, prepared.SEQUENCES_SPLIT),
+                            f"sequences-0000{shard}-of-00002.tfrecord")
+        with tf.io.TFRecordWriter(path) as w:
+            for u in users:
+                w.write(prepared.sequence_example(str(data.user_ids[u]), data.sequences[u],
+                                                  data.sample_negatives[u]))
+    with tf.io.TFRecordWriter(os.path.join(prepared.split_dir(out, prepared.ATTRIBUTES_SPLIT),
+                                           "item_attributes-00000-of-00001.tfrecord")) as w:
+        for item, attrs in data.item_attributes.items():
+            w.write(prepared.attribute_example(item, attrs))
+    with open(os.path.join(out, prepared.ITEM_VOCABULARY), "w") as f:
+        f.writelines(f"{i}\n" for i in range(1, data.num_items + 1))
+    with open(os.path.join(out, prepared.ATTRIBUTE_VOCABULARY), "w") as f:
+        f.writelines(f"{i}\n" for i in range(1, data.num_attributes + 1))
+    with open(os.path.join(out, prepared.STATS), "w") as f:
+        json.dump({"users": data.num_users, "config": {"name": data.name, "seed": 1},
+                   "negatives": data.sample_source, "users_too_short": 0}, f)
+    return str(out)
+
+
 @pytest.fixture(scope="session")
 def synthetic_dir(tmp_path_factory):
     from s3rec_tf.data import synthetic

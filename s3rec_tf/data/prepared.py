@@ -101,6 +101,24 @@ def _records(prepared_dir: str, split: str):
                                    if files and files[0].endswith(".gz") else None)
 
 
+def negatives_label(stats: dict) -> str:
+    """Where a prepared directory's sampled-protocol negatives came from."""
+    return stats.get("negatives", negatives_lib.source_label(stats["config"]["seed"]))
+
+
+def open_prepared(prepared_dir: str, name: str | None = None, stream: bool = False):
+    """A prepared directory as training and evaluation read it.
+
+    `stream=False`: every user in memory (`read_prepared`). `stream=True`: a
+    `streaming.StreamedData` (id spaces, counts and attribute table only; the
+    users are read as a stream, with bounded memory).
+    """
+    if stream:
+        from s3rec_tf.data import streaming
+        return streaming.StreamedData(prepared_dir, name)
+    return read_prepared(prepared_dir, name)
+
+
 def read_prepared(prepared_dir: str, name: str | None = None):
     """Reads a prepared directory into a `SequenceData` (users in natural id order)."""
     import tensorflow as tf
@@ -132,8 +150,7 @@ def read_prepared(prepared_dir: str, name: str | None = None):
     data = SequenceData(name or stats["config"]["name"], user_ids,
                         [u[1].astype(np.int64) for u in users], len(items), len(attributes),
                         item_attributes, np.stack([u[2] for u in users]) if users else None,
-                        stats.get("negatives",
-                                  negatives_lib.source_label(stats["config"]["seed"])),
+                        negatives_label(stats),
                         users_too_short=int(stats.get("users_too_short", 0)))
     data.raw_user_ids = raw_users
     data.item_vocabulary = items

@@ -275,12 +275,13 @@ def write_generated_negatives(data: SequenceData, directory: str) -> str | None:
 
     Runs call this once their inputs are validated and their output is
     written, so a refused run leaves no file behind. Negatives read from a
-    file are not copied.
+    file are not copied, nor those of streamed data (they stay in the
+    prepared records).
 
     Returns:
         The path written, or None.
     """
-    if not (data.sample_source or "").startswith("generated("):
+    if data.sample_negatives is None or not (data.sample_source or "").startswith("generated("):
         return None
     path = os.path.join(directory, negatives_lib.sample_file_name(data.name))
     write_sample_negatives(path, data.user_ids, data.sample_negatives)

@@ -35,6 +35,7 @@ import types
 import numpy as np
 import tensorflow as tf
 
+from s3rec_tf import ids
 from s3rec_tf.config import SEGMENT_NEGATIVES
 from s3rec_tf.data import inputs as inputs_lib
 from s3rec_tf.data import prepared as prepared_lib
@@ -56,10 +57,9 @@ class StreamedData(SequenceData):
 
     def __init__(self, prepared_dir: str, name: str | None = None):
         stats = prepared_lib.read_stats(prepared_dir)
-        with open(os.path.join(prepared_dir, prepared_lib.ITEM_VOCABULARY)) as f:
-            num_items = sum(1 for _ in f)
-        with open(os.path.join(prepared_dir, prepared_lib.ATTRIBUTE_VOCABULARY)) as f:
-            num_attributes = sum(1 for _ in f)
+        items = ids.read_vocabulary(os.path.join(prepared_dir, prepared_lib.ITEM_VOCABULARY))
+        attributes = ids.read_vocabulary(
+            os.path.join(prepared_dir, prepared_lib.ATTRIBUTE_VOCABULARY))
         item_attributes = {}
         spec = {"item": tf.io.FixedLenFeature([], tf.int64),
                 "attributes": tf.io.VarLenFeature(tf.int64)}
@@ -68,11 +68,11 @@ class StreamedData(SequenceData):
             item_attributes[int(ex["item"])] = np.sort(
                 ex["attributes"].values.numpy()).astype(np.int32)
         # the negatives stay in the prepared files: a run has none of its own to save
-        label = stats.get("negatives", "prepared")
-        super().__init__(name or stats["config"]["name"], None, (), num_items, num_attributes,
-                         item_attributes, None, f"read from {prepared_dir}: {label}",
+        super().__init__(name or stats["config"]["name"], None, (), len(items), len(attributes),
+                         item_attributes, None, prepared_lib.negatives_label(stats),
                          users_too_short=int(stats.get("users_too_short", 0)))
         self.prepared_dir = prepared_dir
+        self.item_vocabulary, self.attribute_vocabulary = items, attributes
         self._num_users = int(stats["users"])
 
     @property

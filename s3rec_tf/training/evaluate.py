@@ -11,9 +11,15 @@ def evaluate_model(model, data: SequenceData, protocols=("full", "sampled"),
                    splits=("valid", "test"), max_length: int | None = None) -> dict:
     """Metrics of `model` on `data` for each split and protocol.
 
-    `max_length` defaults to the model's own maximum length.
+    `max_length` defaults to the model's own maximum length. Streamed data
+    (`streaming.StreamedData`) are ranked as they are read, chunk by chunk:
+    the same metrics with bounded memory.
     """
     max_length = max_length or model.encoder.max_length
+    if getattr(data, "prepared_dir", None) is not None:
+        from s3rec_tf.data import streaming
+        return streaming.evaluate_stream(model, data.prepared_dir, protocols, splits,
+                                         max_length)
     evaluator = RankingEvaluator(model)
     out = {}
     for split in splits:

@@ -173,10 +173,7 @@ def _finetune(data, output_dir, write_to, dist, pretrained, encoder_config, conf
     if not dist.is_chief:  # the chief tests the best model and writes the outputs
         return {"chief": False, "best_epoch": best["epoch"] + 1}
     best_model, _ = artifacts.load_next_item_model(running_best)
-    results = (streaming.evaluate_stream(best_model, data.prepared_dir,
-                                         max_length=encoder_config.max_length)
-               if arrays is None else
-               evaluate_model(best_model, data, max_length=encoder_config.max_length))
+    results = evaluate_model(best_model, data, max_length=encoder_config.max_length)
     summary = {"dataset": data.name, "best_epoch": best["epoch"] + 1,
                "valid_metric": f"{config.valid_protocol}/{metric}",
                "train_wall_time_s": round(train_time, 2), "metrics": results,

@@ -5,34 +5,13 @@ import os
 
 import keras
 import numpy as np
-import tensorflow as tf
 from tfx.types import artifact_utils, standard_artifacts
 
 from components.ranking_evaluator import RankingEvaluator
 from components.trainer_module import library_model_dir
 from s3rec_tf import artifacts
 from s3rec_tf.data import prepared
-
-
-def _prepared(data, out):
-    """A prepared dataset of `data` in the layout of `s3rec_tf.data.prepared`."""
-    for split in prepared.SPLITS:
-        os.makedirs(prepared.split_dir(out, split))
-    with tf.io.TFRecordWriter(os.path.join(prepared.split_dir(out, "sequences"), "s.tfrecord")) \
-            as w:
-        for user, seq, negs in zip(data.user_ids, data.sequences, data.sample_negatives):
-            w.write(prepared.sequence_example(str(user), seq.tolist(), negs.tolist()))
-    with tf.io.TFRecordWriter(os.path.join(prepared.split_dir(out, "item_attributes"),
-                                           "a.tfrecord")) as w:
-        for item, attrs in data.item_attributes.items():
-            w.write(prepared.attribute_example(item, attrs.tolist()))
-    with open(os.path.join(out, prepared.ITEM_VOCABULARY), "w") as f:
-        f.write("".join(f"{i}\n" for i in range(1, data.num_items + 1)))
-    with open(os.path.join(out, prepared.ATTRIBUTE_VOCABULARY), "w") as f:
-        f.write("".join(f"{i}\n" for i in range(1, data.num_attributes + 1)))
-    with open(os.path.join(out, prepared.STATS), "w") as f:
-        json.dump({"config": {"name": data.name, "seed": 1}, "negatives": data.sample_source,
-                   "users": data.num_users}, f)
+from tests.conftest import write_prepared
 
 
 def _model_artifact(uri, data, seed):
@@ -58,7 +37,7 @@ def _output(cls, uri):
 
 
 def test_metrics_blessing_and_baseline(tmp_path, tiny_data):
-    _prepared(tiny_data, str(tmp_path / "prepared"))
+    write_prepared(tiny_data, str(tmp_path / "prepared"))
     examples = standard_artifacts.Examples()
     examples.uri = str(tmp_path / "prepared")
     examples.split_names = artifact_utils.encode_split_names(list(prepared.SPLITS))

@@ -1,5 +1,6 @@
 """The Trainer/Tuner module: hyperparameters in, the right runs out."""
 
+import os
 import types
 
 import pytest
@@ -24,6 +25,15 @@ def test_the_strategy_hyperparameter_reaches_the_run_before_the_data(monkeypatch
         train_files=["/nowhere/Split-sequences/*"])
     with pytest.raises(ValueError, match=r"strategy.*needs the TF_CONFIG"):
         trainer_module.run_fn(args)
+
+
+def test_a_shuffle_buffer_streams_the_trainers_data(tmp_path, tiny_data):
+    from s3rec_tf.data import streaming
+    from tests.conftest import write_prepared
+    root = write_prepared(tiny_data, tmp_path / "prepared")
+    args = types.SimpleNamespace(train_files=[os.path.join(root, "Split-sequences", "*")])
+    assert isinstance(trainer_module._data(args, stream=True), streaming.StreamedData)
+    assert len(trainer_module._data(args).sequences) == tiny_data.num_users
 
 
 def test_tuned_values_keep_the_keys_of_the_job():

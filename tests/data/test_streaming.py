@@ -5,36 +5,10 @@ import os
 
 import numpy as np
 import pytest
-import tensorflow as tf
 
 from s3rec_tf.data import inputs, prepared, streaming
 from s3rec_tf.data.reader import pad_left
-
-
-def write_prepared(data, out) -> str:
-    """A prepared directory of `data` (the layout `s3rec-tf prepare` writes), without Beam."""
-    os.makedirs(prepared.split_dir(out, prepared.SEQUENCES_SPLIT))
-    os.makedirs(prepared.split_dir(out, prepared.ATTRIBUTES_SPLIT))
-    half = data.num_users // 2  # two shards, as a runner writes
-    for shard, users in enumerate((range(half), range(half, data.num_users))):
-        path = os.path.join(prepared.split_dir(out, prepared.SEQUENCES_SPLIT),
-                            f"sequences-0000{shard}-of-00002.tfrecord")
-        with tf.io.TFRecordWriter(path) as w:
-            for u in users:
-                w.write(prepared.sequence_example(str(data.user_ids[u]), data.sequences[u],
-                                                  data.sample_negatives[u]))
-    with tf.io.TFRecordWriter(os.path.join(prepared.split_dir(out, prepared.ATTRIBUTES_SPLIT),
-                                           "item_attributes-00000-of-00001.tfrecord")) as w:
-        for item, attrs in data.item_attributes.items():
-            w.write(prepared.attribute_example(item, attrs))
-    with open(os.path.join(out, prepared.ITEM_VOCABULARY), "w") as f:
-        f.writelines(f"{i}\n" for i in range(1, data.num_items + 1))
-    with open(os.path.join(out, prepared.ATTRIBUTE_VOCABULARY), "w") as f:
-        f.writelines(f"{i}\n" for i in range(1, data.num_attributes + 1))
-    with open(os.path.join(out, prepared.STATS), "w") as f:
-        json.dump({"users": data.num_users, "config": {"name": data.name, "seed": 1},
-                   "negatives": data.sample_source, "users_too_short": 0}, f)
-    return str(out)
+from tests.conftest import write_prepared
 
 
 @pytest.fixture(scope="module")
@@ -49,6 +23,13 @@ def test_streamed_data_has_the_id_spaces_without_the_users(prepared_dir, tiny_da
                                                      tiny_data.num_attributes)
     assert data.fingerprint() == tiny_data.fingerprint()
     assert data.num_interactions() == tiny_data.num_interactions()
+    in_memory = prepared.open_prepared(prepared_dir)
+    assert len(in_memory.sequences) == tiny_data.num_users
+    assert isinstance(prepared.open_prepared(prepared_dir, stream=True), streaming.StreamedData)
+    # what an export and a results record need: the same as the in-memory reader's
+    assert data.item_vocabulary == in_memory.item_vocabulary
+    assert data.attribute_vocabulary == in_memory.attribute_vocabulary
+    assert data.sample_source == in_memory.sample_source == tiny_data.sample_source
 
 
 def test_sample_count_and_long_sequence_match_the_in_memory_arrays(prepared_dir, tiny_data):
@@ -133,10 +114,12 @@ def test_streamed_evaluation_equals_in_memory_evaluation(prepared_dir, tiny_data
     model = NextItemModel(SequenceEncoder(tiny_data.num_items, tiny_data.num_attributes,
                                           hidden_size=16, max_length=20))
     expected = evaluate_model(model, tiny_data)
-    got = streaming.evaluate_stream(model, prepared_dir)
-    for key in expected:
-        for metric, value in expected[key].items():
-            assert got[key][metric] == pytest.approx(value, abs=1e-9), (key, metric)
+    for got in (streaming.evaluate_stream(model, prepared_dir),
+                evaluate_model(model, streaming.StreamedData(prepared_dir))):
+        assert set(got) == set(expected)
+        for key in expected:
+            for metric, value in expected[key].items():
+                assert got[key][metric] == pytest.approx(value, abs=1e-9), (key, metric)
     chunks = list(streaming.eval_chunks(prepared_dir, "test", 20, chunk=50, limit=70))
     assert [len(c.answers) for c in chunks] == [50, 20]
     assert np.array_equal(chunks[0].input_ids,
@@ -159,7 +142,8 @@ def test_bad_arguments_are_refused(prepared_dir, tmp_path):
         streaming.sequence_records(str(tmp_path))
 
 
-def test_training_runs_streamed_end_to_end(prepared_dir, tiny_data, tmp_path):
+def test_training_runs_streamed_end_to_end(prepared_dir, tiny_data, synthetic_dir, tmp_path,
+                                          capsys):
     from s3rec_tf.config import EncoderConfig, FinetuneConfig, PretrainConfig
     from s3rec_tf.training import run_finetuning, run_pretraining
     data = streaming.StreamedData(prepared_dir)
@@ -174,6 +158,18 @@ def test_training_runs_streamed_end_to_end(prepared_dir, tiny_data, tmp_path):
                             verbose=0)
     assert set(result["metrics"]) == {"valid/full", "valid/sampled", "test/full",
                                       "test/sampled"}
+    from s3rec_tf import cli  # `evaluate --stream`: the metrics the run reported
+    out = tmp_path / "evaluation.json"
+    assert cli.main(["evaluate", "--model", str(tmp_path / "fine"), "--data", prepared_dir,
+                     "--name", "Tiny", "--stream", "--output", str(out)]) == 0
+    got = json.loads(out.read_text())["metrics"]
+    for key, values in result["metrics"].items():
+        for metric, value in values.items():
+            assert got[key][metric] == pytest.approx(value, abs=1e-9), (key, metric)
+    capsys.readouterr()
+    assert cli.main(["evaluate", "--model", str(tmp_path / "fine"), "--data", synthetic_dir,
+                     "--name", "Tiny", "--stream"]) == 2
+    assert "--stream streams a prepared directory" in capsys.readouterr().err
     with pytest.raises(Exception, match="prepared directory"):
         run_pretraining(tiny_data, str(tmp_path / "x"), enc,
                         PretrainConfig(epochs=1, shuffle_buffer=50), verbose=0)
@@ -186,3 +182,4 @@ def test_cli_streams_only_a_prepared_directory(synthetic_dir, tmp_path, capsys):
     assert code == 2
     assert "--shuffle-buffer streams a prepared directory" in capsys.readouterr().err
     assert not (tmp_path / "out").exists()
+
