@@ -37,7 +37,7 @@ def test_synth_pretrain_finetune_evaluate_export_recommend(tmp_path, capsys):
                      "--seed", "2"]) == 0
     assert (data / "Synthetic.txt").exists() and (data / "Synthetic_item2attributes.json").exists()
     common = ["--data", str(data), "--name", "Synthetic", "--hidden-size", "16",
-              "--max-length", "20"]
+              "--num-layers", "1", "--max-length", "20"]
     assert cli.main(["pretrain", *common, "--output", str(tmp_path / "pre"), "--epochs", "1",
                      "--batch-size", "64", "--tensorboard", str(tmp_path / "tb")]) == 0
     assert list((tmp_path / "tb").glob("events.out.tfevents.*"))

@@ -17,8 +17,8 @@ EPOCHS = 8
 
 def _cmd(data_dir, out, epochs):
     return [sys.executable, "-m", "s3rec_tf", "pretrain", "--data", data_dir, "--name", "Tiny",
-            "--output", str(out), "--epochs", str(epochs), "--batch-size", "16",
-            "--hidden-size", "16", "--max-length", "20", "--save-every", "0", "--seed", "3"]
+            "--output", str(out), "--epochs", str(epochs), "--batch-size", "32",
+            "--hidden-size", "16", "--num-layers", "1", "--max-length", "20", "--save-every", "0", "--seed", "3"]
 
 
 def test_sigkill_mid_epoch_then_resume_matches_uninterrupted(synthetic_dir, tmp_path):
@@ -59,7 +59,8 @@ def test_finetuning_killed_mid_run_resumes_with_the_same_result(synthetic_dir, t
         return [sys.executable, "-m", "s3rec_tf", "finetune", "--data", synthetic_dir,
                 "--name", "Tiny", "--pretrained", "none", "--output", str(out),
                 "--epochs", str(EPOCHS),
-                "--batch-size", "16", "--hidden-size", "16", "--max-length", "20",
+                "--batch-size", "32", "--hidden-size", "16", "--num-layers", "1",
+                "--max-length", "20",
                 "--seed", "3", "--patience", "10"]
 
     straight = subprocess.run(cmd(tmp_path / "straight"), env=env, capture_output=True,

@@ -7,7 +7,7 @@ import pytest
 from s3rec_tf import artifacts, training
 from s3rec_tf.errors import ArtifactError
 
-ENC = training.EncoderConfig(hidden_size=16, max_length=20)
+ENC = training.EncoderConfig(hidden_size=16, max_length=20, num_layers=1)
 
 
 def _pretrain(data, out, epochs, **kw):

@@ -10,7 +10,8 @@ from s3rec_tf.training import adam
 
 
 def _model(data, loss):
-    enc = SequenceEncoder(data.num_items, data.num_attributes, max_length=20, hidden_size=16)
+    enc = SequenceEncoder(data.num_items, data.num_attributes, max_length=20, hidden_size=16,
+                          num_layers=1)
     return NextItemModel(enc, loss=loss)
 
 
@@ -69,7 +70,8 @@ def test_score_last_and_unknown_loss(tiny_data):
 
 
 def _sampled_model(data, arrays, **options):
-    enc = SequenceEncoder(data.num_items, data.num_attributes, max_length=20, hidden_size=16)
+    enc = SequenceEncoder(data.num_items, data.num_attributes, max_length=20, hidden_size=16,
+                          num_layers=1)
     return NextItemModel(enc, loss="sampled-ce", item_counts=inputs.target_counts(arrays),
                          **options)
 

@@ -10,7 +10,7 @@ from s3rec_tf.training import adam
 
 def _model(data, **kw):
     enc = SequenceEncoder(data.num_items, data.num_attributes, max_length=20, hidden_size=16,
-                          dropout=0.0, attention_dropout=0.0)
+                          num_layers=1, dropout=0.0, attention_dropout=0.0)
     return S3RecPretrainer(enc, data.attribute_table(), **kw)
 
 

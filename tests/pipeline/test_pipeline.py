@@ -14,9 +14,9 @@ import pytest
 import tensorflow as tf
 
 ROOT = os.path.dirname(os.path.dirname(os.path.dirname(os.path.abspath(__file__))))
-TINY_PRE = {"epochs": 1, "hidden_size": 16, "max_length": 20, "save_every": 0,
-            "batch_size": 256}
-TINY_FINE = {"epochs": 1, "hidden_size": 16, "max_length": 20}
+TINY_PRE = {"epochs": 1, "hidden_size": 16, "num_layers": 1, "max_length": 20,
+            "save_every": 0, "batch_size": 256}
+TINY_FINE = {"epochs": 1, "hidden_size": 16, "num_layers": 1, "max_length": 20}
 BEAM = ["--direct_num_workers=1"]
 TINY = dict(pretrain_hparams=TINY_PRE, finetune_hparams=TINY_FINE, thresholds={},
             beam_pipeline_args=BEAM)
