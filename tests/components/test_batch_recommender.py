@@ -10,7 +10,8 @@ from tfx.types import artifact_utils, standard_artifacts
 from components.batch_recommender import BatchRecommender
 from s3rec_tf import batch, serving
 from s3rec_tf.data import prepared, reader
-from tests.components.test_ranking_evaluator import _output, _prepared
+from tests.components.test_ranking_evaluator import _output
+from tests.conftest import write_prepared
 
 
 def _pushed(uri, export_dir=None):
@@ -23,7 +24,7 @@ def _pushed(uri, export_dir=None):
 
 
 def test_writes_every_users_top_k(tmp_path, tiny_data, tiny_export, synthetic_dir):
-    _prepared(tiny_data, str(tmp_path / "prepared"))
+    write_prepared(tiny_data, str(tmp_path / "prepared"))
     examples = standard_artifacts.Examples()
     examples.uri = str(tmp_path / "prepared")
     examples.split_names = artifact_utils.encode_split_names(list(prepared.SPLITS))
