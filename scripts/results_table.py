@@ -8,6 +8,7 @@ between the RESULTS-TABLE markers)
 import glob
 import json
 import os
+import re
 import statistics
 import sys
 
@@ -51,6 +52,12 @@ def negatives_label(recs) -> str:
         else:
             labels.add(source or "not recorded")
     return "; ".join(sorted(labels))
+
+
+def display_command(command: str) -> str:
+    """A record's command with the checkout's own path dropped (`<checkout>/../shared/...`
+    reads `../shared/...`), wherever the checkout was."""
+    return re.sub(r"(?<=\s)/\S*?/(?=\.\./shared/)", "", command.replace(ROOT + "/", ""))
 
 
 def load():
@@ -106,7 +113,7 @@ def table() -> str:
                 pre = f"ours, {own_epochs} epochs" if own_epochs else "none (same code/budget)"
                 paper = PAPER.get((dataset, protocol, "S3-Rec" if own_epochs else "SASRec"))
             seeds = ",".join(str(r["seed"]) for r, _ in recs)
-            cmd = recs[0][0]["command"].replace(ROOT + "/", "")
+            cmd = display_command(recs[0][0]["command"])
             label = model_name(tag)
             if own_epochs is not None:
                 label = "S3-Rec" if own_epochs else "SASRec"

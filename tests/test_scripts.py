@@ -107,6 +107,13 @@ def test_results_table_has_paper_numbers_next_to_ours():
     assert ".6083 / .3577" in table.replace("0.", ".")
 
 
+def test_results_table_shows_commands_relative_to_the_checkout():
+    tables = _script("results_table")
+    assert tables.display_command("s3rec-tf finetune --data /x/wt/a/../shared/data/s3rec "
+                                  f"--output {tables.ROOT}/runs/r") == \
+        "s3rec-tf finetune --data ../shared/data/s3rec --output runs/r"
+
+
 def test_results_table_names_the_negatives_of_each_sampled_row():
     tables = _script("results_table")
     assert tables.negatives_label([({"negatives": "../shared/data/s3rec/LastFM_sample.txt"}, "r")]) \
