@@ -54,6 +54,16 @@ def negatives_label(recs) -> str:
     return "; ".join(sorted(labels))
 
 
+def commits(recs) -> str:
+    """The code the runs of a row were made with: their distinct short commits."""
+    seen = []
+    for rec, _ in recs:
+        short = str(rec.get("commit") or "?")[:7]
+        if short not in seen:
+            seen.append(short)
+    return ", ".join(f"`{c}`" for c in seen)
+
+
 def display_command(command: str) -> str:
     """A record's command with the checkout's own path dropped (`<checkout>/../shared/...`
     reads `../shared/...`), wherever the checkout was."""
@@ -90,8 +100,8 @@ def table() -> str:
         negatives = protocol == "sampled"
         out.append("| dataset | model | pretraining | loss | early stop | seeds | "
                    + ("negatives | " if negatives else "")
-                   + " | ".join(keys) + " | paper | command |")
-        out.append("|" + "---|" * (len(keys) + 7 + negatives))
+                   + " | ".join(keys) + " | paper | commit | command |")
+        out.append("|" + "---|" * (len(keys) + 8 + negatives))
         for (dataset, tag, loss, valid), recs in sorted(load().items()):
             values = {k: [r["metrics"][f"test/{protocol}"][k] for r, _ in recs] for k in keys}
 
@@ -121,7 +131,7 @@ def table() -> str:
                        f"| {pre} | {loss} | {valid.replace('valid', '')} | {seeds} | "
                        + (f"{negatives_label(recs)} | " if negatives else "")
                        + " | ".join(cell(values[k]) for k in keys)
-                       + f" | {paper_cell} | `{cmd}` |")
+                       + f" | {paper_cell} | {commits(recs)} | `{cmd}` |")
     return "\n".join(out) + "\n"
 
 

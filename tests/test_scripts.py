@@ -112,6 +112,8 @@ def test_results_table_shows_commands_relative_to_the_checkout():
     assert tables.display_command("s3rec-tf finetune --data /x/wt/a/../shared/data/s3rec "
                                   f"--output {tables.ROOT}/runs/r") == \
         "s3rec-tf finetune --data ../shared/data/s3rec --output runs/r"
+    assert tables.commits([({"commit": "1231bc0aa+dirty"}, "a"), ({"commit": "1231bc0bb"}, "b"),
+                           ({"commit": "e79a480cc"}, "c")]) == "`1231bc0`, `e79a480`"
 
 
 def test_results_table_names_the_negatives_of_each_sampled_row():
