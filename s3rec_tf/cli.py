@@ -107,6 +107,7 @@ def _add_data_flags(p):
 
 
 def _add_runtime_flags(p):
+    from s3rec_tf.runtime import PRECISIONS  # imports no TensorFlow
     g = p.add_argument_group("CPU runtime (see s3rec_tf.runtime)")
     g.add_argument("--intra-op-threads", type=_threads, default="auto",
                    help="threads per op (0: TensorFlow's default); auto: the measured best "
@@ -115,6 +116,9 @@ def _add_runtime_flags(p):
                    help="ops run concurrently")
     g.add_argument("--onednn", choices=("auto", "on", "off"), default="auto",
                    help="TensorFlow's oneDNN kernels; auto: off for pretraining, on otherwise")
+    g.add_argument("--precision", choices=tuple(PRECISIONS), default="float32",
+                   help="float32 (the original's), or mixed-bfloat16: the encoder computes "
+                        "in bfloat16; variables, LayerNorms, heads and losses stay float32")
 
 
 class CommandParser(argparse.ArgumentParser):
@@ -513,7 +517,8 @@ def run(args) -> int:
     from s3rec_tf import runtime
     runtime.configure(_workload(args), getattr(args, "intra_op_threads", "auto"),
                       getattr(args, "inter_op_threads", "auto"),
-                      {"on": True, "off": False}.get(getattr(args, "onednn", "auto"), "auto"))
+                      {"on": True, "off": False}.get(getattr(args, "onednn", "auto"), "auto"),
+                      getattr(args, "precision", "float32"))
     if args.command in ("pretrain", "finetune"):
         from s3rec_tf.training import distribute
         # before any TensorFlow op: a multi-worker strategy configures collective ops

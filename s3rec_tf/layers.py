@@ -113,17 +113,23 @@ class ItemPositionEmbedding(keras.layers.Layer):
 
 def _dense(rows, layers):
     """`rows @ [W_1 | W_2 | ...] + [b_1 | b_2 | ...]` for Keras `Dense` layers."""
+    # variables stay float32; under a mixed-precision policy they compute in the rows' dtype
+    # (a cast to the same dtype is no op)
     if len(layers) == 1:
-        return tf.nn.bias_add(tf.matmul(rows, layers[0].kernel), layers[0].bias)
-    kernel = tf.concat([layer.kernel for layer in layers], axis=1)
-    bias = tf.concat([layer.bias for layer in layers], axis=0)
-    return tf.nn.bias_add(tf.matmul(rows, kernel), bias)
+        kernel, bias = layers[0].kernel, layers[0].bias
+    else:
+        kernel = tf.concat([layer.kernel for layer in layers], axis=1)
+        bias = tf.concat([layer.bias for layer in layers], axis=0)
+    return tf.nn.bias_add(tf.matmul(rows, tf.cast(kernel, rows.dtype)), tf.cast(bias, rows.dtype))
 
 
 def _layer_norm(rows, layer):
     """The original's LayerNorm over the last axis with a Keras layer's weights."""
+    dtype = rows.dtype  # normalised in float32 under a mixed-precision policy too
+    rows = tf.cast(rows, tf.float32)
     mean, variance = tf.nn.moments(rows, axes=[-1], keepdims=True)
-    return (rows - mean) * tf.math.rsqrt(variance + layer.epsilon) * layer.gamma + layer.beta
+    return tf.cast((rows - mean) * tf.math.rsqrt(variance + layer.epsilon) * layer.gamma
+                   + layer.beta, dtype)
 
 
 
@@ -386,7 +392,9 @@ class SequenceEncoder(keras.layers.Layer):
                 position alone (same values, less work).
 
         Returns:
-            `[batch, seq_len, hidden]` (`[batch, 1, hidden]` with `last_only`).
+            `[batch, seq_len, hidden]` (`[batch, 1, hidden]` with `last_only`),
+            float32 under a mixed-precision policy too, so that the heads,
+            scores and losses are computed in float32.
         """
         item_ids = ops.cast(item_ids, "int32")
         bias = causal_attention_bias(item_ids) if causal else padding_attention_bias(item_ids)
@@ -394,7 +402,7 @@ class SequenceEncoder(keras.layers.Layer):
         last = len(self.blocks) - 1
         for i, block in enumerate(self.blocks):
             x = block(x, bias, training=training, last_query_only=last_only and i == last)
-        return x
+        return ops.cast(x, "float32")
 
     def get_config(self):
         config = super().get_config()

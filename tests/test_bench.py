@@ -175,3 +175,14 @@ def test_scale_bench_runs_every_stage_on_a_tiny_size(tmp_path):
     assert not (tmp_path / "w" / "2000").exists()  # each size's data go once measured
     assert "| 2,000 |" not in bench.scale_table(report)  # the measured count is shown
     assert f"| {size['interactions']:,} |" in bench.scale_table(report)
+
+
+def test_precision_reaches_each_case(tmp_path, monkeypatch):
+    seen = []
+    monkeypatch.setattr(bench, "run_case", lambda spec: seen.append(spec["runtime"]) or
+                        {"throughput": 1.0, "unit": "samples/s", "peak_rss_mb": 1.0})
+    assert bench.main(["--only", "pretrain/LastFM", "--repeats", "1", "--precision",
+                       "mixed-bfloat16", "--output", str(tmp_path / "b.json")]) == 0
+    assert seen and all(r["precision"] == "mixed-bfloat16" for r in seen)
+    with pytest.raises(SystemExit):
+        bench.main(["--precision", "half", "--output", str(tmp_path / "c.json")])

@@ -21,9 +21,10 @@ DEFAULT_LOSS_WEIGHTS = PretrainConfig().loss_weights
 
 
 def _dense(hidden_size, initializer_range, name):
+    """A head's projection: float32 under a mixed-precision policy too, like its losses."""
     return keras.layers.Dense(
         hidden_size, kernel_initializer=keras.initializers.RandomNormal(stddev=initializer_range),
-        bias_initializer="zeros", name=name)
+        bias_initializer="zeros", name=name, dtype="float32")
 
 
 @keras.saving.register_keras_serializable(package="s3rec_tf")
