@@ -248,18 +248,18 @@ SCALE_TARGETS = {"peak_rss_mb_at_10M": 8192, "cost": "linear in interactions"}
 SCALE_STAGES = ("synth", "prepare", "pretrain", "finetune", "evaluate")
 
 
-def parse_size(text: str) -> int:
-    """`1M`, `3M`, `250k`, `20000` -> interactions."""
+def parse_size(text: str, flag: str = "--sizes", unit: str = "interactions") -> int:
+    """`1M`, `3M`, `250k`, `20000` -> a count (interactions, or items for --catalogue)."""
     t = text.strip().lower()
     try:
         scale = {"k": 1_000, "m": 1_000_000}.get(t[-1:], 1)
         value = int(float(t[:-1] if scale > 1 else t) * scale)
     except ValueError:
-        raise SystemExit(f"s3rec-tf bench: error: argument --sizes: not a size: {text!r} "
+        raise SystemExit(f"s3rec-tf bench: error: argument {flag}: not a size: {text!r} "
                          f"(e.g. 1M, 250k, 20000)") from None
     if value < 1000:
-        raise SystemExit(f"s3rec-tf bench: error: argument --sizes: {text!r} is below 1000 "
-                         f"interactions")
+        raise SystemExit(f"s3rec-tf bench: error: argument {flag}: {text!r} is below 1000 "
+                         f"{unit}")
     return value
 
 
@@ -301,11 +301,11 @@ def _fit_extrapolated(model, ds, warmup, steps, batch_size, per_epoch):
 
 
 def stage_pretrain(workdir, size, steps, warmup, batch_size=100, shuffle_buffer=10000,
-                   **_):
+                   optimizer="adam", **_):
     from s3rec_tf.data import streaming
     from s3rec_tf.layers import SequenceEncoder
     from s3rec_tf.models import S3RecPretrainer
-    from s3rec_tf.training import adam
+    from s3rec_tf.training import make_optimizer
     prepared = _scale_paths(workdir, size)["prepared"]
     data = streaming.StreamedData(prepared)
     t0 = time.perf_counter()
@@ -315,25 +315,28 @@ def stage_pretrain(workdir, size, steps, warmup, batch_size=100, shuffle_buffer=
                                    shuffle_buffer=shuffle_buffer, segment_negatives="batch")
     model = S3RecPretrainer(SequenceEncoder(data.num_items, data.num_attributes),
                             data.attribute_table())
-    model.compile(optimizer=adam(1e-3))
+    model.compile(optimizer=make_optimizer(optimizer, 1e-3))
     out = _fit_extrapolated(model, ds.repeat(), warmup, steps, batch_size, samples)
     return {**out, "unit": "samples/s", "count_samples_s": count_s,
-            "segment_negatives": "batch", "shuffle_buffer": shuffle_buffer}
+            "segment_negatives": "batch", "shuffle_buffer": shuffle_buffer,
+            "optimizer": optimizer}
 
 
-def stage_finetune(workdir, size, steps, warmup, batch_size=256, shuffle_buffer=10000, **_):
+def stage_finetune(workdir, size, steps, warmup, batch_size=256, shuffle_buffer=10000,
+                   optimizer="adam", **_):
     from s3rec_tf.data import streaming
     from s3rec_tf.layers import SequenceEncoder
     from s3rec_tf.models import NextItemModel
-    from s3rec_tf.training import adam
+    from s3rec_tf.training import make_optimizer
     prepared = _scale_paths(workdir, size)["prepared"]
     data = streaming.StreamedData(prepared)
     ds = streaming.finetune_stream(prepared, data.num_items, batch_size=batch_size, seed=0,
                                    shuffle_buffer=shuffle_buffer)
     model = NextItemModel(SequenceEncoder(data.num_items, data.num_attributes), loss="bce")
-    model.compile(optimizer=adam(1e-3))
+    model.compile(optimizer=make_optimizer(optimizer, 1e-3))
     out = _fit_extrapolated(model, ds.repeat(), warmup, steps, batch_size, data.num_users)
-    return {**out, "unit": "sequences/s", "loss": "bce", "shuffle_buffer": shuffle_buffer}
+    return {**out, "unit": "sequences/s", "loss": "bce", "shuffle_buffer": shuffle_buffer,
+            "optimizer": optimizer}
 
 
 def stage_evaluate(workdir, size, users, **_):
@@ -360,15 +363,51 @@ def stage_evaluate(workdir, size, users, **_):
                     f"all {data.num_users}"}
 
 
+def case_catalogue(items, optimizer, steps, warmup, batch_size=100, attributes=60,
+                   max_length=50, **_):
+    """Pretraining steps of the paper's model over a catalogue of `items` items.
+
+    Synthetic full-width batches (uniform random items, `attributes` attributes,
+    three per item), so only the catalogue size and the optimizer change between
+    cases: the time of a step that grows with `items` is the embedding tables'.
+    """
+    import numpy as np
+    import tensorflow as tf
+    from s3rec_tf.data import inputs
+    from s3rec_tf.layers import SequenceEncoder
+    from s3rec_tf.models import S3RecPretrainer
+    from s3rec_tf.training import make_optimizer
+    rng = np.random.default_rng(0)
+    flat = tf.constant(rng.integers(1, items + 1, 100 * batch_size * max_length), tf.int32)
+    table = rng.integers(1, attributes + 1, (items + 2, 3)).astype("int32")
+
+    def batch(i):
+        seed = tf.stack([i, tf.constant(0, tf.int64)])
+        starts = tf.random.stateless_uniform([batch_size], seed, 0,
+                                             int(flat.shape[0]) - max_length, tf.int32)
+        return inputs.make_pretrain_batch(starts, tf.fill([batch_size], max_length), seed,
+                                          flat, flat, items, max_length, 0.2)
+
+    ds = tf.data.Dataset.range(warmup + steps).map(batch).cache()
+    for _ in ds:  # built before timing: the steps alone are timed
+        pass
+    model = S3RecPretrainer(SequenceEncoder(items, attributes), table)
+    model.compile(optimizer=make_optimizer(optimizer, 1e-3))
+    warm, dt = _time_fit(model, ds, warmup, steps)
+    return {"throughput": steps * batch_size / dt, "unit": "samples/s", "warmup_s": warm,
+            "steps": steps, "batch_size": batch_size, "items": items, "optimizer": optimizer,
+            "step_s": dt / steps}
+
+
 CASES = {"prepare": case_prepare, "pretrain": case_pretrain, "finetune": case_finetune, "evaluate": case_evaluate,
          "serving": case_serving, "scale_synth": stage_synth, "scale_prepare": stage_prepare,
          "scale_pretrain": stage_pretrain, "scale_finetune": stage_finetune,
-         "scale_evaluate": stage_evaluate}
+         "scale_evaluate": stage_evaluate, "catalogue": case_catalogue}
 
 
 def workload_of(spec: dict) -> str:
     """The `s3rec_tf.runtime` workload the CLI would use for this case."""
-    if spec["case"] == "pretrain":
+    if spec["case"] in ("pretrain", "catalogue"):
         return "pretrain"
     if spec["case"] == "finetune":
         return f"finetune-{spec.get('loss', 'bce')}"
@@ -442,7 +481,8 @@ def run_measured(spec: dict, sample_every_s: float = 1.0) -> dict:
 
 
 def scale_plan(sizes, workdir: str, steps: int = 40, warmup: int = 5,
-               eval_users: int = 2048, shuffle_buffer: int = 10000) -> list:
+               eval_users: int = 2048, shuffle_buffer: int = 10000,
+               optimizer: str = "adam") -> list:
     """The stages of `bench --scale`, size by size (`sizes`: `{name: interactions}`)."""
     specs = []
     for size, interactions in sizes.items():
@@ -452,10 +492,10 @@ def scale_plan(sizes, workdir: str, steps: int = 40, warmup: int = 5,
              "interactions": interactions, "items": max(1000, interactions // 10)},
             {**common, "case": "scale_prepare", "key": f"{size}/prepare"},
             {**common, "case": "scale_pretrain", "key": f"{size}/pretrain", "steps": steps,
-             "warmup": warmup, "shuffle_buffer": shuffle_buffer,
+             "warmup": warmup, "shuffle_buffer": shuffle_buffer, "optimizer": optimizer,
              "runtime": {"workload": "pretrain"}},
             {**common, "case": "scale_finetune", "key": f"{size}/finetune", "steps": steps,
-             "warmup": warmup, "shuffle_buffer": shuffle_buffer,
+             "warmup": warmup, "shuffle_buffer": shuffle_buffer, "optimizer": optimizer,
              "runtime": {"workload": "finetune-bce"}},
             {**common, "case": "scale_evaluate", "key": f"{size}/evaluate",
              "users": eval_users},
@@ -494,7 +534,8 @@ def run_scale(args) -> int:
     from s3rec_tf import artifacts, provenance
     sizes = {s: parse_size(s) for s in args.sizes}
     workdir = args.workdir or tempfile.mkdtemp(prefix="s3rec-scale-")
-    specs = [s for s in scale_plan(sizes, workdir, args.steps, args.warmup, args.eval_users)
+    specs = [s for s in scale_plan(sizes, workdir, args.steps, args.warmup, args.eval_users,
+                                optimizer=args.optimizer)
              if s["case"].removeprefix("scale_") in args.stages]
     out = args.output or os.path.join("results", f"bench-scale-{time.strftime('%Y%m%d-%H%M%S')}"
                                                  f".json")
@@ -503,7 +544,7 @@ def run_scale(args) -> int:
               "model_config": {"hidden": 64, "layers": 2, "heads": 2, "max_length": 50,
                                "pretrain_batch": 100, "finetune_batch": 256,
                                "finetune_loss": "bce", "segment_negatives": "batch",
-                               "shuffle_buffer": 10000},
+                               "shuffle_buffer": 10000, "optimizer": args.optimizer},
               "workdir": workdir, **provenance.record()}
     last_of = {spec["size"]: spec for spec in specs}
     for spec in specs:
@@ -570,6 +611,34 @@ def plan(data_dir: str, quick: bool, datasets=("Beauty", "LastFM"), serving_size
     return specs
 
 
+def catalogue_plan(sizes, steps: int = 20, warmup: int = 5) -> list:
+    """`bench --catalogue`: pretraining steps at each catalogue size, with each optimizer."""
+    from s3rec_tf.config import OPTIMIZERS
+    return [{"case": "catalogue", "key": f"catalogue/{name}items/{optimizer}", "items": items,
+             "optimizer": optimizer, "steps": steps, "warmup": warmup}
+            for name, items in sizes.items() for optimizer in OPTIMIZERS]
+
+
+def catalogue_table(report: dict) -> str:
+    """Markdown: seconds per pretraining step by catalogue size and optimizer, with the
+    step time relative to the smallest catalogue and `lazy-adam`'s speed-up."""
+    from s3rec_tf.config import OPTIMIZERS
+    step = {}
+    for r in report["results"].values():
+        if r["config"]["case"] == "catalogue":
+            step[(r["config"]["items"], r["config"]["optimizer"])] = statistics.median(
+                x["step_s"] for x in r["runs"])
+    sizes = sorted({items for items, _ in step})
+    lines = ["| items | " + " | ".join(f"{o} s/step (x smallest)" for o in OPTIMIZERS)
+             + " | lazy-adam speed-up |", "|---|" + "---|" * (len(OPTIMIZERS) + 1)]
+    for items in sizes:
+        cells = [f"{step[(items, o)]:.3f} ({step[(items, o)] / step[(sizes[0], o)]:.2f}x)"
+                 for o in OPTIMIZERS]
+        lines.append(f"| {items:,} | " + " | ".join(cells) + " | "
+                     f"{step[(items, 'adam')] / step[(items, 'lazy-adam')]:.2f}x |")
+    return "\n".join(lines)
+
+
 def main(argv=None) -> int:
     parser = argparse.ArgumentParser(prog="s3rec-tf bench", description=__doc__)
     parser.add_argument("--data", default=os.path.join("..", "shared", "data", "s3rec"))
@@ -606,8 +675,15 @@ def main(argv=None) -> int:
     scale.add_argument("--keep-data", action="store_true", help="keep each size's data")
     scale.add_argument("--stages", nargs="+", choices=SCALE_STAGES, default=list(SCALE_STAGES),
                        help="run only these stages (each needs the data of the ones before)")
+    from s3rec_tf.config import OPTIMIZERS  # imports no TensorFlow
+    scale.add_argument("--optimizer", choices=OPTIMIZERS, default=OPTIMIZERS[0],
+                       help="the training stages' optimizer (s3rec_tf.config.OPTIMIZERS)")
     scale.add_argument("--note", default="", help="recorded with the results (e.g. "
                                                   "what else ran on the machine)")
+    parser.add_argument("--catalogue", nargs="+", metavar="ITEMS",
+                        help="instead of the cases above: pretraining step time at these "
+                             "catalogue sizes (10k, 1M, ...; synthetic batches), with each "
+                             "optimizer (adam, lazy-adam), interleaved round by round")
     parser.add_argument("--child", help=argparse.SUPPRESS)
     args = parser.parse_args(argv)
     if args.child:
@@ -617,7 +693,9 @@ def main(argv=None) -> int:
         return run_scale(args)
     from s3rec_tf import provenance
     repeats = args.repeats or (1 if args.quick else 3)
-    specs = plan(args.data, args.quick)
+    specs = (catalogue_plan({c: parse_size(c, "--catalogue", "items") for c in args.catalogue},
+                            10 if args.quick else 20)
+             if args.catalogue else plan(args.data, args.quick))
     if args.only:
         specs = [s for s in specs if any(s["key"].startswith(o) for o in args.only)]
     settings = {"intra_op_threads": args.intra_op_threads,
@@ -664,13 +742,15 @@ def main(argv=None) -> int:
                            if args.original else None),
               "model_config": {"hidden": 64, "layers": 2, "heads": 2, "max_length": 50,
                                "pretrain_batch": 100, "finetune_batch": 256},
-              "runtime": settings,
+              "runtime": settings, "note": args.note,
               **provenance.record()}
     out = args.output or os.path.join("results", f"bench-{time.strftime('%Y%m%d-%H%M%S')}.json")
     os.makedirs(os.path.dirname(os.path.abspath(out)), exist_ok=True)
     from s3rec_tf import artifacts
     artifacts.write_json_atomic(out, report)
     print(format_table(report))
+    if args.catalogue:
+        print(catalogue_table(report))
     print(f"Wrote {out}")
     return 0
 

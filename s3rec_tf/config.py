@@ -55,6 +55,11 @@ PROPOSALS = ("uniform", "popularity")
 #: How a run spreads over devices and workers (`s3rec_tf.training.distribute`).
 STRATEGIES = ("none", "mirrored", "multi-worker")
 
+#: The optimizer (`s3rec_tf.training.optim`): Adam as the original's PyTorch Adam (every
+#: row of an embedding table decays and moves each step), or Adam that updates only the
+#: rows a batch looks up, whose step cost does not grow with the catalogue.
+OPTIMIZERS = ("adam", "lazy-adam")
+
 #: Where Segment Prediction's negative segment is cut (`s3rec_tf.data.streaming`): the
 #: concatenation of all sequences (the paper's), or of the batch's users' sequences.
 SEGMENT_NEGATIVES = ("all", "batch")
@@ -143,6 +148,15 @@ def _learning_rate():
                   aliases=("--lr",))
 
 
+def _optimizer():
+    """The `optimizer` field of both training configs (one definition)."""
+    return _param(OPTIMIZERS[0], "adam: the original's (dense updates: each step decays and "
+                                 "moves every embedding row); lazy-adam: only the rows the "
+                                 "batch looks up are updated, so a step's cost does not grow "
+                                 "with the catalogue (for large catalogues; not the paper's)",
+                  choices=OPTIMIZERS)
+
+
 def _strategy():
     """The `strategy` field of both training configs (one definition)."""
     return _param(STRATEGIES[0], "none: one device; mirrored: every local device "
@@ -190,6 +204,7 @@ class PretrainConfig(_Validated):
     epochs: int = _count(150, "pretraining epochs")
     batch_size: int = _count(100, "sequences per batch")
     learning_rate: float = _learning_rate()
+    optimizer: str = _optimizer()
     mask_p: float = _probability(0.2, "probability of masking an item (MIP, MAP) and of "
                                       "the segment length (SP)")
     aap_weight: float = _param(0.2, "weight of the associated attribute prediction loss",
@@ -244,6 +259,7 @@ class FinetuneConfig(_Validated):
     epochs: int = _count(200, "most fine-tuning epochs (early stopping may end sooner)")
     batch_size: int = _count(256, "sequences per batch")
     learning_rate: float = _learning_rate()
+    optimizer: str = _optimizer()
     loss: str = _param("bce", "bce: the paper's, one sampled negative per position; "
                               "ce: full softmax over the catalogue; sampled-ce: softmax over "
                               "the target and sampled negatives, log-Q corrected",

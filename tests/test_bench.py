@@ -159,7 +159,7 @@ def test_scale_bench_runs_every_stage_on_a_tiny_size(tmp_path):
     out = tmp_path / "scale.json"
     assert bench.main(["--scale", "--sizes", "2000", "--steps", "1", "--warmup", "1",
                        "--eval-users", "16", "--workdir", str(tmp_path / "w"),
-                       "--output", str(out), "--note", "test"]) == 0
+                       "--output", str(out), "--note", "test", "--optimizer", "lazy-adam"]) == 0
     report = json.loads(out.read_text())
     size = report["sizes"]["2000"]
     assert list(size["stages"]) == list(bench.SCALE_STAGES)
@@ -171,6 +171,7 @@ def test_scale_bench_runs_every_stage_on_a_tiny_size(tmp_path):
         assert size["stages"][stage]["epoch_s_extrapolated"] > 0
         assert "extrapolated" in size["stages"][stage]["note"]
     assert size["stages"]["finetune"]["per_epoch"] == size["users"]
+    assert size["stages"]["pretrain"]["optimizer"] == "lazy-adam"
     assert report["commit"] and report["machine"]["cpu_count"] and report["note"] == "test"
     assert not (tmp_path / "w" / "2000").exists()  # each size's data go once measured
     assert "| 2,000 |" not in bench.scale_table(report)  # the measured count is shown
@@ -186,3 +187,24 @@ def test_precision_reaches_each_case(tmp_path, monkeypatch):
     assert seen and all(r["precision"] == "mixed-bfloat16" for r in seen)
     with pytest.raises(SystemExit):
         bench.main(["--precision", "half", "--output", str(tmp_path / "c.json")])
+
+
+def test_catalogue_bench_times_each_optimizer_at_each_size():
+    from s3rec_tf.config import OPTIMIZERS
+    specs = bench.catalogue_plan({"1k": 1000, "1M": 1_000_000}, steps=3, warmup=1)
+    assert [(s["items"], s["optimizer"]) for s in specs] == [
+        (n, o) for n in (1000, 1_000_000) for o in OPTIMIZERS]
+    assert {bench.workload_of(s) for s in specs} == {"pretrain"}
+    result = bench.case_catalogue(items=1000, optimizer="lazy-adam", steps=2, warmup=1,
+                                  batch_size=4, max_length=6)
+    assert result["throughput"] > 0 and result["step_s"] > 0 and result["items"] == 1000
+    report = {"results": {s["key"]: {"config": s, "runs": [{"step_s": s["items"] / 1e6
+                                                            * (2 if s["optimizer"] == "adam"
+                                                               else 1)}]}
+                          for s in specs}}
+    table = bench.catalogue_table(report)
+    scale = bench.scale_plan({"2000": 2000}, "w", optimizer="lazy-adam")
+    assert {s["case"]: s.get("optimizer") for s in scale} == {
+        "scale_synth": None, "scale_prepare": None, "scale_pretrain": "lazy-adam",
+        "scale_finetune": "lazy-adam", "scale_evaluate": None}
+    assert "| 1,000,000 | 2.000 (1000.00x) | 1.000 (1000.00x) | 2.00x |" in table

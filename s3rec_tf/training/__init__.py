@@ -24,7 +24,7 @@ first file is written.
 The package, by job: `pretraining` and `finetuning` (the two runs),
 `resume` (the `_resume/` checkpoint), `runs` (logging, callbacks and saved
 files both runs share), `encoders` (build, load or import an encoder),
-`evaluate` (metrics of a model), `optim` (Adam as the original's),
+`evaluate` (metrics of a model), `optim` (Adam as the original's, and `lazy-adam`),
 `distribute` (`--strategy`: several devices or workers).
 """
 
@@ -35,12 +35,13 @@ from s3rec_tf.training.encoders import (build_encoder, import_original_weights,
 from s3rec_tf.training.evaluate import evaluate_model
 from s3rec_tf.training.finetuning import (finetune_sampling, next_item_loss_options,
                                           run_finetuning)
-from s3rec_tf.training.optim import DenseGradientAdam, adam
+from s3rec_tf.training.optim import DenseGradientAdam, LazyAdam, adam, make_optimizer
 from s3rec_tf.training.pretraining import run_pretraining
 from s3rec_tf.training.resume import RESUME_DIR
 from s3rec_tf.training.runs import save_run_config
 
 __all__ = ["distribute", "EncoderConfig", "PretrainConfig", "FinetuneConfig", "DenseGradientAdam", "adam",
+           "LazyAdam", "make_optimizer",
            "RESUME_DIR", "build_encoder", "load_pretrained_encoder", "import_original_weights",
            "evaluate_model", "run_pretraining", "run_finetuning", "save_run_config",
            "finetune_sampling", "next_item_loss_options"]

@@ -22,7 +22,7 @@ from s3rec_tf.monitoring import fit_verbosity
 from s3rec_tf.training import distribute
 from s3rec_tf.training.encoders import build_encoder, load_pretrained_encoder
 from s3rec_tf.training.evaluate import evaluate_model
-from s3rec_tf.training.optim import adam
+from s3rec_tf.training.optim import make_optimizer
 from s3rec_tf.training.resume import _Resume
 from s3rec_tf.training.runs import _callbacks, _log, save_run_config
 
@@ -92,7 +92,7 @@ def _finetune(data, output_dir, write_to, dist, pretrained, encoder_config, conf
         else:
             encoder = build_encoder(data, encoder_config)
         model = NextItemModel(encoder, **next_item_loss_options(config, arrays))
-        model.compile(optimizer=adam(config.learning_rate), jit_compile=config.jit_compile)
+        model.compile(optimizer=make_optimizer(config.optimizer, config.learning_rate), jit_compile=config.jit_compile)
         model.optimizer.build(model.trainable_variables)
     vocabulary = artifacts.vocabulary_of(data)
     hyper = {**dataclasses.asdict(encoder_config), **dataclasses.asdict(config),

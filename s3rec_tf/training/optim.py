@@ -1,9 +1,16 @@
-"""Adam as the original's PyTorch Adam (dense gradients, PyTorch's defaults)."""
+"""Adam as the original's PyTorch Adam (dense gradients, PyTorch's defaults), and a
+lazy variant for large catalogues.
+
+`make_optimizer(config.optimizer, config.learning_rate)` is how the training jobs
+build theirs; `OPTIMIZERS` (in `s3rec_tf.config`) names the choices.
+"""
 
 from __future__ import annotations
 
 import keras
 import tensorflow as tf
+
+from s3rec_tf.config import OPTIMIZERS
 
 
 @keras.saving.register_keras_serializable(package="s3rec_tf")
@@ -25,7 +32,57 @@ class DenseGradientAdam(keras.optimizers.Adam):
         super().update_step(gradient, variable, learning_rate)
 
 
+@keras.saving.register_keras_serializable(package="s3rec_tf")
+class LazyAdam(DenseGradientAdam):
+    """Adam that updates only the rows a sparse gradient touches.
+
+    `DenseGradientAdam` (the original's behaviour) decays both moments of
+    every row of an embedding table and moves every row with a non-zero
+    moment at each step, so a step costs time in proportion to the
+    catalogue. Here the duplicate rows of a sparse gradient are summed (as
+    PyTorch does), and only those rows' moments and weights are updated,
+    with the same bias correction; rows not in the batch keep their
+    moments and weights until they next appear (as TF Addons' `LazyAdam`
+    and PyTorch's `SparseAdam`). Dense gradients get `DenseGradientAdam`'s
+    update. Not the original's optimizer: an option for large catalogues.
+    """
+
+    def update_step(self, gradient, variable, learning_rate):
+        if not isinstance(gradient, tf.IndexedSlices):
+            return super().update_step(gradient, variable, learning_rate)
+        if self.amsgrad:
+            raise ValueError("LazyAdam does not implement amsgrad")
+        dtype = variable.dtype
+        rows, where = tf.unique(tf.cast(gradient.indices, tf.int32))
+        values = tf.math.unsorted_segment_sum(tf.cast(gradient.values, dtype), where,
+                                              tf.shape(rows)[0])
+        step = tf.cast(self.iterations + 1, dtype)
+        beta_1, beta_2 = tf.cast(self.beta_1, dtype), tf.cast(self.beta_2, dtype)
+        alpha = (tf.cast(learning_rate, dtype) * tf.sqrt(1 - tf.pow(beta_2, step))
+                 / (1 - tf.pow(beta_1, step)))
+        index = self._get_variable_index(variable)
+        m, v = self._momentums[index], self._velocities[index]
+        m_rows = beta_1 * tf.gather(m, rows) + (1 - beta_1) * values
+        v_rows = beta_2 * tf.gather(v, rows) + (1 - beta_2) * tf.square(values)
+        self.assign(m, tf.IndexedSlices(m_rows, rows))
+        self.assign(v, tf.IndexedSlices(v_rows, rows))
+        self.assign_sub(variable, tf.IndexedSlices(
+            alpha * m_rows / (tf.sqrt(v_rows) + tf.cast(self.epsilon, dtype)), rows))
+
+
+_OPTIMIZER_CLASSES = {"adam": DenseGradientAdam, "lazy-adam": LazyAdam}
+assert tuple(_OPTIMIZER_CLASSES) == OPTIMIZERS
+
+
+def make_optimizer(name: str, learning_rate: float):
+    """The optimizer `name` (one of `OPTIMIZERS`) with PyTorch's Adam defaults
+    (betas 0.9/0.999, eps 1e-8), as the original."""
+    if name not in _OPTIMIZER_CLASSES:
+        raise ValueError(f"Unknown optimizer {name!r}; expected one of {OPTIMIZERS}")
+    return _OPTIMIZER_CLASSES[name](learning_rate, beta_1=0.9, beta_2=0.999, epsilon=1e-8)
+
+
 def adam(learning_rate: float):
-    """Adam with PyTorch's defaults (betas 0.9/0.999, eps 1e-8) and dense gradients,
-    as the original (see `DenseGradientAdam`)."""
-    return DenseGradientAdam(learning_rate, beta_1=0.9, beta_2=0.999, epsilon=1e-8)
+    """Adam with PyTorch's defaults and dense gradients, as the original
+    (see `DenseGradientAdam`)."""
+    return make_optimizer("adam", learning_rate)

@@ -18,7 +18,7 @@ from s3rec_tf.models import S3RecPretrainer
 from s3rec_tf.monitoring import epoch_line, fit_verbosity
 from s3rec_tf.training import distribute
 from s3rec_tf.training.encoders import build_encoder
-from s3rec_tf.training.optim import adam
+from s3rec_tf.training.optim import make_optimizer
 from s3rec_tf.training.resume import _Resume
 from s3rec_tf.training.runs import _callbacks, _log, save_run_config
 
@@ -61,7 +61,7 @@ def _pretrain(data, output_dir, write_to, dist, encoder_config, config, verbose,
                                 loss_weights=config.loss_weights,
                                 attribute_bce=config.attribute_bce,
                                 segment_loss=config.segment_loss)
-        model.compile(optimizer=adam(config.learning_rate), jit_compile=config.jit_compile)
+        model.compile(optimizer=make_optimizer(config.optimizer, config.learning_rate), jit_compile=config.jit_compile)
         model.optimizer.build(model.trainable_variables)
     vocabulary = artifacts.vocabulary_of(data)
     hyper = {**dataclasses.asdict(encoder_config), **dataclasses.asdict(config)}
