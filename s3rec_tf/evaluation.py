@@ -7,6 +7,7 @@ import tensorflow as tf
 
 from s3rec_tf import metrics as metrics_lib
 from s3rec_tf.data.inputs import EvalArrays
+from s3rec_tf.layers import gather_rows
 from s3rec_tf.models import ranking
 
 PROTOCOLS = ("full", "sampled")
@@ -42,7 +43,7 @@ class RankingEvaluator:
         @tf.function(reduce_retracing=True)
         def sampled_ranks(input_ids, candidates):
             out = self.model(input_ids, training=False)[:, -1]
-            emb = tf.gather(self.model.encoder.item_table, candidates)
+            emb = gather_rows(self.model.encoder.item_table, candidates)
             scores = tf.einsum("bh,bch->bc", out, emb)
             return tf.reduce_sum(tf.cast(scores[:, 1:] > scores[:, :1], tf.int32), axis=1)
 

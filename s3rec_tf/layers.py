@@ -35,6 +35,21 @@ def _initializer(stddev: float):
     return keras.initializers.RandomNormal(stddev=stddev)
 
 
+def gather_rows(table, ids):
+    """`table[ids]`, reading only those rows of an embedding table.
+
+    A Keras variable is read through its backend variable, so `tf.gather`
+    becomes a `ResourceGather` of the rows instead of a read of the whole
+    table followed by a gather. Once an optimizer has updated a variable
+    row by row (`--optimizer lazy-adam`), TensorFlow copies the whole
+    variable at each dense read; reading rows keeps a step's cost
+    independent of the catalogue. Values and gradients are the same.
+    """
+    if isinstance(table, keras.Variable):
+        table = table.value
+    return tf.gather(table, ids)
+
+
 @keras.saving.register_keras_serializable(package="s3rec_tf")
 class ItemPositionEmbedding(keras.layers.Layer):
     """Item + absolute position embedding, LayerNorm and dropout.
@@ -98,7 +113,9 @@ class ItemPositionEmbedding(keras.layers.Layer):
         """Embeds `item_ids` `[batch, seq_len]` into `[batch, seq_len, hidden]`."""
         seq_len = ops.shape(item_ids)[1]
         positions = ops.arange(self.max_length - seq_len, self.max_length, dtype="int32")
-        x = self.item_embedding(item_ids) + self.position_embedding(positions)[None]
+        items = tf.cast(gather_rows(self.item_embedding.embeddings, item_ids),
+                        self.item_embedding.compute_dtype)  # as `self.item_embedding(item_ids)`
+        x = items + self.position_embedding(positions)[None]
         x = self.layer_norm(x)
         return self.dropout_layer(x, training=training)
 

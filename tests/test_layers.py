@@ -1,5 +1,6 @@
 import keras
 import numpy as np
+import tensorflow as tf
 
 from s3rec_tf import layers
 
@@ -127,3 +128,16 @@ def test_last_only_equals_the_last_position():
         last = enc(ids, causal=causal, last_only=True).numpy()
         assert last.shape == (2, 1, 16)
         np.testing.assert_allclose(last[:, 0], full, rtol=1e-5, atol=1e-6)
+
+
+def test_gather_rows_reads_only_the_rows_of_a_variable():
+    """A gather from the variable itself (ResourceGather), not a read of the whole table:
+    after row-wise optimizer updates (lazy-adam) a whole read copies the table."""
+    from s3rec_tf.layers import gather_rows
+    table = keras.Variable(np.arange(12, dtype="float32").reshape(6, 2))
+    lookup = tf.function(lambda ids: gather_rows(table, ids))
+    np.testing.assert_array_equal(lookup(tf.constant([4, 1])), [[8, 9], [2, 3]])
+    graph = lookup.get_concrete_function(tf.TensorSpec([None], tf.int32)).graph
+    kinds = {op.type for op in graph.get_operations()}
+    assert "ResourceGather" in kinds and "ReadVariableOp" not in kinds
+    np.testing.assert_array_equal(gather_rows(tf.constant(table.numpy()), [5]), [[10, 11]])

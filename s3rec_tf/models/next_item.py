@@ -8,7 +8,7 @@ import tensorflow as tf
 from s3rec_tf import losses
 from s3rec_tf.config import FINETUNE_LOSSES, FinetuneConfig
 from s3rec_tf.data.inputs import proposal_weights
-from s3rec_tf.layers import DEFAULT_LENGTH_BUCKETS, SequenceEncoder, encode_bucketed
+from s3rec_tf.layers import DEFAULT_LENGTH_BUCKETS, SequenceEncoder, encode_bucketed, gather_rows
 from s3rec_tf.models import ranking
 
 LOSSES = FINETUNE_LOSSES
@@ -123,9 +123,9 @@ class NextItemModel(keras.Model):
         out = self(input_ids, training=training)
         table = self.encoder.item_table
         if self.loss_name == "bce":
-            pos_logits = tf.reduce_sum(out * tf.gather(table, target_pos), -1)
+            pos_logits = tf.reduce_sum(out * gather_rows(table, target_pos), -1)
             neg_logits = tf.reduce_sum(
-                out * tf.gather(table, tf.cast(batch["target_neg"], tf.int32)), -1)
+                out * gather_rows(table, tf.cast(batch["target_neg"], tf.int32)), -1)
             return losses.next_item_bce_loss(pos_logits, neg_logits, target_pos > 0)
         flat_targets = tf.reshape(target_pos, [-1])
         rows = tf.where(flat_targets > 0)[:, 0]
@@ -150,7 +150,7 @@ class NextItemModel(keras.Model):
             raise ValueError("the `sampled-ce` loss needs `item_counts` (the training "
                              "targets' frequencies) for its log-Q correction")
         table = self.encoder.item_table
-        pos_logits = tf.reduce_sum(h * tf.gather(table, targets), -1)
+        pos_logits = tf.reduce_sum(h * gather_rows(table, targets), -1)
         n = tf.cast(tf.shape(targets)[0], tf.float32)
         expected = tf.zeros_like(self._log_proposal)
         if self.sampled_negatives:
@@ -161,7 +161,7 @@ class NextItemModel(keras.Model):
         neg_logits, neg_ids, neg_log_expected = [], [], []
         if self.sampled_negatives:
             sampled = tf.cast(batch["sampled_neg"], tf.int32)         # [batch, S]
-            scores = tf.einsum("blh,bsh->bls", out, tf.gather(table, sampled))
+            scores = tf.einsum("blh,bsh->bls", out, gather_rows(table, sampled))
             scores = tf.reshape(scores, [-1, self.sampled_negatives])
             seq = rows // tf.cast(tf.shape(out)[1], rows.dtype)
             ids = tf.gather(sampled, seq)                               # [n, S]
@@ -170,7 +170,7 @@ class NextItemModel(keras.Model):
             neg_log_expected.append(tf.gather(log_expected, ids))
         if self.in_batch_negatives:
             items, _, counts = tf.unique_with_counts(targets)
-            logits = tf.matmul(h, tf.gather(table, items), transpose_b=True)
+            logits = tf.matmul(h, gather_rows(table, items), transpose_b=True)
             neg_logits.append(logits)
             neg_ids.append(tf.broadcast_to(items[None], tf.shape(logits)))
             neg_log_expected.append(tf.broadcast_to(

@@ -13,7 +13,7 @@ import tensorflow as tf
 from s3rec_tf import ids, losses
 from s3rec_tf.config import PretrainConfig
 from s3rec_tf.data.inputs import PRETRAIN_KEYS  # noqa: F401  (the batch keys, re-exported)
-from s3rec_tf.layers import DEFAULT_LENGTH_BUCKETS, SequenceEncoder, encode_bucketed
+from s3rec_tf.layers import DEFAULT_LENGTH_BUCKETS, SequenceEncoder, encode_bucketed, gather_rows
 
 LOSS_NAMES = ("aap", "mip", "map", "sp")
 #: The paper's weights, from `s3rec_tf.config.PretrainConfig`.
@@ -181,8 +181,8 @@ class S3RecPretrainer(keras.Model):
         masked_h = tf.gather(sequence_output, mask_rows)
         masked_pos = tf.gather(flat_pos, mask_rows)
         mip_h = self.mip_dense(masked_h)
-        pos_logit = tf.reduce_sum(mip_h * tf.gather(item_table, masked_pos), -1)
-        neg_logit = tf.reduce_sum(mip_h * tf.gather(item_table, tf.gather(flat_neg, mask_rows)), -1)
+        pos_logit = tf.reduce_sum(mip_h * gather_rows(item_table, masked_pos), -1)
+        neg_logit = tf.reduce_sum(mip_h * gather_rows(item_table, tf.gather(flat_neg, mask_rows)), -1)
         mip = tf.reduce_sum(losses.pairwise_sigmoid_loss(pos_logit, neg_logit))
         map_logits = tf.matmul(self.map_dense(masked_h), attribute_table, transpose_b=True)
         map_ = tf.reduce_sum(losses.attribute_loss(

@@ -62,8 +62,10 @@ class LazyAdam(DenseGradientAdam):
                  / (1 - tf.pow(beta_1, step)))
         index = self._get_variable_index(variable)
         m, v = self._momentums[index], self._velocities[index]
-        m_rows = beta_1 * tf.gather(m, rows) + (1 - beta_1) * values
-        v_rows = beta_2 * tf.gather(v, rows) + (1 - beta_2) * tf.square(values)
+        # `sparse_read` gathers the rows from the variable itself: reading the whole slot
+        # first would leave a reference that makes the scatter below copy the full table
+        m_rows = beta_1 * m.value.sparse_read(rows) + (1 - beta_1) * values
+        v_rows = beta_2 * v.value.sparse_read(rows) + (1 - beta_2) * tf.square(values)
         self.assign(m, tf.IndexedSlices(m_rows, rows))
         self.assign(v, tf.IndexedSlices(v_rows, rows))
         self.assign_sub(variable, tf.IndexedSlices(
