@@ -27,6 +27,8 @@ import sys
 import tempfile
 import time
 
+from s3rec_tf.config import OPTIMIZERS  # imports no TensorFlow
+
 #: The original PyTorch code on a 2-core CPU (REFERENCE.md, medians of 3 runs).
 ORIGINAL = {
     "pretrain/Beauty": 173.0, "pretrain/LastFM": 194.0,
@@ -301,7 +303,7 @@ def _fit_extrapolated(model, ds, warmup, steps, batch_size, per_epoch):
 
 
 def stage_pretrain(workdir, size, steps, warmup, batch_size=100, shuffle_buffer=10000,
-                   optimizer="adam", **_):
+                   optimizer=OPTIMIZERS[0], **_):
     from s3rec_tf.data import streaming
     from s3rec_tf.layers import SequenceEncoder
     from s3rec_tf.models import S3RecPretrainer
@@ -323,7 +325,7 @@ def stage_pretrain(workdir, size, steps, warmup, batch_size=100, shuffle_buffer=
 
 
 def stage_finetune(workdir, size, steps, warmup, batch_size=256, shuffle_buffer=10000,
-                   optimizer="adam", **_):
+                   optimizer=OPTIMIZERS[0], **_):
     from s3rec_tf.data import streaming
     from s3rec_tf.layers import SequenceEncoder
     from s3rec_tf.models import NextItemModel
@@ -482,7 +484,7 @@ def run_measured(spec: dict, sample_every_s: float = 1.0) -> dict:
 
 def scale_plan(sizes, workdir: str, steps: int = 40, warmup: int = 5,
                eval_users: int = 2048, shuffle_buffer: int = 10000,
-               optimizer: str = "adam") -> list:
+               optimizer: str = OPTIMIZERS[0]) -> list:
     """The stages of `bench --scale`, size by size (`sizes`: `{name: interactions}`)."""
     specs = []
     for size, interactions in sizes.items():
@@ -613,7 +615,6 @@ def plan(data_dir: str, quick: bool, datasets=("Beauty", "LastFM"), serving_size
 
 def catalogue_plan(sizes, steps: int = 20, warmup: int = 5) -> list:
     """`bench --catalogue`: pretraining steps at each catalogue size, with each optimizer."""
-    from s3rec_tf.config import OPTIMIZERS
     return [{"case": "catalogue", "key": f"catalogue/{name}items/{optimizer}", "items": items,
              "optimizer": optimizer, "steps": steps, "warmup": warmup}
             for name, items in sizes.items() for optimizer in OPTIMIZERS]
@@ -622,7 +623,6 @@ def catalogue_plan(sizes, steps: int = 20, warmup: int = 5) -> list:
 def catalogue_table(report: dict) -> str:
     """Markdown: seconds per pretraining step by catalogue size and optimizer, with the
     step time relative to the smallest catalogue and `lazy-adam`'s speed-up."""
-    from s3rec_tf.config import OPTIMIZERS
     step = {}
     for r in report["results"].values():
         if r["config"]["case"] == "catalogue":
@@ -635,7 +635,7 @@ def catalogue_table(report: dict) -> str:
         cells = [f"{step[(items, o)]:.3f} ({step[(items, o)] / step[(sizes[0], o)]:.2f}x)"
                  for o in OPTIMIZERS]
         lines.append(f"| {items:,} | " + " | ".join(cells) + " | "
-                     f"{step[(items, 'adam')] / step[(items, 'lazy-adam')]:.2f}x |")
+                     f"{step[(items, OPTIMIZERS[0])] / step[(items, OPTIMIZERS[1])]:.2f}x |")
     return "\n".join(lines)
 
 
@@ -675,7 +675,6 @@ def main(argv=None) -> int:
     scale.add_argument("--keep-data", action="store_true", help="keep each size's data")
     scale.add_argument("--stages", nargs="+", choices=SCALE_STAGES, default=list(SCALE_STAGES),
                        help="run only these stages (each needs the data of the ones before)")
-    from s3rec_tf.config import OPTIMIZERS  # imports no TensorFlow
     scale.add_argument("--optimizer", choices=OPTIMIZERS, default=OPTIMIZERS[0],
                        help="the training stages' optimizer (s3rec_tf.config.OPTIMIZERS)")
     scale.add_argument("--note", default="", help="recorded with the results (e.g. "
