@@ -26,7 +26,8 @@ the keys the job knows.
 `tuner_fn`: a KerasTuner random search; each trial pretrains briefly and
 fine-tunes with the trial's values and scores the best validation epoch
 (`SEARCH_SPACE`, the trial budget `max_trials`, both overridable in the
-Tuner's `custom_config`).
+Tuner's `custom_config`). A trial run whose hyperparameters set
+`shuffle_buffer` streams its users, as the Trainers do.
 """
 
 from __future__ import annotations
@@ -125,7 +126,16 @@ def tuner_fn(fn_args):
     hp = keras_tuner.HyperParameters()
     for key, choices in space.items():
         hp.Choice(key, list(choices))
-    data = _data(fn_args)
+    in_memory = []  # read once, on the first trial run that does not stream
+
+    def data_for(job_config):
+        """A trial run's data: streamed when its config has a shuffle buffer (bounded
+        memory, as the Trainer's `run_fn`), else every user in memory, read once."""
+        if job_config.shuffle_buffer:
+            return _data(fn_args, stream=True)
+        if not in_memory:
+            in_memory.append(_data(fn_args))
+        return in_memory[0]
 
     class S3RecSearch(keras_tuner.RandomSearch):
         """Each trial: pretraining, then fine-tuning from it; the score is the best
@@ -139,10 +149,10 @@ def tuner_fn(fn_args):
             fine = {**finetune_params, **{k: v for k, v in values.items()
                                          if k in hparams.known_keys("finetune")}}
             enc, pre_cfg = hparams.configs(pre, "pretrain")
-            training.run_pretraining(data, os.path.join(root, "pretrained"), enc, pre_cfg,
-                                     verbose=0)
+            training.run_pretraining(data_for(pre_cfg), os.path.join(root, "pretrained"),
+                                     enc, pre_cfg, verbose=0)
             enc, fine_cfg = hparams.configs(fine, "finetune")
-            summary = training.run_finetuning(data, os.path.join(root, "finetuned"),
+            summary = training.run_finetuning(data_for(fine_cfg), os.path.join(root, "finetuned"),
                                               os.path.join(root, "pretrained"), enc, fine_cfg,
                                               verbose=0)
             return {"valid_score": summary["metrics"][f"valid/{fine_cfg.valid_protocol}"][

@@ -52,6 +52,34 @@ def test_the_default_search_space_is_made_of_known_hyperparameters():
             "map_weight", "sp_weight"} <= set(trainer_module.SEARCH_SPACE)
 
 
+def test_tuner_trials_stream_when_a_shuffle_buffer_is_set(tmp_path, tiny_data, monkeypatch):
+    """A trial run with `shuffle_buffer` streams its users; one without reads them into
+    memory, once for all trials."""
+    from s3rec_tf import training
+    from s3rec_tf.data import streaming
+    from tests.conftest import write_prepared
+    root = write_prepared(tiny_data, tmp_path / "prepared")
+    seen = []
+    monkeypatch.setattr(training, "run_pretraining",
+                        lambda data, *a, **k: seen.append(("pretrain", data)))
+    monkeypatch.setattr(training, "run_finetuning", lambda data, *a, **k: (
+        seen.append(("finetune", data)), {"metrics": {"valid/sampled": {"MRR": 0.5}}})[1])
+    args = types.SimpleNamespace(
+        custom_config={"pretrain": {"shuffle_buffer": 64}, "finetune": {},
+                       "search_space": {"learning_rate": [1e-3, 5e-4]}, "max_trials": 2},
+        train_files=[os.path.join(root, "Split-sequences", "*")],
+        working_dir=str(tmp_path / "work"))
+    result = trainer_module.tuner_fn(args)
+    result.tuner.search(**result.fit_kwargs)
+    pretrain = [d for job, d in seen if job == "pretrain"]
+    finetune = [d for job, d in seen if job == "finetune"]
+    assert len(pretrain) == len(finetune) == 2
+    assert all(isinstance(d, streaming.StreamedData) for d in pretrain)
+    assert not any(isinstance(d, streaming.StreamedData) for d in finetune)
+    assert finetune[0] is finetune[1] and len(finetune[0].sequences) == tiny_data.num_users
+    assert [t.status for t in result.tuner.oracle.trials.values()] == ["COMPLETED"] * 2
+
+
 @pytest.mark.slow
 def test_tuner_fn_searches_on_tiny_data(tmp_path, synthetic_dir):
     from s3rec_tf.data import preprocess
