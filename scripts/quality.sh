@@ -1,7 +1,7 @@
 #!/usr/bin/env bash
 # Our own pretraining and the improvements beyond the paper, recorded in results/.
 # Usage: scripts/quality.sh sweep NAME|lastfm-sweep|finetune-seeds NAME EP|beauty-ce|sports|
-#        sports-own|sampled-ce NAME
+#        sports-own|sampled-ce NAME|segment-negatives NAME
 set -euo pipefail
 source "$(dirname "${BASH_SOURCE[0]}")/env.sh"
 cd "$ROOT"
@@ -87,6 +87,24 @@ case "${1:-}" in
       --sampled-negatives "$n" --proposal "$proposal" "$in_batch" --valid-protocol full \
       --seed "$seed" --output "runs/$name-sasrec-$tag-validfull-seed$seed" \
       --record "results/${name}_sasrec_${tag}_validfull_seed$seed.json" ;;
-  *) echo "usage: $0 sweep NAME|lastfm-sweep|finetune-seeds NAME EP|beauty-ce|sports|sports-own|sampled-ce NAME" >&2
+  segment-negatives)
+    # SP's negative segment, streamed: the paper's rule (`all`) against its streaming
+    # equivalent (`batch`), each pretrained EPOCHS (default 10) from the prepared
+    # TFRecords with a 10,000-user shuffle buffer, then fine-tuned alike (the paper's
+    # `bce` recipe, in memory), seed SEED (default 1); records in results/segment-negatives/.
+    # Usage: [EPOCHS=10] [SEED=1] scripts/quality.sh segment-negatives NAME
+    name="${2:?usage: $0 segment-negatives NAME}"; ep="${EPOCHS:-10}"; seed="${SEED:-1}"
+    prepared="runs/prepared-$name"; mkdir -p results/segment-negatives
+    [ -f "$prepared/stats.json" ] || \
+      s3rec-tf prepare --input "$DATA" --name "$name" --output "$prepared"
+    for rule in all batch; do
+      pre="runs/$name-segneg-$rule-seed$seed"
+      s3rec-tf pretrain --data "$prepared" --name "$name" --output "$pre" --epochs "$ep" \
+        --save-every 0 --seed "$seed" --shuffle-buffer 10000 --segment-negatives "$rule"
+      rec="results/segment-negatives/${name}_own-pretrain-ep$ep-segneg-${rule}_bce_validsampled_seed$seed.json"
+      [ -f "$rec" ] || s3rec-tf finetune --data "$prepared" --name "$name" --pretrained "$pre" \
+        --seed "$seed" --output "$pre-ft" --record "$rec"
+    done ;;
+  *) echo "usage: $0 sweep NAME|lastfm-sweep|finetune-seeds NAME EP|beauty-ce|sports|sports-own|sampled-ce NAME|segment-negatives NAME" >&2
      exit 2 ;;
 esac
