@@ -108,8 +108,10 @@ def plot(report: dict, path: str) -> str:
     ax.axhline(8192, color="k", linestyle="--", linewidth=0.8, alpha=0.6,
                label="target: 8 GB at 10M")
     _log_log(ax, "peak resident memory per stage", "MB")
-    fig.suptitle(f"s3rec-tf bench --scale, commit {str(report.get('commit'))[:10]}, "
-                 f"{report['machine']['cpu_count']} CPUs (shared)", fontsize=9)
+    optimizer = (report.get("model_config") or {}).get("optimizer", "adam")
+    fig.suptitle(f"s3rec-tf bench --scale, optimizer {optimizer}, commit "
+                 f"{str(report.get('commit'))[:10]}, {report['machine']['cpu_count']} CPUs "
+                 "(shared)", fontsize=9)
     fig.tight_layout()
     os.makedirs(os.path.dirname(os.path.abspath(path)), exist_ok=True)
     tmp = path + ".tmp.png"
