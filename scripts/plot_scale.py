@@ -108,7 +108,9 @@ def plot(report: dict, path: str) -> str:
     ax.axhline(8192, color="k", linestyle="--", linewidth=0.8, alpha=0.6,
                label="target: 8 GB at 10M")
     _log_log(ax, "peak resident memory per stage", "MB")
-    optimizer = (report.get("model_config") or {}).get("optimizer", "adam")
+    from s3rec_tf import config
+    # records made before the optimizer option ran with the default one
+    optimizer = (report.get("model_config") or {}).get("optimizer", config.OPTIMIZERS[0])
     fig.suptitle(f"s3rec-tf bench --scale, optimizer {optimizer}, commit "
                  f"{str(report.get('commit'))[:10]}, {report['machine']['cpu_count']} CPUs "
                  "(shared)", fontsize=9)
