@@ -182,7 +182,7 @@ class _Recommender(tf.Module):
         """The query vector of each history: `scores = query @ item_table^T`."""
         history = tf.ensure_shape(history, [None, None], name="history_must_be_batch_by_length")
         ids, _, num_known, num_unknown = self.indices(history)
-        query = self.model(ids, training=False)[:, -1]
+        query = self.model.last_output(ids, training=False)
         return {"query": query, "num_known": num_known, "num_unknown": num_unknown}
 
     def embeddings(self):

@@ -22,9 +22,9 @@ class _FixedScores:
         import tensorflow as tf
         return tf.gather(self.scores, input_ids[:, -1])
 
-    def __call__(self, input_ids, training=None):
+    def last_output(self, input_ids, training=None):
         import tensorflow as tf
-        return tf.gather(self.scores, input_ids[:, -1])[:, None, :]
+        return tf.gather(self.scores, input_ids[:, -1])
 
 
 def test_full_ranking_excludes_history_and_non_items():
@@ -50,3 +50,11 @@ def test_sampled_ties_go_to_the_answer_and_metrics_keys():
     assert evaluator.ranks(arrays, "sampled").tolist() == [0]
     m = evaluator.evaluate(arrays, "sampled")
     assert m["HR@1"] == 1.0 and m["MRR"] == 1.0
+
+
+def test_eval_batch_size_bounds_the_scores_and_users_of_a_batch():
+    from s3rec_tf import evaluation
+    assert evaluation.eval_batch_size(12_103) == evaluation.SCORES_PER_BATCH // 12_103 == 2772
+    assert evaluation.eval_batch_size(1_000_002) * 1_000_002 <= evaluation.SCORES_PER_BATCH
+    assert evaluation.eval_batch_size(7) == evaluation.MAX_USERS_PER_BATCH
+    assert evaluation.RankingEvaluator(_FixedScores(np.zeros((7, 7)))).batch_size == 4096

@@ -42,11 +42,6 @@ from s3rec_tf.data import prepared as prepared_lib
 from s3rec_tf.data.reader import SequenceData
 from s3rec_tf.errors import DataError
 
-#: Users scored at once in streamed full-ranking evaluation: at most this many
-#: scores (`users x item_size`) per batch, so a big catalogue stays in memory.
-EVAL_SCORES_PER_BATCH = 2 ** 25
-
-
 class StreamedData(SequenceData):
     """A prepared dataset's id spaces and counts, without its users.
 
@@ -269,11 +264,6 @@ def eval_chunks(prepared_dir: str, split: str, max_length: int = 50, chunk: int 
         yield inputs_lib.eval_arrays(rows, split, max_length)
 
 
-def eval_batch_size(item_size: int) -> int:
-    """Users per scoring batch so that one batch holds <= `EVAL_SCORES_PER_BATCH` scores."""
-    return int(max(1, min(1024, EVAL_SCORES_PER_BATCH // max(1, item_size))))
-
-
 def stream_ranks(evaluator, prepared_dir: str, split: str, protocol: str,
                  max_length: int = 50, limit: int | None = None) -> np.ndarray:
     """0-based ranks of each streamed user's answer (`RankingEvaluator.ranks`)."""
@@ -308,7 +298,7 @@ class StreamEvaluator:
 
     def __init__(self, model):
         from s3rec_tf.evaluation import RankingEvaluator
-        self.evaluator = RankingEvaluator(model, eval_batch_size(model.encoder.item_size))
+        self.evaluator = RankingEvaluator(model)
 
     def ranks(self, source: StreamSplit, protocol: str) -> np.ndarray:
         return stream_ranks(self.evaluator, source.prepared_dir, source.split, protocol,

@@ -97,11 +97,20 @@ class NextItemModel(keras.Model):
         attribute_table = self.encoder.attribute_table
         return [v for v in self.trainable_variables if v is not attribute_table]
 
-    def call(self, input_ids, training=None):
-        """Causal encoding `[batch, seq_len]` -> `[batch, seq_len, hidden]`."""
+    def call(self, input_ids, training=None, last_only=False):
+        """Causal encoding `[batch, seq_len]` -> `[batch, seq_len, hidden]`.
+
+        `last_only`: only the last position, `[batch, 1, hidden]`; the last
+        block then computes that position alone (same values, less work).
+        """
         if self.length_buckets:
-            return encode_bucketed(self.encoder, input_ids, True, training, self.length_buckets)
-        return self.encoder(input_ids, causal=True, training=training)
+            return encode_bucketed(self.encoder, input_ids, True, training, self.length_buckets,
+                                   last_only=last_only)
+        return self.encoder(input_ids, causal=True, training=training, last_only=last_only)
+
+    def last_output(self, input_ids, training=None):
+        """The last position's output, the query of the next item: `[batch, hidden]`."""
+        return self(input_ids, training=training, last_only=True)[:, -1]
 
     def item_logit_bias(self):
         """`[item_size]` bias that removes padding 0 and the mask id from rankings
@@ -114,8 +123,8 @@ class NextItemModel(keras.Model):
         Columns 0 (padding) and `mask_id` are raw dot products; rankers
         exclude them (`s3rec_tf.models.ranking.excluded_items`).
         """
-        out = self(input_ids, training=training)[:, -1]
-        return tf.matmul(out, self.encoder.item_table, transpose_b=True)
+        return tf.matmul(self.last_output(input_ids, training=training),
+                         self.encoder.item_table, transpose_b=True)
 
     def compute_loss_value(self, batch, training=None):
         input_ids = tf.cast(batch["input_ids"], tf.int32)

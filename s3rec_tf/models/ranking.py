@@ -5,8 +5,8 @@ A ranking over the item table (`[batch, item_size]` scores, see
 id (`s3rec_tf.ids`), and, where asked, not the items of the user's history.
 The next-item model's softmax loss (`ce`), the ranking evaluator (validation
 during training and `s3rec-tf evaluate`) and the serving signatures all take
-their exclusions from `excluded_items`; `answer_ranks` is the evaluator's
-rank of an answer among the items left.
+their exclusions from `excluded_ids` (`excluded_items` is its mask form);
+`answer_ranks` is the evaluator's rank of an answer among the items left.
 """
 
 from __future__ import annotations
@@ -19,11 +19,16 @@ from s3rec_tf import ids
 NON_ITEM_LOGIT_BIAS = -1e9
 
 
+def non_item_ids(num_items: int) -> tuple:
+    """The ids of a ranking's columns that are not items: padding 0 and the mask id."""
+    return (ids.PADDING_ID, ids.mask_id(num_items))
+
+
 def non_item_mask(num_items: int):
-    """`[item_size]` bool: true at the padding id 0 and the mask id."""
+    """`[item_size]` bool: true at the `non_item_ids`."""
     index = tf.range(ids.item_size(num_items))
-    return tf.logical_or(tf.equal(index, ids.PADDING_ID),
-                         tf.equal(index, ids.mask_id(num_items)))
+    return tf.reduce_any(tf.equal(index[:, None], tf.constant(non_item_ids(num_items))[None]),
+                         axis=1)
 
 
 def non_item_logit_bias(num_items: int, dtype=tf.float32):
@@ -31,8 +36,8 @@ def non_item_logit_bias(num_items: int, dtype=tf.float32):
     return tf.cast(non_item_mask(num_items), dtype) * NON_ITEM_LOGIT_BIAS
 
 
-def excluded_items(num_items: int, history=None, exclude_history=True):
-    """The ids each row of a ranking leaves out.
+def excluded_ids(num_items: int, history=None, exclude_history=True):
+    """The ids each row of a ranking leaves out, as a list: the one rule.
 
     Args:
         num_items: int. Items `1..num_items`; the ranking has `item_size`
@@ -43,20 +48,42 @@ def excluded_items(num_items: int, history=None, exclude_history=True):
             items too. Defaults to `True`.
 
     Returns:
+        `(ids, first)`: int32 `[batch, 2 + length]` (`[1, 2]` without
+        `history`), the non-items (padding, mask id) then the history, and
+        bool of the same shape, true at each id left out for the first time
+        in its row (a repeat, the history's padding, or with
+        `exclude_history` false every history id, is false).
+    """
+    non_items = tf.constant(non_item_ids(num_items), tf.int32)[None, :]
+    if history is None:
+        return non_items, tf.ones_like(non_items, tf.bool)
+    history = tf.cast(history, tf.int32)
+    listed = tf.concat([tf.tile(non_items, [tf.shape(history)[0], 1]), history], axis=1)
+    width = tf.shape(listed)[1]
+    before = tf.linalg.band_part(tf.ones([width, width], tf.bool), -1, 0)
+    before = tf.logical_and(before, tf.logical_not(tf.eye(width, dtype=tf.bool)))  # k < j
+    repeat = tf.reduce_any(tf.logical_and(
+        tf.equal(listed[:, :, None], listed[:, None, :]), before[None]), axis=2)
+    counted = tf.concat([tf.ones_like(listed[:, :2], tf.bool),
+                         tf.broadcast_to(tf.cast(exclude_history, tf.bool),
+                                         tf.shape(history))], axis=1)
+    return listed, tf.logical_and(tf.logical_not(repeat), counted)
+
+
+def excluded_items(num_items: int, history=None, exclude_history=True):
+    """`excluded_ids` as a mask over the ranking's columns.
+
+    Returns:
         bool `[batch, item_size]` (`[1, item_size]` without `history`): true
         for padding, the mask id and, with `exclude_history`, every item of
         the row's history.
     """
-    excluded = non_item_mask(num_items)[None, :]
-    if history is None:
-        return excluded
-    history = tf.cast(history, tf.int32)
-    shape = tf.shape(history)
+    listed, first = excluded_ids(num_items, history, exclude_history)
+    shape = tf.shape(listed)
     rows = tf.broadcast_to(tf.range(shape[0])[:, None], shape)
-    index = tf.reshape(tf.stack([rows, history], -1), [-1, 2])
-    seen = tf.scatter_nd(index, tf.ones(tf.shape(index)[0], tf.int32),
+    index = tf.reshape(tf.stack([rows, listed], -1), [-1, 2])
+    return tf.scatter_nd(index, tf.reshape(tf.cast(first, tf.int32), [-1]),
                          tf.stack([shape[0], ids.item_size(num_items)])) > 0
-    return tf.logical_or(excluded, tf.logical_and(seen, exclude_history))
 
 
 def answer_ranks(scores, answers, excluded):
@@ -65,16 +92,22 @@ def answer_ranks(scores, answers, excluded):
     The rank is the number of eligible ids scoring strictly higher than the
     answer: an id that ties with the answer counts for the answer, and an
     answer that is itself excluded (an item of the history) is still ranked
-    by its own score.
+    by its own score. Computed as the count over all columns less the
+    excluded ids above the answer, so no `[batch, item_size]` mask is built.
 
     Args:
         scores: float `[batch, item_size]`.
         answers: int `[batch]` answer ids.
-        excluded: bool, broadcastable to `scores` (`excluded_items`).
+        excluded: `(ids, first)` from `excluded_ids`.
 
     Returns:
         int32 `[batch]`.
     """
-    answer_score = tf.gather(scores, answers, batch_dims=1)
-    higher = tf.logical_and(scores > answer_score[:, None], tf.logical_not(excluded))
-    return tf.reduce_sum(tf.cast(higher, tf.int32), axis=1)
+    listed, first = excluded
+    answer_score = tf.gather(scores, answers, batch_dims=1)[:, None]
+    higher = tf.reduce_sum(tf.cast(scores > answer_score, tf.int32), axis=1)
+    listed_scores = tf.gather(scores, tf.broadcast_to(listed, [tf.shape(scores)[0],
+                                                               tf.shape(listed)[1]]),
+                              batch_dims=1)
+    listed_higher = tf.logical_and(first, listed_scores > answer_score)
+    return higher - tf.reduce_sum(tf.cast(listed_higher, tf.int32), axis=1)

@@ -126,11 +126,6 @@ def test_streamed_evaluation_equals_in_memory_evaluation(prepared_dir, tiny_data
                           pad_left([s[:-1] for s in tiny_data.sequences[:50]], 20))
 
 
-def test_eval_batch_size_bounds_the_scores_of_a_batch():
-    assert streaming.eval_batch_size(12_103) == 1024
-    assert streaming.eval_batch_size(1_000_002) * 1_000_002 <= streaming.EVAL_SCORES_PER_BATCH
-
-
 def test_bad_arguments_are_refused(prepared_dir, tmp_path):
     with pytest.raises(ValueError, match="segment_negatives"):
         streaming.pretrain_stream(prepared_dir, 10, segment_negatives="buffer")

@@ -33,8 +33,8 @@ def test_answer_rank_counts_eligible_items_scoring_strictly_higher():
     # row 1: the answer 3 is itself in the history and is ranked by its own score
     history = tf.constant([[3], [3]])
     ranks = ranking.answer_ranks(scores, tf.constant([2, 3]),
-                                 ranking.excluded_items(NUM_ITEMS, history))
+                                 ranking.excluded_ids(NUM_ITEMS, history))
     assert ranks.numpy().tolist() == [1, 0]
     no_exclusion = ranking.answer_ranks(scores, tf.constant([2, 3]),
-                                        ranking.excluded_items(NUM_ITEMS))
+                                        ranking.excluded_ids(NUM_ITEMS))
     assert no_exclusion.numpy().tolist() == [2, 0]
