@@ -18,6 +18,7 @@ from __future__ import annotations
 
 import argparse
 import json
+import math
 import os
 import re
 import resource
@@ -27,7 +28,7 @@ import sys
 import tempfile
 import time
 
-from s3rec_tf.config import OPTIMIZERS  # imports no TensorFlow
+from s3rec_tf.config import OPTIMIZERS, STEPS_PER_EXECUTION  # imports no TensorFlow
 
 #: The original PyTorch code on a 2-core CPU (REFERENCE.md, medians of 3 runs).
 ORIGINAL = {
@@ -116,8 +117,12 @@ def _read(data_dir, name):
 def _time_fit(model, ds, warmup: int, steps: int):
     """Seconds of `warmup` steps (tracing included), then of `steps` timed steps.
 
-    The timed batches are still built live by the input pipeline.
+    The timed batches are still built live by the input pipeline. Steps run
+    several per call, as in training (`config.STEPS_PER_EXECUTION`, a divisor
+    of both counts).
     """
+    from s3rec_tf.training.distribute import execution_steps
+    model.steps_per_execution = execution_steps(math.gcd(warmup, steps), STEPS_PER_EXECUTION)
     t0 = time.perf_counter()
     model.fit(ds.take(warmup), epochs=1, verbose=0)
     warm = time.perf_counter() - t0
@@ -141,7 +146,8 @@ def case_pretrain(data_dir, name, steps, warmup, batch_size=100, **_):
     model.compile(optimizer=adam(1e-3))
     warm, dt = _time_fit(model, ds, warmup, steps)
     return {"throughput": steps * batch_size / dt, "unit": "samples/s",
-            "warmup_s": warm, "steps": steps, "batch_size": batch_size}
+            "warmup_s": warm, "steps": steps, "batch_size": batch_size,
+            "steps_per_execution": model.steps_per_execution}
 
 
 def case_finetune(data_dir, name, steps, warmup, loss="bce", batch_size=256, **_):
@@ -162,7 +168,8 @@ def case_finetune(data_dir, name, steps, warmup, loss="bce", batch_size=256, **_
     model.compile(optimizer=adam(1e-3))
     warm, dt = _time_fit(model, ds, warmup, steps)
     return {"throughput": steps * batch_size / dt, "unit": "sequences/s", "warmup_s": warm,
-            "steps": steps, "batch_size": batch_size, "loss": loss}
+            "steps": steps, "batch_size": batch_size, "loss": loss,
+            "steps_per_execution": model.steps_per_execution}
 
 
 def case_evaluate(data_dir, name, users, **_):
@@ -584,7 +591,7 @@ def run_case(spec: dict) -> dict:
 
 def plan(data_dir: str, quick: bool, datasets=("Beauty", "LastFM"), serving_sizes=None):
     """The list of cases to run."""
-    steps, warmup = (20, 5) if quick else (150, 15)
+    steps, warmup = (20, 5) if quick else (160, 20)
     specs = []
     for name in datasets:
         specs.append({"case": "pretrain", "key": f"pretrain/{name}", "data_dir": data_dir,

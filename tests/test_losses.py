@@ -102,8 +102,24 @@ def test_next_item_ce_loss_hand_computed():
     targets = np.array([1, 2])
     logp = logits - np.log(np.exp(logits).sum(-1, keepdims=True))
     expected = -(logp[0, 1] + logp[1, 2]) / 2
-    assert abs(losses.next_item_ce_loss(tf.constant(logits), tf.constant(targets)).numpy()
-               - expected) < 1e-6
+    # logits = queries @ table^T with the identity as the table
+    assert abs(losses.next_item_ce_loss(tf.constant(logits), tf.eye(3), tf.constant(targets))
+               .numpy() - expected) < 1e-6
+
+
+def test_next_item_ce_loss_value_and_gradients_are_the_fused_ops(rng):
+    queries = tf.constant(rng.normal(size=(6, 4)).astype("float32") * 3)
+    table = tf.constant(rng.normal(size=(9, 4)).astype("float32") * 3)
+    targets = tf.constant([1, 2, 2, 7, 3, 1])
+    bias = tf.constant([-1e9] + [0.0] * 7 + [-1e9])
+    with tf.GradientTape(persistent=True) as tape:
+        tape.watch([queries, table])
+        got = losses.next_item_ce_loss(queries, table, targets, bias)
+        want = tf.reduce_mean(tf.nn.sparse_softmax_cross_entropy_with_logits(
+            labels=targets, logits=tf.matmul(queries, table, transpose_b=True) + bias))
+    assert float(got) == pytest.approx(float(want), rel=1e-6)
+    for g, w in zip(tape.gradient(got, [queries, table]), tape.gradient(want, [queries, table])):
+        np.testing.assert_allclose(g.numpy(), w.numpy(), rtol=1e-5, atol=1e-6)
 
 
 def _sampled_ce(pos, neg, log_expected, keep):
@@ -115,7 +131,7 @@ def _sampled_ce(pos, neg, log_expected, keep):
 def test_sampled_ce_over_every_other_item_is_the_full_ce(rng):
     logits = rng.normal(size=(5, 7)).astype("float32")
     targets = np.array([0, 3, 6, 2, 3])
-    full = float(losses.next_item_ce_loss(tf.constant(logits), tf.constant(targets)))
+    full = float(losses.next_item_ce_loss(tf.constant(logits), tf.eye(7), tf.constant(targets)))
     pos = logits[np.arange(5), targets]
     # every item once (expected count 1, log 0); the target itself is an accidental hit
     keep = np.arange(7)[None] != targets[:, None]

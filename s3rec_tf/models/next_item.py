@@ -131,18 +131,19 @@ class NextItemModel(keras.Model):
         target_pos = tf.cast(batch["target_pos"], tf.int32)
         out = self(input_ids, training=training)
         table = self.encoder.item_table
-        if self.loss_name == "bce":
-            pos_logits = tf.reduce_sum(out * gather_rows(table, target_pos), -1)
-            neg_logits = tf.reduce_sum(
-                out * gather_rows(table, tf.cast(batch["target_neg"], tf.int32)), -1)
-            return losses.next_item_bce_loss(pos_logits, neg_logits, target_pos > 0)
+        # every loss reads only the positions with a target (the rest is padding)
         flat_targets = tf.reshape(target_pos, [-1])
         rows = tf.where(flat_targets > 0)[:, 0]
         h = tf.gather(tf.reshape(out, [-1, self.encoder.hidden_size]), rows)
+        targets = tf.gather(flat_targets, rows)
+        if self.loss_name == "bce":
+            negatives = tf.gather(tf.reshape(tf.cast(batch["target_neg"], tf.int32), [-1]), rows)
+            pos_logits = tf.reduce_sum(h * gather_rows(table, targets), -1)
+            neg_logits = tf.reduce_sum(h * gather_rows(table, negatives), -1)
+            return losses.next_item_bce_loss(pos_logits, neg_logits, tf.ones_like(pos_logits))
         if self.loss_name == "sampled-ce":
-            return self._sampled_ce(batch, out, h, rows, tf.gather(flat_targets, rows))
-        logits = tf.matmul(h, table, transpose_b=True) + self.item_logit_bias()
-        return losses.next_item_ce_loss(logits, tf.gather(flat_targets, rows))
+            return self._sampled_ce(batch, out, h, rows, targets)
+        return losses.next_item_ce_loss(h, table, targets, self.item_logit_bias())
 
     def _sampled_ce(self, batch, out, h, rows, targets):
         """`sampled-ce` on the counted positions: `h` `[n, hidden]`, `targets` `[n]`.
