@@ -188,3 +188,14 @@ def test_scale_plot_and_table_from_bench_results(tmp_path):
     (tmp_path / "other.json").write_text(json.dumps({"results": {}}))
     with pytest.raises(SystemExit, match="not a `bench --scale`"):
         scale.load([str(tmp_path / "other.json")])
+
+
+@pytest.mark.parametrize("work", ["pretrain", "ce"])
+def test_step_time_prints_the_median_throughput_of_the_step(synthetic_dir, capsys, work):
+    step_time = _script("step_time")
+    assert step_time.main(["--data", synthetic_dir, "--name", "Tiny", "--work", work,
+                           "--steps", "3", "--warmup", "1", "--rounds", "1"]) == 0
+    out = capsys.readouterr().out
+    assert out.startswith(f"{work}/Tiny: ") and "(median of 1 blocks" in out
+    with pytest.raises(SystemExit):
+        step_time.main(["--data", synthetic_dir, "--name", "Tiny", "--work", "mse"])

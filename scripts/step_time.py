@@ -1,0 +1,91 @@
+#!/usr/bin/env python3
+"""Throughput of one training step alone, on fixed batches: for A/B checks of a speed change.
+
+Builds `--warmup + --steps` batches of the paper's configuration first, then
+times the model's `train_step` (one `tf.function`, as Keras compiles it) in
+blocks of 10 steps, `--rounds` passes over the batches, and prints the median
+block's throughput. The input pipeline and Keras's `fit` loop are left out, so
+the figure is the step's own cost. Run it from two checkouts in turn, under the
+same load, to measure what a change gains (README "Performance notes"):
+
+    PYTHONPATH=/path/to/checkout python scripts/step_time.py --work bce --name Beauty
+
+`--work`: `pretrain`, or a fine-tuning loss (`bce`, `ce`, `sampled-ce`); the CPU
+settings are those the command line uses for that work (`s3rec_tf.runtime`).
+"""
+
+import argparse
+import os
+import statistics
+import sys
+import time
+
+ROOT = os.path.dirname(os.path.dirname(os.path.abspath(__file__)))
+if ROOT not in sys.path:
+    sys.path.append(ROOT)  # a PYTHONPATH checkout comes first
+
+
+def main(argv=None) -> int:
+    parser = argparse.ArgumentParser(description=__doc__.split("\n")[0])
+    parser.add_argument("--data", default=os.path.join(ROOT, "..", "shared", "data", "s3rec"))
+    parser.add_argument("--name", default="Beauty")
+    parser.add_argument("--work", default="bce")
+    parser.add_argument("--steps", type=int, default=60)
+    parser.add_argument("--warmup", type=int, default=10)
+    parser.add_argument("--rounds", type=int, default=2)
+    args = parser.parse_args(argv)
+
+    import s3rec_tf
+    from s3rec_tf import runtime
+    from s3rec_tf.config import FINETUNE_LOSSES
+    if args.work != "pretrain" and args.work not in FINETUNE_LOSSES:
+        parser.error(f"--work must be 'pretrain' or one of {FINETUNE_LOSSES}")
+    runtime.configure("pretrain" if args.work == "pretrain" else f"finetune-{args.work}")
+    import tensorflow as tf
+
+    from s3rec_tf.config import FinetuneConfig
+    from s3rec_tf.data import inputs
+    from s3rec_tf.data.reader import read_dataset
+    from s3rec_tf.layers import SequenceEncoder
+    from s3rec_tf.models import NextItemModel, S3RecPretrainer
+    from s3rec_tf.training import adam, finetune_sampling, next_item_loss_options
+
+    data = read_dataset(args.data, args.name)
+    encoder = SequenceEncoder(data.num_items, data.num_attributes)
+    count = args.warmup + args.steps
+    if args.work == "pretrain":
+        batch_size = 100
+        arrays = inputs.pretrain_arrays(data)
+        epochs = 1 + count // inputs.steps_per_epoch(arrays.num_samples, batch_size)
+        ds = inputs.pretrain_dataset(arrays, batch_size, seed=0, epochs=epochs)
+        model = S3RecPretrainer(encoder, data.attribute_table())
+    else:
+        batch_size = 256
+        config = FinetuneConfig(loss=args.work)
+        arrays = inputs.finetune_arrays(data)
+        epochs = 1 + count // inputs.steps_per_epoch(len(arrays.input_ids), batch_size)
+        ds = inputs.finetune_dataset(arrays, batch_size, seed=0, epochs=epochs,
+                                     **finetune_sampling(config, arrays))
+        model = NextItemModel(encoder, **next_item_loss_options(config, arrays))
+    batches = list(ds.take(count))
+    model.compile(optimizer=adam(1e-3))
+    step = tf.function(model.train_step, reduce_retracing=True)
+    for batch in batches[:args.warmup]:
+        step(batch)
+    timed, blocks = batches[args.warmup:], []
+    for _ in range(args.rounds):
+        for lo in range(0, len(timed), 10):
+            t0 = time.perf_counter()
+            for batch in timed[lo:lo + 10]:
+                step(batch)
+            int(model.optimizer.iterations.numpy())  # waits for the steps
+            blocks.append((time.perf_counter() - t0) / len(timed[lo:lo + 10]))
+    unit = "samples/s" if args.work == "pretrain" else "sequences/s"
+    print(f"{args.work}/{args.name}: {batch_size / statistics.median(blocks):.0f} {unit} "
+          f"(median of {len(blocks)} blocks of up to 10 steps; s3rec_tf from "
+          f"{os.path.dirname(os.path.dirname(os.path.abspath(s3rec_tf.__file__)))})")
+    return 0
+
+
+if __name__ == "__main__":
+    sys.exit(main())
