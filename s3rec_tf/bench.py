@@ -18,7 +18,6 @@ from __future__ import annotations
 
 import argparse
 import json
-import math
 import os
 import re
 import resource
@@ -28,7 +27,7 @@ import sys
 import tempfile
 import time
 
-from s3rec_tf.config import OPTIMIZERS, STEPS_PER_EXECUTION  # imports no TensorFlow
+from s3rec_tf.config import OPTIMIZERS  # imports no TensorFlow
 
 #: The original PyTorch code on a 2-core CPU (REFERENCE.md, medians of 3 runs).
 ORIGINAL = {
@@ -114,15 +113,11 @@ def _read(data_dir, name):
     return read_dataset(data_dir, name)
 
 
-def _time_fit(model, ds, warmup: int, steps: int, steps_per_execution=STEPS_PER_EXECUTION):
+def _time_fit(model, ds, warmup: int, steps: int):
     """Seconds of `warmup` steps (tracing included), then of `steps` timed steps.
 
-    The timed batches are still built live by the input pipeline. Steps run
-    several per call, as in training (up to `steps_per_execution`, a divisor
-    of both counts).
+    The timed batches are still built live by the input pipeline.
     """
-    from s3rec_tf.training.distribute import execution_steps
-    model.steps_per_execution = execution_steps(math.gcd(warmup, steps), steps_per_execution)
     t0 = time.perf_counter()
     model.fit(ds.take(warmup), epochs=1, verbose=0)
     warm = time.perf_counter() - t0
@@ -131,8 +126,7 @@ def _time_fit(model, ds, warmup: int, steps: int, steps_per_execution=STEPS_PER_
     return warm, time.perf_counter() - t0
 
 
-def case_pretrain(data_dir, name, steps, warmup, batch_size=100,
-                  steps_per_execution=STEPS_PER_EXECUTION, **_):
+def case_pretrain(data_dir, name, steps, warmup, batch_size=100, **_):
     from s3rec_tf.data import inputs
     from s3rec_tf.layers import SequenceEncoder
     from s3rec_tf.models import S3RecPretrainer
@@ -145,14 +139,12 @@ def case_pretrain(data_dir, name, steps, warmup, batch_size=100,
     model = S3RecPretrainer(SequenceEncoder(data.num_items, data.num_attributes),
                             data.attribute_table())
     model.compile(optimizer=adam(1e-3))
-    warm, dt = _time_fit(model, ds, warmup, steps, steps_per_execution)
+    warm, dt = _time_fit(model, ds, warmup, steps)
     return {"throughput": steps * batch_size / dt, "unit": "samples/s",
-            "warmup_s": warm, "steps": steps, "batch_size": batch_size,
-            "steps_per_execution": model.steps_per_execution}
+            "warmup_s": warm, "steps": steps, "batch_size": batch_size}
 
 
-def case_finetune(data_dir, name, steps, warmup, loss="bce", batch_size=256,
-                  steps_per_execution=STEPS_PER_EXECUTION, **_):
+def case_finetune(data_dir, name, steps, warmup, loss="bce", batch_size=256, **_):
     from s3rec_tf.config import FinetuneConfig
     from s3rec_tf.data import inputs
     from s3rec_tf.layers import SequenceEncoder
@@ -168,10 +160,9 @@ def case_finetune(data_dir, name, steps, warmup, loss="bce", batch_size=256,
     model = NextItemModel(SequenceEncoder(data.num_items, data.num_attributes),
                           **next_item_loss_options(config, arrays))
     model.compile(optimizer=adam(1e-3))
-    warm, dt = _time_fit(model, ds, warmup, steps, steps_per_execution)
+    warm, dt = _time_fit(model, ds, warmup, steps)
     return {"throughput": steps * batch_size / dt, "unit": "sequences/s", "warmup_s": warm,
-            "steps": steps, "batch_size": batch_size, "loss": loss,
-            "steps_per_execution": model.steps_per_execution}
+            "steps": steps, "batch_size": batch_size, "loss": loss}
 
 
 def case_evaluate(data_dir, name, users, **_):
@@ -664,9 +655,6 @@ def main(argv=None) -> int:
     from s3rec_tf.runtime import PRECISIONS  # imports no TensorFlow
     parser.add_argument("--precision", choices=tuple(PRECISIONS), default="float32",
                         help="compute precision of every case (s3rec_tf.runtime.PRECISIONS)")
-    parser.add_argument("--steps-per-execution", type=int, default=STEPS_PER_EXECUTION,
-                        help="training steps per compiled call in the training cases, as "
-                             "--steps-per-execution in training (default %(default)s)")
     parser.add_argument("--original", metavar="DIR",
                         help="also time the original PyTorch code in DIR (its setup.sh and "
                              "time_original.py, e.g. ../shared/tools/original-speed), "
@@ -715,8 +703,6 @@ def main(argv=None) -> int:
                 "precision": args.precision}
     for spec in specs:
         spec["runtime"] = {"workload": workload_of(spec), **settings}
-        if spec["case"] in ("pretrain", "finetune"):
-            spec["steps_per_execution"] = args.steps_per_execution
     python = original_python(args.original) if args.original else None
     need = original_plan(specs) if python else {}
     runs = {spec["key"]: [] for spec in specs}

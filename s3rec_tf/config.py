@@ -143,17 +143,6 @@ def _seed(default, help):
     return _param(default, help, minimum=0, maximum=MAX_SEED)
 
 
-#: Training steps per call into the compiled graph, by default (`steps_per_execution`).
-STEPS_PER_EXECUTION = 10
-
-
-def _steps_per_execution():
-    return _count(STEPS_PER_EXECUTION, "training steps run per call into the compiled graph "
-                                       "(fewer Python round trips, same results); the largest "
-                                       "divisor of the steps per epoch up to this is used; "
-                                       "--strategy none only (others run one per call)")
-
-
 def _learning_rate():
     return _param(1e-3, "Adam learning rate", minimum=0.0, exclusive_minimum=True,
                   aliases=("--lr",))
@@ -231,7 +220,6 @@ class PretrainConfig(_Validated):
                                       "results, faster); --no-trim-padding pads to "
                                       "--max-length as the original does")
     jit_compile: bool = _param(False, "compile training steps with XLA")
-    steps_per_execution: int = _steps_per_execution()
     strategy: str = _strategy()
     attribute_bce: str = _param(
         ATTRIBUTE_BCE_MODES[0], "BCE of AAP and MAP: 'original' (PyTorch's BCELoss on "
@@ -293,7 +281,6 @@ class FinetuneConfig(_Validated):
     trim_padding: bool = _param(True, "cut each batch's columns of pure padding (same "
                                       "results, faster)")
     jit_compile: bool = _param(False, "compile training steps with XLA")
-    steps_per_execution: int = _steps_per_execution()
     shuffle_buffer: int = _shuffle_buffer("sequences")
     strategy: str = _strategy()
 

@@ -33,20 +33,6 @@ def test_pretrain_case_measures_a_positive_throughput(synthetic_dir):
     result = bench.run_case(spec)
     assert result["unit"] == "samples/s" and result["throughput"] > 0
     assert result["runtime"]["onednn"] is False and result["peak_rss_mb"] > 0
-    # 3 timed steps after 1: one step per call (the only common divisor)
-    assert result["steps_per_execution"] == 1
-
-
-def test_steps_per_execution_reaches_the_training_cases(tmp_path, monkeypatch):
-    seen = {}
-    monkeypatch.setattr(bench, "run_case", lambda spec: seen.update({spec["key"]: spec}) or
-                        {"throughput": 1.0, "unit": "samples/s", "peak_rss_mb": 1.0})
-    assert bench.main(["--only", "pretrain/LastFM", "finetune_bce", "evaluate", "--repeats",
-                       "1", "--steps-per-execution", "1", "--output",
-                       str(tmp_path / "b.json")]) == 0
-    assert seen["pretrain/LastFM"]["steps_per_execution"] == 1
-    assert seen["finetune_bce/Beauty"]["steps_per_execution"] == 1
-    assert "steps_per_execution" not in seen["evaluate_full/Beauty"]
 
 
 def test_table_shows_ratio_to_the_original_and_the_goal():

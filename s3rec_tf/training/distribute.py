@@ -181,30 +181,15 @@ def _shard_by_data(dataset: tf.data.Dataset) -> tf.data.Dataset:
     return dataset.with_options(options)
 
 
-def execution_steps(steps_per_epoch: int, most: int) -> int:
-    """Steps per call into the compiled graph: the largest divisor of
-    `steps_per_epoch` up to `most`. Keras runs whole calls, so a call must
-    never cross an epoch's end (the next epoch's batches would shift)."""
-    return max(d for d in range(1, max(1, min(most, steps_per_epoch)) + 1)
-               if steps_per_epoch % d == 0)
-
-
 def fit(model, dataset: tf.data.Dataset, dist: Distribution, *, epochs: int,
-        initial_epoch: int, steps_per_epoch: int, callbacks: list, verbose: int = 0,
-        steps_per_execution: int = 1) -> None:
+        initial_epoch: int, steps_per_epoch: int, callbacks: list, verbose: int = 0) -> None:
     """Trains `model` (built in `dist.scope()`) on `dataset` of global batches.
 
-    `none` and `mirrored` call Keras `fit`; `none` runs `execution_steps`
-    steps per call (callbacks see a batch end once per call), `mirrored` one
-    (its replicas' step in Keras's multi-step loop fails to run in TensorFlow
-    2.16). `multi-worker` runs the same `model.train_step` per replica in a
-    loop that calls the same callbacks (`on_epoch_end` logs,
-    `model.stop_training`), one step per call.
+    `none` and `mirrored` call Keras `fit`; `multi-worker` runs the same
+    `model.train_step` per replica in a loop that calls the same callbacks
+    (`on_epoch_end` logs, `model.stop_training`).
     """
     if dist.name != "multi-worker":
-        model.steps_per_execution = (execution_steps(steps_per_epoch, steps_per_execution)
-                                     if dist.name == "none" else 1)
-        model.make_train_function(force=True)
         model.fit(dataset, epochs=epochs, initial_epoch=initial_epoch,
                   steps_per_epoch=steps_per_epoch, verbose=verbose, shuffle=False,
                   callbacks=callbacks)

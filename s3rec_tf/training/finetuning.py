@@ -99,7 +99,7 @@ def _finetune(data, output_dir, write_to, dist, pretrained, encoder_config, conf
              "pretrained": os.path.abspath(pretrained) if pretrained else None}
     signature = {"vocabulary": vocabulary,
                  **{k: v for k, v in hyper.items()
-                    if k not in ("epochs", "patience", "strategy", "steps_per_execution")}, **dist.signature()}
+                    if k not in ("epochs", "patience", "strategy")}, **dist.signature()}
     resume = _Resume(write_to, model, signature,
                      {"epoch": 0, "best_epoch": -1, "best_score": -1.0, "wait": 0},
                      read_from=output_dir, configs=(EncoderConfig, FinetuneConfig))
@@ -166,8 +166,7 @@ def _finetune(data, output_dir, write_to, dist, pretrained, encoder_config, conf
                 arrays, batch_size, config.seed, first_epoch, config.epochs,
                 trim=config.trim_padding, **finetune_sampling(config, arrays)))
         distribute.fit(model, dataset, dist, epochs=config.epochs, initial_epoch=first_epoch,
-                       steps_per_epoch=steps, steps_per_execution=config.steps_per_execution,
-                       verbose=fit_verbosity(verbose),
+                       steps_per_epoch=steps, verbose=fit_verbosity(verbose),
                        callbacks=_callbacks(on_epoch_end, tensorboard_dir,
                                             fit_verbosity(verbose)))
     train_time = time.time() - start

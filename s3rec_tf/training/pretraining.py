@@ -67,7 +67,7 @@ def _pretrain(data, output_dir, write_to, dist, encoder_config, config, verbose,
     hyper = {**dataclasses.asdict(encoder_config), **dataclasses.asdict(config)}
     signature = {"vocabulary": vocabulary,
                  **{k: v for k, v in hyper.items()
-                    if k not in ("epochs", "save_every", "strategy", "steps_per_execution")}, **dist.signature()}
+                    if k not in ("epochs", "save_every", "strategy")}, **dist.signature()}
     resume = _Resume(write_to, model, signature, {"epoch": 0}, read_from=output_dir,
                      configs=(EncoderConfig, PretrainConfig))
     first_epoch = 0
@@ -118,8 +118,7 @@ def _pretrain(data, output_dir, write_to, dist, encoder_config, config, verbose,
                 arrays, batch_size, config.mask_p, config.seed, first_epoch, config.epochs,
                 trim=config.trim_padding))
         distribute.fit(model, dataset, dist, epochs=config.epochs, initial_epoch=first_epoch,
-                       steps_per_epoch=steps, steps_per_execution=config.steps_per_execution,
-                       verbose=fit_verbosity(verbose),
+                       steps_per_epoch=steps, verbose=fit_verbosity(verbose),
                        callbacks=_callbacks(on_epoch_end, tensorboard_dir,
                                             fit_verbosity(verbose)))
     wall = time.time() - start

@@ -268,27 +268,3 @@ def test_multi_worker_without_tf_config_is_refused_before_anything_runs(monkeypa
         distribute.distribution("multi-worker")
     with pytest.raises(ConfigError, match="must be one of"):
         distribute.distribution("parameter-server")
-
-
-@pytest.mark.parametrize("steps, most, expected", [(88, 10, 8), (89, 10, 1), (30, 10, 10),
-                                                   (3, 10, 3), (12, 1, 1)])
-def test_execution_steps_divide_the_epoch(steps, most, expected):
-    assert distribute.execution_steps(steps, most) == expected
-
-
-def test_steps_per_execution_trains_the_same_batches(small_dir, reference, tmp_path):
-    """At most 4 steps per call (2: the epoch has 10 steps) against the default (10):
-    each epoch still ends on its own last batch, so each epoch's losses and the
-    weights are the same."""
-    from s3rec_tf.cli import main
-    argv = _pretrain_argv(small_dir, tmp_path / "pre", GLOBAL_BATCH, "none")
-    assert main(argv + ["--steps-per-execution", "4"]) == 0
-    with open(reference / "pre" / "history.jsonl") as f, \
-            open(tmp_path / "pre" / "history.jsonl") as g:
-        for x, y in zip(f, g):
-            x, y = json.loads(x), json.loads(y)
-            assert {k: v for k, v in x.items() if k != "wall_time_s"} == pytest.approx(
-                {k: v for k, v in y.items() if k != "wall_time_s"}, rel=1e-6)
-    a, _ = artifacts.load_pretrainer(str(reference / "pre"))
-    b, _ = artifacts.load_pretrainer(str(tmp_path / "pre"))
-    _assert_same_weights(a, b, atol=1e-6)
