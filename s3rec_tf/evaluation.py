@@ -23,8 +23,7 @@ MAX_USERS_PER_BATCH = 4096
 def eval_batch_size(item_size: int) -> int:
     """Users per scoring batch: the most that keep a batch within `SCORES_PER_BATCH`
     scores and `MAX_USERS_PER_BATCH` users. Larger batches pay the per-call cost of
-    the many small encoder ops fewer times (Beauty: 1,024 users per batch evaluate
-    about 25% slower than 2,772, README "Performance notes")."""
+    the many small encoder ops fewer times (README "Performance notes")."""
     return int(max(1, min(MAX_USERS_PER_BATCH, SCORES_PER_BATCH // max(1, item_size))))
 
 

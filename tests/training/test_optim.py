@@ -57,6 +57,20 @@ def test_lazy_adam_leaves_rows_outside_the_batch_alone():
     np.testing.assert_allclose(lazy[3], dense[3], rtol=1e-5)
 
 
+def test_adam_is_kerass_adam_update_in_one_fused_kernel(rng, monkeypatch):
+    """`DenseGradientAdam` applies Keras's Adam formula with TensorFlow's `ApplyAdam`."""
+    calls, fused_op = [], tf.raw_ops.ResourceApplyAdam
+    monkeypatch.setattr(tf.raw_ops, "ResourceApplyAdam",
+                        lambda **kw: calls.append(1) or fused_op(**kw))
+    gradients = [tf.constant(rng.normal(size=(4, 2)).astype("float32")) for _ in range(5)]
+    fused, optimizer = _apply(make_optimizer("adam", 1e-2), gradients)
+    reference = keras.optimizers.Adam(1e-2, beta_1=0.9, beta_2=0.999, epsilon=1e-8)
+    keras_adam, _ = _apply(reference, gradients)
+    assert len(calls) == 5 and int(optimizer.iterations) == 5
+    np.testing.assert_allclose(fused, keras_adam, rtol=1e-5, atol=1e-7)
+    assert np.abs(fused).max() > 0.01  # the weights moved
+
+
 def test_lazy_adam_updates_dense_gradients_as_the_original():
     gradient = tf.constant([[0.5, -1.0], [0.0, 2.0], [1.0, 1.0], [0.0, 0.0]])
     lazy, _ = _apply(make_optimizer("lazy-adam", 1e-2), [gradient, gradient * 0.5])
