@@ -178,7 +178,8 @@ def next_item_ce_loss(queries, table, targets, logit_bias=None):
 
         return tf.reduce_mean(log_sum_exp - target_logits), grad
 
-    return loss_of(queries, table)
+    # read variables into tensors: the gradient reaches them through the read
+    return loss_of(tf.convert_to_tensor(queries), tf.convert_to_tensor(table))
 
 
 def next_item_sampled_ce_loss(pos_logits, neg_logits, neg_log_expected, keep):
