@@ -163,9 +163,7 @@ def next_item_ce_loss(queries, table, targets, logit_bias=None):
         probs = tf.nn.softmax(logits)
         log_sum_exp = (tf.reduce_max(logits, axis=1)
                        - tf.math.log(tf.reduce_max(probs, axis=1)))
-        target_logits = tf.reduce_sum(queries * tf.gather(table, targets), axis=1)
-        if logit_bias is not None:
-            target_logits += tf.gather(logit_bias, targets)
+        target_logits = tf.gather(logits, targets, batch_dims=1)
         n = tf.cast(tf.shape(targets)[0], queries.dtype)
 
         def grad(upstream):
