@@ -109,13 +109,19 @@ class ItemPositionEmbedding(keras.layers.Layer):
         """The item embedding matrix, `[item_size, hidden]`."""
         return self.item_embedding.embeddings
 
-    def call(self, item_ids, training=None):
-        """Embeds `item_ids` `[batch, seq_len]` into `[batch, seq_len, hidden]`."""
-        seq_len = ops.shape(item_ids)[1]
-        positions = ops.arange(self.max_length - seq_len, self.max_length, dtype="int32")
+    def call(self, item_ids, training=None, positions=None):
+        """Embeds `item_ids` `[batch, seq_len]` into `[batch, seq_len, hidden]`.
+
+        `positions`: the position id of each entry of `item_ids` (same shape),
+        for items given without their padding (`TokenLayout`); by default the
+        columns' right-aligned ids.
+        """
+        if positions is None:
+            seq_len = ops.shape(item_ids)[1]
+            positions = ops.arange(self.max_length - seq_len, self.max_length, dtype="int32")
         items = tf.cast(gather_rows(self.item_embedding.embeddings, item_ids),
                         self.item_embedding.compute_dtype)  # as `self.item_embedding(item_ids)`
-        x = items + self.position_embedding(positions)[None]
+        x = items + self.position_embedding(positions)
         x = self.layer_norm(x)
         return self.dropout_layer(x, training=training)
 
@@ -217,9 +223,32 @@ class TransformerBlock(keras.layers.Layer):
         self.built = True
 
     def _split_heads(self, x, batch, length):
-        """`[batch * length, hidden]` -> `[batch, heads, length, head_size]`."""
+        """`[batch * length, hidden]` or `[batch, length, hidden]` ->
+        `[batch, heads, length, head_size]`."""
         x = tf.reshape(x, (batch, length, self.num_heads, self.head_size))
         return tf.transpose(x, (0, 2, 1, 3))
+
+    def _attend(self, q, k, v, attention_bias, training, batch, q_length, length):
+        """Multi-head attention of `q` over `k`, `v`: context rows `[batch * q_length, hidden]`."""
+        q = self._split_heads(q, batch, q_length)
+        k = self._split_heads(k, batch, length)
+        v = self._split_heads(v, batch, length)
+        scores = tf.matmul(q, k, transpose_b=True) / math.sqrt(self.head_size)
+        scores += tf.cast(attention_bias, scores.dtype)  # compute dtype under mixed precision
+        probs = tf.nn.softmax(scores, axis=-1)
+        probs = self.attention_dropout_layer(probs, training=training)
+        return tf.reshape(tf.transpose(tf.matmul(probs, v), (0, 2, 1, 3)), (-1, self.hidden_size))
+
+    def _output(self, context, query_rows, training):
+        """Attention output, residual and LayerNorm, then the feed-forward half: rows."""
+        h = self.attention_output_dropout(_dense(context, (self.attention_output_dense,)),
+                                          training=training)
+        h = _layer_norm(h + query_rows, self.attention_layer_norm)
+        f = _dense(h, (self.feedforward_intermediate_dense,))
+        f = 0.5 * f * (1.0 + tf.math.erf(f * (1.0 / math.sqrt(2.0))))
+        f = self.feedforward_dropout(_dense(f, (self.feedforward_output_dense,)),
+                                     training=training)
+        return _layer_norm(f + h, self.feedforward_layer_norm)
 
     def call(self, x, attention_bias, training=None, last_query_only=False):
         """Applies the block.
@@ -248,30 +277,60 @@ class TransformerBlock(keras.layers.Layer):
             query_rows = x[:, -1]
             attention_bias = attention_bias[:, :, -1:]
             q_length = 1
-            kv = _dense(rows, (self.key_dense, self.value_dense))
-            k, v = tf.split(kv, 2, axis=-1)
+            k, v = tf.split(_dense(rows, (self.key_dense, self.value_dense)), 2, axis=-1)
             q = _dense(query_rows, (self.query_dense,))
         else:
             query_rows = rows
             q_length = length
             q, k, v = tf.split(
                 _dense(rows, (self.query_dense, self.key_dense, self.value_dense)), 3, axis=-1)
-        q = self._split_heads(q, batch, q_length)
-        k = self._split_heads(k, batch, length)
-        v = self._split_heads(v, batch, length)
-        scores = tf.matmul(q, k, transpose_b=True) / math.sqrt(self.head_size) + attention_bias
-        probs = tf.nn.softmax(scores, axis=-1)
-        probs = self.attention_dropout_layer(probs, training=training)
-        context = tf.reshape(tf.transpose(tf.matmul(probs, v), (0, 2, 1, 3)), (-1, hidden))
-        h = self.attention_output_dropout(_dense(context, (self.attention_output_dense,)),
-                                          training=training)
-        h = _layer_norm(h + query_rows, self.attention_layer_norm)
-        f = _dense(h, (self.feedforward_intermediate_dense,))
-        f = 0.5 * f * (1.0 + tf.math.erf(f * (1.0 / math.sqrt(2.0))))
-        f = self.feedforward_dropout(_dense(f, (self.feedforward_output_dense,)),
-                                     training=training)
-        y = _layer_norm(f + h, self.feedforward_layer_norm)
+        context = self._attend(q, k, v, attention_bias, training, batch, q_length, length)
+        y = self._output(context, query_rows, training)
         return tf.reshape(y, (batch, q_length, hidden))
+
+    def call_tokens(self, x, layout, training=None, last_query_only=False):
+        """Applies the block to a batch's items without their padding.
+
+        Every per-position layer (the dense layers, LayerNorms, GELU,
+        dropout) runs on the `[tokens, hidden]` rows of `layout` at once;
+        only attention puts each bucket's rows back on its `[rows, width]`
+        grid. Padded keys are masked, so the result at every token is the
+        one `call` gives on the padded batch, up to float rounding.
+
+        Args:
+            x: `[layout.num_tokens, hidden]` rows in `layout`'s order.
+            layout: `TokenLayout`.
+            last_query_only: bool. Compute only each row's last token
+                (see `call`).
+
+        Returns:
+            `[tokens, hidden]`, or `[rows, hidden]` (bucket by bucket, as
+            `layout.rows_to_batch` takes them) with `last_query_only`.
+        """
+        hidden = self.hidden_size
+        if last_query_only:
+            query_rows = tf.gather(x, layout.last_tokens)
+            projected = _dense(x, (self.key_dense, self.value_dense))
+            queries = tf.split(_dense(query_rows, (self.query_dense,)), layout.row_counts,
+                               num=layout.num_buckets)
+        else:
+            query_rows = x
+            projected = _dense(x, (self.query_dense, self.key_dense, self.value_dense))
+        contexts = []
+        for k, (bucket, chunk) in enumerate(zip(
+                layout.buckets, tf.split(projected, layout.token_counts, num=layout.num_buckets))):
+            grid = bucket.to_grid(chunk)
+            if last_query_only:
+                keys, values = tf.split(grid, 2, axis=-1)
+                contexts.append(self._attend(queries[k], keys, values, bucket.bias[:, :, -1:],
+                                             training, bucket.rows, 1, bucket.width))
+            else:
+                q, keys, values = tf.split(grid, 3, axis=-1)
+                context = self._attend(q, keys, values, bucket.bias, training, bucket.rows,
+                                       bucket.width, bucket.width)
+                contexts.append(bucket.from_grid(
+                    tf.reshape(context, (bucket.rows, bucket.width, hidden))))
+        return self._output(tf.concat(contexts, 0), query_rows, training)
 
     def get_config(self):
         config = super().get_config()
@@ -421,6 +480,17 @@ class SequenceEncoder(keras.layers.Layer):
             x = block(x, bias, training=training, last_query_only=last_only and i == last)
         return ops.cast(x, "float32")
 
+    def encode_tokens(self, layout: "TokenLayout", training=None, last_only: bool = False):
+        """Encodes the tokens of `layout` (`encode_bucketed`): `[tokens, hidden]`, or one
+        row per sequence `[rows, hidden]` with `last_only`, float32 as `call`'s output."""
+        x = self.embedding(layout.token_ids, training=training, positions=layout.positions)
+        last = len(self.blocks) - 1
+        for i, block in enumerate(self.blocks):
+            with tf.name_scope(block.name):
+                x = block.call_tokens(x, layout, training=training,
+                                      last_query_only=last_only and i == last)
+        return ops.cast(x, "float32")
+
     def get_config(self):
         config = super().get_config()
         config.update(num_items=self.num_items, num_attributes=self.num_attributes,
@@ -435,18 +505,106 @@ class SequenceEncoder(keras.layers.Layer):
 DEFAULT_LENGTH_BUCKETS = (4, 8, 16, 32)
 
 
+class _Bucket:
+    """One bucket of a `TokenLayout`: its rows on a `[rows, width]` grid."""
+
+    def __init__(self, grid_ids, causal, max_length):
+        shape = tf.shape(grid_ids)
+        self.rows, self.width = shape[0], shape[1]
+        # a row's items, and its last column even when that is padding (a row without
+        # items), so that every row has a last token
+        is_token = tf.logical_or(grid_ids > ids.PADDING_ID,
+                                 tf.range(self.width)[None, :] == self.width - 1)
+        self.coords = tf.cast(tf.where(is_token), tf.int32)  # [tokens, 2], row by row
+        self.token_ids = tf.gather_nd(grid_ids, self.coords)
+        self.positions = max_length - self.width + self.coords[:, 1]
+        self.row_tokens = tf.reduce_sum(tf.cast(is_token, tf.int32), axis=1)
+        self.num_tokens = tf.shape(self.coords)[0]
+        self.bias = causal_attention_bias(grid_ids) if causal else padding_attention_bias(grid_ids)
+
+    def to_grid(self, tokens):
+        """`[tokens, d]` -> `[rows, width, d]`, zeros at padding."""
+        return tf.scatter_nd(self.coords, tokens,
+                             tf.stack([self.rows, self.width, tf.shape(tokens)[1]]))
+
+    def from_grid(self, grid):
+        """`[rows, width, d]` -> `[tokens, d]`."""
+        return tf.gather_nd(grid, self.coords)
+
+
+class TokenLayout:
+    """A left-padded batch as its items alone, grouped in buckets of similar length.
+
+    Rows are split by their number of items into buckets `(0, e1], (e1, e2],
+    ..., (e_last, seq_len]`, each cut to its bucket's upper edge (position
+    ids kept). The batch's items (its tokens) are listed bucket by bucket,
+    row by row; per-position layers run on them all at once, and attention
+    runs per bucket on its grid (`TransformerBlock.call_tokens`).
+
+    Args:
+        item_ids: int `[batch, seq_len]`, left-padded with 0.
+        bucket_edges: increasing ints.
+        max_length: int. The encoder's number of positions.
+        causal: bool. Causal (fine-tuning) or bidirectional attention bias.
+    """
+
+    def __init__(self, item_ids, bucket_edges, max_length: int, causal: bool):
+        item_ids = tf.cast(item_ids, tf.int32)
+        self.batch = tf.shape(item_ids)[0]
+        self.seq_len = tf.shape(item_ids)[1]
+        lengths = tf.reduce_sum(tf.cast(item_ids > ids.PADDING_ID, tf.int32), axis=1)
+        edges = [int(e) for e in bucket_edges]
+        self.num_buckets = len(edges) + 1
+        bucket = tf.searchsorted(tf.constant(edges, tf.int32), lengths, side="left")
+        rows = tf.dynamic_partition(item_ids, bucket, self.num_buckets)
+        self.row_index = tf.dynamic_partition(tf.range(self.batch), bucket, self.num_buckets)
+        self.buckets = []
+        for k in range(self.num_buckets):
+            width = self.seq_len if k == len(edges) else tf.minimum(self.seq_len, edges[k])
+            self.buckets.append(_Bucket(rows[k][:, self.seq_len - width:], causal, max_length))
+        self.token_ids = tf.concat([b.token_ids for b in self.buckets], 0)
+        self.positions = tf.concat([b.positions for b in self.buckets], 0)
+        self.token_counts = tf.stack([b.num_tokens for b in self.buckets])
+        self.row_counts = tf.stack([b.rows for b in self.buckets])
+        # each row's last token in the list
+        self.last_tokens = tf.cumsum(tf.concat([b.row_tokens for b in self.buckets], 0)) - 1
+        # each token's [row, column] in the batch
+        self.batch_coords = tf.concat([
+            tf.stack([tf.gather(index, b.coords[:, 0]), self.seq_len - b.width + b.coords[:, 1]],
+                     axis=1)
+            for index, b in zip(self.row_index, self.buckets)], 0)
+
+    def gather(self, values):
+        """Each token's entry of a `[batch, seq_len, ...]` tensor: `[tokens, ...]`."""
+        return tf.gather_nd(values, self.batch_coords)
+
+    def tokens_to_batch(self, tokens):
+        """`[tokens, d]` -> `[batch, seq_len, d]` in the batch's row order, zeros at padding."""
+        outputs = []
+        for bucket, chunk in zip(self.buckets, tf.split(tokens, self.token_counts,
+                                                        num=self.num_buckets)):
+            grid = bucket.to_grid(chunk)
+            outputs.append(tf.pad(grid, [[0, 0], [self.seq_len - bucket.width, 0], [0, 0]]))
+        return tf.dynamic_stitch(self.row_index, outputs)
+
+    def rows_to_batch(self, rows):
+        """`[batch, d]` in bucket order (one per row) -> `[batch, d]` in the batch's order."""
+        return tf.dynamic_stitch(self.row_index,
+                                 tf.split(rows, self.row_counts, num=self.num_buckets))
+
+
 def encode_bucketed(encoder: SequenceEncoder, item_ids, causal: bool = False, training=None,
                     bucket_edges=DEFAULT_LENGTH_BUCKETS, last_only: bool = False):
-    """Encodes left-padded rows in groups of similar length; exact, less work.
+    """Encodes a left-padded batch without computing its padding; exact, less work.
 
-    Rows are split by their number of non-padding items into buckets
-    `(0, e1], (e1, e2], ..., (e_last, seq_len]`; each bucket is encoded with
-    its left padding cut to the bucket's upper edge (position ids kept), and
-    the outputs are stitched back in the original order, left-padded with
-    zeros. Real positions get the same values as `encoder(item_ids)` up to
-    float rounding, because padded keys are masked; padded positions hold
-    other values (0 where a bucket cut them away), which no loss reads.
-    The batch (and so the loss and gradient) is unchanged: only the work is.
+    The batch's items (`TokenLayout`) go through the embedding, dense layers,
+    LayerNorms and dropout as one `[tokens, hidden]` block; attention runs
+    per bucket of similar length, each cut to its bucket's upper edge
+    (position ids kept). Real positions get the same values as
+    `encoder(item_ids)` up to float rounding, because padded keys are
+    masked; padded positions hold 0, which no loss reads. The batch (and so
+    the loss and gradient) is unchanged: only the work is. A row without
+    items gets a defined output from its last (padded) position alone.
 
     Args:
         encoder: `SequenceEncoder`.
@@ -459,18 +617,8 @@ def encode_bucketed(encoder: SequenceEncoder, item_ids, causal: bool = False, tr
     Returns:
         `[batch, seq_len, hidden]` (`[batch, 1, hidden]` with `last_only`).
     """
-    item_ids = tf.cast(item_ids, tf.int32)
-    seq_len = tf.shape(item_ids)[1]
-    lengths = tf.reduce_sum(tf.cast(item_ids > 0, tf.int32), axis=1)
-    edges = [int(e) for e in bucket_edges]
-    bucket = tf.searchsorted(tf.constant(edges, tf.int32), lengths, side="left")
-    num = len(edges) + 1
-    rows = tf.dynamic_partition(item_ids, bucket, num)
-    index = tf.dynamic_partition(tf.range(tf.shape(item_ids)[0]), bucket, num)
-    outputs = []
-    for k in range(num):
-        width = seq_len if k == len(edges) else tf.minimum(seq_len, edges[k])
-        x = rows[k][:, seq_len - width:]
-        y = encoder(x, causal=causal, training=training, last_only=last_only)
-        outputs.append(y if last_only else tf.pad(y, [[0, 0], [seq_len - width, 0], [0, 0]]))
-    return tf.dynamic_stitch(index, outputs)
+    layout = TokenLayout(item_ids, bucket_edges, encoder.max_length, causal)
+    x = encoder.encode_tokens(layout, training=training, last_only=last_only)
+    if last_only:
+        return layout.rows_to_batch(x)[:, None]
+    return layout.tokens_to_batch(x)

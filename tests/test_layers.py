@@ -117,7 +117,42 @@ def test_bucketed_encoding_equals_plain_encoding():
         bucketed = layers.encode_bucketed(enc, ids, causal, bucket_edges=(2, 4, 8)).numpy()
         real = ids > 0
         np.testing.assert_allclose(bucketed[real], plain[real], rtol=1e-5, atol=1e-6)
-        assert (bucketed[0, :-2] == 0).all()  # cut away by the (0, 2] bucket
+        assert (bucketed[~real] == 0).all()  # padding is not computed
+        last = layers.encode_bucketed(enc, ids, causal, bucket_edges=(2, 4, 8), last_only=True)
+        np.testing.assert_allclose(last.numpy()[:, 0], plain[:, -1], rtol=1e-5, atol=1e-6)
+
+
+def test_token_layout_lists_items_bucket_by_bucket():
+    ids = np.array([[0, 0, 0, 5], [0, 3, 4, 6], [0, 0, 0, 0], [0, 0, 7, 8]], "int32")
+    layout = layers.TokenLayout(ids, bucket_edges=(1, 2), max_length=6, causal=False)
+    # buckets (0, 1]: rows 0 and 2 (2 has no items: its last column stands in), width 1;
+    # (1, 2]: row 3, width 2; (2, 4]: row 1, width 4
+    np.testing.assert_array_equal(layout.token_ids, [5, 0, 7, 8, 3, 4, 6])
+    np.testing.assert_array_equal(layout.positions, [5, 5, 4, 5, 3, 4, 5])
+    np.testing.assert_array_equal(layout.last_tokens, [0, 1, 3, 6])
+    np.testing.assert_array_equal(layout.token_counts, [2, 2, 3])
+    np.testing.assert_array_equal(layout.gather(ids * 10), [50, 0, 70, 80, 30, 40, 60])
+    tokens = np.arange(7, dtype="float32")[:, None] + 1
+    np.testing.assert_array_equal(layout.tokens_to_batch(tokens)[..., 0],
+                                  [[0, 0, 0, 1], [0, 5, 6, 7], [0, 0, 0, 2], [0, 0, 3, 4]])
+    np.testing.assert_array_equal(layout.rows_to_batch(np.array([[1], [2], [3], [4]]))[:, 0],
+                                  [1, 4, 2, 3])
+
+
+def test_bucketed_encoding_has_the_gradients_of_plain_encoding():
+    enc = _encoder(max_length=8)
+    ids = np.array([[0, 0, 0, 0, 0, 0, 2, 3], [0, 0, 0, 4, 5, 6, 7, 8], [1, 2, 3, 4, 5, 6, 7, 9]])
+    weights = np.random.default_rng(1).normal(size=(3, 8, 16)).astype("float32") * (ids > 0)[..., None]
+    grads = []
+    for encode in (lambda: enc(ids, causal=True),
+                   lambda: layers.encode_bucketed(enc, ids, True, bucket_edges=(2, 4))):
+        with tf.GradientTape() as tape:
+            loss = tf.reduce_sum(encode() * weights)
+        grads.append([tf.convert_to_tensor(g).numpy() for g in
+                      tape.gradient(loss, enc.trainable_variables) if g is not None])
+    assert len(grads[0]) == len(grads[1]) > 10
+    for plain, bucketed in zip(*grads):
+        np.testing.assert_allclose(bucketed, plain, rtol=1e-4, atol=1e-6)
 
 
 def test_last_only_equals_the_last_position():

@@ -8,7 +8,8 @@ import tensorflow as tf
 from s3rec_tf import losses
 from s3rec_tf.config import FINETUNE_LOSSES, FinetuneConfig
 from s3rec_tf.data.inputs import proposal_weights
-from s3rec_tf.layers import DEFAULT_LENGTH_BUCKETS, SequenceEncoder, encode_bucketed, gather_rows
+from s3rec_tf.layers import (DEFAULT_LENGTH_BUCKETS, SequenceEncoder, TokenLayout,
+                             encode_bucketed, gather_rows)
 from s3rec_tf.models import ranking
 
 LOSSES = FINETUNE_LOSSES
@@ -32,9 +33,10 @@ class NextItemModel(keras.Model):
             (`losses.next_item_sampled_ce_loss`; batches must carry
             `sampled_neg` unless only in-batch negatives are used). Defaults
             to `"bce"`.
-        length_buckets: tuple of ints | None. Encode rows in groups of
-            similar length (exact; see `layers.encode_bucketed`). `None`
-            encodes each batch as one block. Defaults to
+        length_buckets: tuple of ints | None. Encode the batch's items
+            without their padding, attention in groups of similar length
+            (exact; see `layers.encode_bucketed`). `None` encodes the padded
+            batch as one block. Defaults to
             `layers.DEFAULT_LENGTH_BUCKETS`.
         sampled_negatives: int. `sampled-ce`: negatives per sequence in the
             batches' `sampled_neg` (0: in-batch negatives only).
@@ -129,15 +131,24 @@ class NextItemModel(keras.Model):
     def compute_loss_value(self, batch, training=None):
         input_ids = tf.cast(batch["input_ids"], tf.int32)
         target_pos = tf.cast(batch["target_pos"], tf.int32)
-        out = self(input_ids, training=training)
         table = self.encoder.item_table
+        if self.length_buckets and self.loss_name != "sampled-ce":
+            # the outputs at the items only, `[tokens, hidden]` (`layers.TokenLayout`)
+            layout = TokenLayout(input_ids, self.length_buckets, self.encoder.max_length,
+                                 causal=True)
+            out_rows = self.encoder.encode_tokens(layout, training=training)
+            per_position = layout.gather
+        else:
+            out = self(input_ids, training=training)
+            out_rows = tf.reshape(out, [-1, self.encoder.hidden_size])
+            per_position = lambda values: tf.reshape(values, [-1])  # noqa: E731
         # every loss reads only the positions with a target (the rest is padding)
-        flat_targets = tf.reshape(target_pos, [-1])
+        flat_targets = per_position(target_pos)
         rows = tf.where(flat_targets > 0)[:, 0]
-        h = tf.gather(tf.reshape(out, [-1, self.encoder.hidden_size]), rows)
+        h = tf.gather(out_rows, rows)
         targets = tf.gather(flat_targets, rows)
         if self.loss_name == "bce":
-            negatives = tf.gather(tf.reshape(tf.cast(batch["target_neg"], tf.int32), [-1]), rows)
+            negatives = tf.gather(per_position(tf.cast(batch["target_neg"], tf.int32)), rows)
             pos_logits = tf.reduce_sum(h * gather_rows(table, targets), -1)
             neg_logits = tf.reduce_sum(h * gather_rows(table, negatives), -1)
             return losses.next_item_bce_loss(pos_logits, neg_logits, tf.ones_like(pos_logits))

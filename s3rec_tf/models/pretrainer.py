@@ -13,7 +13,8 @@ import tensorflow as tf
 from s3rec_tf import ids, losses
 from s3rec_tf.config import PretrainConfig
 from s3rec_tf.data.inputs import PRETRAIN_KEYS  # noqa: F401  (the batch keys, re-exported)
-from s3rec_tf.layers import DEFAULT_LENGTH_BUCKETS, SequenceEncoder, encode_bucketed, gather_rows
+from s3rec_tf.layers import (DEFAULT_LENGTH_BUCKETS, SequenceEncoder, TokenLayout,
+                             encode_bucketed, gather_rows)
 
 LOSS_NAMES = ("aap", "mip", "map", "sp")
 #: The paper's weights, from `s3rec_tf.config.PretrainConfig`.
@@ -48,10 +49,11 @@ class S3RecPretrainer(keras.Model):
             each item, padded with 0 (see `s3rec_tf.data.attribute_table`).
         loss_weights: dict | None. Weights of `aap`, `mip`, `map`, `sp`.
             Defaults to the paper's `{aap: 0.2, mip: 1.0, map: 1.0, sp: 0.5}`.
-        length_buckets: tuple of ints | None. Encode rows in groups of
-            similar length (see `layers.encode_bucketed`): exact, and much
-            less work on short sequences. `None` encodes the batch as one
-            block. Defaults to `layers.DEFAULT_LENGTH_BUCKETS`.
+        length_buckets: tuple of ints | None. Encode the batch's items
+            without their padding, attention in groups of similar length
+            (see `layers.encode_bucketed`): exact, and much less work on
+            short sequences. `None` encodes the padded batch as one block.
+            Defaults to `layers.DEFAULT_LENGTH_BUCKETS`.
         attribute_bce: str. The BCE of AAP and MAP: `"original"` (the
             original's `BCELoss` on probabilities, whose gradient fades for
             saturated logits) or `"softplus"` (BCE on logits). See
@@ -145,24 +147,28 @@ class S3RecPretrainer(keras.Model):
         """The four losses, each summed over the batch as in the original.
 
         The masked item sequence and the segment passes (see
-        `segment_logits`) are encoded by length bucket. Heads are applied
-        only at the positions whose loss counts.
+        `segment_logits`) are encoded without their padding
+        (`layers.TokenLayout`); the losses read the masked sequence's
+        outputs item by item. Heads are applied only at the positions whose
+        loss counts.
 
         Returns:
             dict with `aap`, `mip`, `map`, `sp` scalar sums.
         """
         masked = tf.cast(batch["masked_item_sequence"], tf.int32)
-        hidden = self.encoder.hidden_size
-        if self.length_buckets:
-            sequence_output = encode_bucketed(self.encoder, masked, False, training,
-                                              self.length_buckets)
+        if self.length_buckets:  # the outputs at the items only, `[tokens, hidden]`
+            layout = TokenLayout(masked, self.length_buckets, self.encoder.max_length,
+                                 causal=False)
+            sequence_output = self.encoder.encode_tokens(layout, training=training)
+            per_position = layout.gather
         else:
-            sequence_output = self.encoder(masked, causal=False, training=training)
-        sequence_output = tf.reshape(sequence_output, [-1, hidden])
+            sequence_output = tf.reshape(self.encoder(masked, causal=False, training=training),
+                                         [-1, self.encoder.hidden_size])
+            per_position = lambda values: tf.reshape(values, [-1])  # noqa: E731
 
-        flat_masked = tf.reshape(masked, [-1])
-        flat_pos = tf.reshape(tf.cast(batch["pos_items"], tf.int32), [-1])
-        flat_neg = tf.reshape(tf.cast(batch["neg_items"], tf.int32), [-1])
+        flat_masked = per_position(masked)
+        flat_pos = per_position(tf.cast(batch["pos_items"], tf.int32))
+        flat_neg = per_position(tf.cast(batch["neg_items"], tf.int32))
         is_masked = tf.equal(flat_masked, self.encoder.mask_id)
         is_item = tf.logical_and(tf.not_equal(flat_masked, ids.PADDING_ID),
                                  tf.logical_not(is_masked))

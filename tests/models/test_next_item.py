@@ -61,6 +61,26 @@ def test_ce_loss_is_softmax_over_real_items(tiny_data):
     assert got == pytest.approx(total / 2, rel=1e-4)
 
 
+@pytest.mark.parametrize("loss", ["bce", "ce"])
+def test_loss_without_padding_equals_the_padded_batch(tiny_data, loss):
+    """The default encodes the batch's items alone (`layers.TokenLayout`): same loss and
+    gradients as the padded batch encoded as one block."""
+    import tensorflow as tf
+    model = _model(tiny_data, loss)
+    block = NextItemModel(model.encoder, loss=loss, length_buckets=None)
+    batch = next(iter(inputs.finetune_dataset(inputs.finetune_arrays(tiny_data, 20), 16,
+                                              negatives=loss == "bce", seed=3)))
+    results = []
+    for m in (model, block):
+        with tf.GradientTape() as tape:
+            value = m.compute_loss_value(batch, training=False)
+        grads = tape.gradient(value, model.finetuned_variables)
+        results.append((float(value), [tf.convert_to_tensor(g).numpy() for g in grads]))
+    assert results[0][0] == pytest.approx(results[1][0], rel=1e-5)
+    for got, expected in zip(results[0][1], results[1][1]):
+        np.testing.assert_allclose(got, expected, rtol=1e-4, atol=1e-6)
+
+
 def test_score_last_and_unknown_loss(tiny_data):
     model = _model(tiny_data, "bce")
     scores = model.score_last(np.array([[0, 1, 2]])).numpy()
