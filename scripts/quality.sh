@@ -1,7 +1,7 @@
 #!/usr/bin/env bash
 # Our own pretraining and the improvements beyond the paper, recorded in results/.
 # Usage: scripts/quality.sh sweep NAME|lastfm-sweep|finetune-seeds NAME EP|beauty-ce|sports|
-#        sports-own|sampled-ce NAME|segment-negatives NAME
+#        sports-own|sampled-ce NAME|own-ce NAME EP|segment-negatives NAME
 set -euo pipefail
 source "$(dirname "${BASH_SOURCE[0]}")/env.sh"
 cd "$ROOT"
@@ -87,6 +87,21 @@ case "${1:-}" in
       --sampled-negatives "$n" --proposal "$proposal" "$in_batch" --valid-protocol full \
       --seed "$seed" --output "runs/$name-sasrec-$tag-validfull-seed$seed" \
       --record "results/${name}_sasrec_${tag}_validfull_seed$seed.json" ;;
+  own-ce)
+    # Our own pretraining (seed 1) to EP epochs (resumed when runs/NAME-own-pre has fewer),
+    # then full-softmax fine-tuning with early stopping on full NDCG@20, SEEDS (default
+    # 1 2 3) one after another on one thread each. Usage: [SEEDS="1 2 3"]
+    #   scripts/quality.sh own-ce NAME EP
+    name="${2:?usage: $0 own-ce NAME EP}"; ep="${3:?usage: $0 own-ce NAME EP}"
+    s3rec-tf pretrain --data "$DATA" --name "$name" --output "runs/$name-own-pre" \
+      --epochs "$ep" --save-every 0 --seed 1
+    for seed in ${SEEDS:-1 2 3}; do
+      rec="results/${name}_own-pretrain-ep${ep}_ce_validfull_seed$seed.json"
+      [ -f "$rec" ] || s3rec-tf finetune --data "$DATA" --name "$name" \
+        --pretrained "runs/$name-own-pre" --loss ce --valid-protocol full --seed "$seed" \
+        --intra-op-threads 1 --inter-op-threads 1 \
+        --output "runs/$name-own-ep$ep-ce-validfull-seed$seed" --record "$rec"
+    done ;;
   segment-negatives)
     # SP's negative segment, streamed: the paper's rule (`all`) against its streaming
     # equivalent (`batch`), each pretrained EPOCHS (default 10) from the prepared
@@ -105,6 +120,6 @@ case "${1:-}" in
       [ -f "$rec" ] || s3rec-tf finetune --data "$prepared" --name "$name" --pretrained "$pre" \
         --seed "$seed" --output "$pre-ft" --record "$rec"
     done ;;
-  *) echo "usage: $0 sweep NAME|lastfm-sweep|finetune-seeds NAME EP|beauty-ce|sports|sports-own|sampled-ce NAME|segment-negatives NAME" >&2
+  *) echo "usage: $0 sweep NAME|lastfm-sweep|finetune-seeds NAME EP|beauty-ce|sports|sports-own|sampled-ce NAME|own-ce NAME EP|segment-negatives NAME" >&2
      exit 2 ;;
 esac
