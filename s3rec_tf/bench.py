@@ -126,42 +126,62 @@ def _time_fit(model, ds, warmup: int, steps: int):
     return warm, time.perf_counter() - t0
 
 
-def case_pretrain(data_dir, name, steps, warmup, batch_size=100, **_):
+def training_case(data, work: str, steps: int, batch_size: int | None = None):
+    """The model and batches of a training case, as the command line builds them.
+
+    Args:
+        data: a dataset read by `s3rec_tf.data.reader.read_dataset`.
+        work: `"pretrain"`, or a fine-tuning loss (`s3rec_tf.config.FINETUNE_LOSSES`).
+        steps: batches the dataset must hold at least.
+        batch_size: defaults to the command line's (`PretrainConfig` /
+            `FinetuneConfig`).
+
+    Returns:
+        `(model, dataset, batch_size, unit)`: the paper's encoder and model
+        compiled with the paper's Adam, a `tf.data.Dataset` of training batches
+        (seed 0), and the throughput's unit.
+    """
+    from s3rec_tf.config import FINETUNE_LOSSES, FinetuneConfig, PretrainConfig
     from s3rec_tf.data import inputs
     from s3rec_tf.layers import SequenceEncoder
-    from s3rec_tf.models import S3RecPretrainer
-    from s3rec_tf.training import adam
-    data = _read(data_dir, name)
-    arrays = inputs.pretrain_arrays(data)
-    per_epoch = inputs.steps_per_epoch(arrays.num_samples, batch_size)
-    epochs = 1 + (warmup + steps) // per_epoch + 1
-    ds = inputs.pretrain_dataset(arrays, batch_size, seed=0, epochs=epochs)
-    model = S3RecPretrainer(SequenceEncoder(data.num_items, data.num_attributes),
-                            data.attribute_table())
+    from s3rec_tf.models import NextItemModel, S3RecPretrainer
+    from s3rec_tf.training import adam, finetune_sampling, next_item_loss_options
+    encoder = SequenceEncoder(data.num_items, data.num_attributes)
+    if work == "pretrain":
+        batch_size = batch_size or PretrainConfig().batch_size
+        arrays = inputs.pretrain_arrays(data)
+        epochs = 2 + steps // inputs.steps_per_epoch(arrays.num_samples, batch_size)
+        ds = inputs.pretrain_dataset(arrays, batch_size, seed=0, epochs=epochs)
+        model, unit = S3RecPretrainer(encoder, data.attribute_table()), "samples/s"
+    elif work in FINETUNE_LOSSES:
+        config = FinetuneConfig(loss=work)
+        batch_size = batch_size or config.batch_size
+        arrays = inputs.finetune_arrays(data)
+        epochs = 2 + steps // inputs.steps_per_epoch(len(arrays.input_ids), batch_size)
+        ds = inputs.finetune_dataset(arrays, batch_size, seed=0, epochs=epochs,
+                                     **finetune_sampling(config, arrays))
+        model = NextItemModel(encoder, **next_item_loss_options(config, arrays))
+        unit = "sequences/s"
+    else:
+        raise ValueError(f"work must be 'pretrain' or one of {FINETUNE_LOSSES}. "
+                         f"Received: work={work!r}")
     model.compile(optimizer=adam(1e-3))
+    return model, ds, batch_size, unit
+
+
+def case_pretrain(data_dir, name, steps, warmup, batch_size=None, **_):
+    model, ds, batch_size, unit = training_case(_read(data_dir, name), "pretrain",
+                                                warmup + steps, batch_size)
     warm, dt = _time_fit(model, ds, warmup, steps)
-    return {"throughput": steps * batch_size / dt, "unit": "samples/s",
+    return {"throughput": steps * batch_size / dt, "unit": unit,
             "warmup_s": warm, "steps": steps, "batch_size": batch_size}
 
 
-def case_finetune(data_dir, name, steps, warmup, loss="bce", batch_size=256, **_):
-    from s3rec_tf.config import FinetuneConfig
-    from s3rec_tf.data import inputs
-    from s3rec_tf.layers import SequenceEncoder
-    from s3rec_tf.models import NextItemModel
-    from s3rec_tf.training import adam, finetune_sampling, next_item_loss_options
-    data = _read(data_dir, name)
-    arrays = inputs.finetune_arrays(data)
-    config = FinetuneConfig(loss=loss, batch_size=batch_size)
-    per_epoch = inputs.steps_per_epoch(len(arrays.input_ids), batch_size)
-    epochs = 1 + (warmup + steps) // per_epoch + 1
-    ds = inputs.finetune_dataset(arrays, batch_size, seed=0, epochs=epochs,
-                                 **finetune_sampling(config, arrays))
-    model = NextItemModel(SequenceEncoder(data.num_items, data.num_attributes),
-                          **next_item_loss_options(config, arrays))
-    model.compile(optimizer=adam(1e-3))
+def case_finetune(data_dir, name, steps, warmup, loss="bce", batch_size=None, **_):
+    model, ds, batch_size, unit = training_case(_read(data_dir, name), loss, warmup + steps,
+                                                batch_size)
     warm, dt = _time_fit(model, ds, warmup, steps)
-    return {"throughput": steps * batch_size / dt, "unit": "sequences/s", "warmup_s": warm,
+    return {"throughput": steps * batch_size / dt, "unit": unit, "warmup_s": warm,
             "steps": steps, "batch_size": batch_size, "loss": loss}
 
 

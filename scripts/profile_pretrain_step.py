@@ -42,18 +42,12 @@ def main(argv=None) -> int:
     import tensorflow as tf
     from tensorflow.tsl.profiler.protobuf import xplane_pb2
 
-    from s3rec_tf.data import inputs
+    from s3rec_tf.bench import training_case
     from s3rec_tf.data.reader import read_dataset
-    from s3rec_tf.layers import SequenceEncoder
-    from s3rec_tf.models import S3RecPretrainer
-    from s3rec_tf.training import adam
 
     data = read_dataset(args.data, args.name)
-    arrays = inputs.pretrain_arrays(data)
-    batches = list(inputs.pretrain_dataset(arrays, 100, seed=0, epochs=1).take(10 + args.steps))
-    model = S3RecPretrainer(SequenceEncoder(data.num_items, data.num_attributes),
-                            data.attribute_table())
-    model.compile(optimizer=adam(1e-3))
+    model, ds, batch_size, _ = training_case(data, "pretrain", 10 + args.steps)
+    batches = list(ds.take(10 + args.steps))
     step = tf.function(model.train_step, reduce_retracing=True)
     for b in batches[:10]:
         step(b)
@@ -95,7 +89,7 @@ def main(argv=None) -> int:
     total = sum(by_type.values())
     ms = 1e-9 / args.steps
     print(f"{data.name}: settings {settings}")
-    print(f"wall time per step: {untraced * 1e3:.1f} ms ({100 / untraced:.0f} samples/s); "
+    print(f"wall time per step: {untraced * 1e3:.1f} ms ({batch_size / untraced:.0f} samples/s); "
           f"traced {traced * 1e3:.1f} ms")
     print(f"kernel time per step, summed over threads: {total * ms:.1f} ms")
     print("\n| part | ms/step | share |\n|---|---|---|")

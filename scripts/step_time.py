@@ -43,32 +43,13 @@ def main(argv=None) -> int:
     runtime.configure("pretrain" if args.work == "pretrain" else f"finetune-{args.work}")
     import tensorflow as tf
 
-    from s3rec_tf.config import FinetuneConfig
-    from s3rec_tf.data import inputs
+    from s3rec_tf.bench import training_case
     from s3rec_tf.data.reader import read_dataset
-    from s3rec_tf.layers import SequenceEncoder
-    from s3rec_tf.models import NextItemModel, S3RecPretrainer
-    from s3rec_tf.training import adam, finetune_sampling, next_item_loss_options
 
-    data = read_dataset(args.data, args.name)
-    encoder = SequenceEncoder(data.num_items, data.num_attributes)
     count = args.warmup + args.steps
-    if args.work == "pretrain":
-        batch_size = 100
-        arrays = inputs.pretrain_arrays(data)
-        epochs = 1 + count // inputs.steps_per_epoch(arrays.num_samples, batch_size)
-        ds = inputs.pretrain_dataset(arrays, batch_size, seed=0, epochs=epochs)
-        model = S3RecPretrainer(encoder, data.attribute_table())
-    else:
-        batch_size = 256
-        config = FinetuneConfig(loss=args.work)
-        arrays = inputs.finetune_arrays(data)
-        epochs = 1 + count // inputs.steps_per_epoch(len(arrays.input_ids), batch_size)
-        ds = inputs.finetune_dataset(arrays, batch_size, seed=0, epochs=epochs,
-                                     **finetune_sampling(config, arrays))
-        model = NextItemModel(encoder, **next_item_loss_options(config, arrays))
+    model, ds, batch_size, unit = training_case(read_dataset(args.data, args.name),
+                                                args.work, count)
     batches = list(ds.take(count))
-    model.compile(optimizer=adam(1e-3))
     step = tf.function(model.train_step, reduce_retracing=True)
     for batch in batches[:args.warmup]:
         step(batch)
@@ -80,7 +61,6 @@ def main(argv=None) -> int:
                 step(batch)
             int(model.optimizer.iterations.numpy())  # waits for the steps
             blocks.append((time.perf_counter() - t0) / len(timed[lo:lo + 10]))
-    unit = "samples/s" if args.work == "pretrain" else "sequences/s"
     print(f"{args.work}/{args.name}: {batch_size / statistics.median(blocks):.0f} {unit} "
           f"(median of {len(blocks)} blocks of up to 10 steps; s3rec_tf from "
           f"{os.path.dirname(os.path.dirname(os.path.abspath(s3rec_tf.__file__)))})")

@@ -35,6 +35,22 @@ def test_pretrain_case_measures_a_positive_throughput(synthetic_dir):
     assert result["runtime"]["onednn"] is False and result["peak_rss_mb"] > 0
 
 
+@pytest.mark.parametrize("work,batch_size,unit,model_class", [
+    ("pretrain", 100, "samples/s", "S3RecPretrainer"),
+    ("ce", 256, "sequences/s", "NextItemModel")])
+def test_training_case_builds_the_command_lines_model_and_batches(synthetic_dir, work,
+                                                                  batch_size, unit,
+                                                                  model_class):
+    from s3rec_tf.data.reader import read_dataset
+    data = read_dataset(synthetic_dir, "Tiny")
+    model, ds, size, got_unit = bench.training_case(data, work, steps=3)
+    assert (size, got_unit, type(model).__name__) == (batch_size, unit, model_class)
+    assert model.optimizer is not None and len(list(ds.take(3))) == 3
+    assert bench.training_case(data, work, steps=1, batch_size=8)[2] == 8
+    with pytest.raises(ValueError, match="work must be 'pretrain' or one of"):
+        bench.training_case(data, "mse", steps=1)
+
+
 def test_table_shows_ratio_to_the_original_and_the_goal():
     report = {"results": {"pretrain/Beauty": {
         "median": 1730.0, "unit": "samples/s", "peak_rss_mb": 1000.0, "runs": []}}}
