@@ -298,7 +298,7 @@ class TransformerBlock(keras.layers.Layer):
         one `call` gives on the padded batch, up to float rounding.
 
         Args:
-            x: `[layout.num_tokens, hidden]` rows in `layout`'s order.
+            x: `[tokens, hidden]`: the rows of `layout.token_ids`, in its order.
             layout: `TokenLayout`.
             last_query_only: bool. Compute only each row's last token
                 (see `call`).
