@@ -622,3 +622,23 @@ def encode_bucketed(encoder: SequenceEncoder, item_ids, causal: bool = False, tr
     if last_only:
         return layout.rows_to_batch(x)[:, None]
     return layout.tokens_to_batch(x)
+
+
+def encode_positions(encoder: SequenceEncoder, item_ids, causal: bool, training=None,
+                     bucket_edges=DEFAULT_LENGTH_BUCKETS):
+    """The outputs at a batch's positions as rows, for losses that read them one by one.
+
+    With `bucket_edges`, only the items are encoded (`TokenLayout`); without,
+    the padded batch as one block.
+
+    Returns:
+        `(rows, per_position)`: the outputs `[positions, hidden]`, and a
+        function that gives any `[batch, seq_len]` tensor's entries at the
+        same positions, in the same order.
+    """
+    if bucket_edges:
+        layout = TokenLayout(item_ids, bucket_edges, encoder.max_length, causal)
+        return encoder.encode_tokens(layout, training=training), layout.gather
+    out = encoder(item_ids, causal=causal, training=training)
+    return (tf.reshape(out, [-1, encoder.hidden_size]),
+            lambda values: tf.reshape(values, [-1]))

@@ -8,8 +8,8 @@ import tensorflow as tf
 from s3rec_tf import losses
 from s3rec_tf.config import FINETUNE_LOSSES, FinetuneConfig
 from s3rec_tf.data.inputs import proposal_weights
-from s3rec_tf.layers import (DEFAULT_LENGTH_BUCKETS, SequenceEncoder, TokenLayout,
-                             encode_bucketed, gather_rows)
+from s3rec_tf.layers import (DEFAULT_LENGTH_BUCKETS, SequenceEncoder, encode_bucketed,
+                             encode_positions, gather_rows)
 from s3rec_tf.models import ranking
 
 LOSSES = FINETUNE_LOSSES
@@ -132,16 +132,13 @@ class NextItemModel(keras.Model):
         input_ids = tf.cast(batch["input_ids"], tf.int32)
         target_pos = tf.cast(batch["target_pos"], tf.int32)
         table = self.encoder.item_table
-        if self.length_buckets and self.loss_name != "sampled-ce":
-            # the outputs at the items only, `[tokens, hidden]` (`layers.TokenLayout`)
-            layout = TokenLayout(input_ids, self.length_buckets, self.encoder.max_length,
-                                 causal=True)
-            out_rows = self.encoder.encode_tokens(layout, training=training)
-            per_position = layout.gather
-        else:
+        if self.loss_name == "sampled-ce":  # its negatives' scores need the padded output
             out = self(input_ids, training=training)
             out_rows = tf.reshape(out, [-1, self.encoder.hidden_size])
             per_position = lambda values: tf.reshape(values, [-1])  # noqa: E731
+        else:
+            out_rows, per_position = encode_positions(self.encoder, input_ids, True, training,
+                                                      self.length_buckets)
         # every loss reads only the positions with a target (the rest is padding)
         flat_targets = per_position(target_pos)
         rows = tf.where(flat_targets > 0)[:, 0]

@@ -13,8 +13,8 @@ import tensorflow as tf
 from s3rec_tf import ids, losses
 from s3rec_tf.config import PretrainConfig
 from s3rec_tf.data.inputs import PRETRAIN_KEYS  # noqa: F401  (the batch keys, re-exported)
-from s3rec_tf.layers import (DEFAULT_LENGTH_BUCKETS, SequenceEncoder, TokenLayout,
-                             encode_bucketed, gather_rows)
+from s3rec_tf.layers import (DEFAULT_LENGTH_BUCKETS, SequenceEncoder, encode_bucketed,
+                             encode_positions, gather_rows)
 
 LOSS_NAMES = ("aap", "mip", "map", "sp")
 #: The paper's weights, from `s3rec_tf.config.PretrainConfig`.
@@ -156,15 +156,8 @@ class S3RecPretrainer(keras.Model):
             dict with `aap`, `mip`, `map`, `sp` scalar sums.
         """
         masked = tf.cast(batch["masked_item_sequence"], tf.int32)
-        if self.length_buckets:  # the outputs at the items only, `[tokens, hidden]`
-            layout = TokenLayout(masked, self.length_buckets, self.encoder.max_length,
-                                 causal=False)
-            sequence_output = self.encoder.encode_tokens(layout, training=training)
-            per_position = layout.gather
-        else:
-            sequence_output = tf.reshape(self.encoder(masked, causal=False, training=training),
-                                         [-1, self.encoder.hidden_size])
-            per_position = lambda values: tf.reshape(values, [-1])  # noqa: E731
+        sequence_output, per_position = encode_positions(self.encoder, masked, False, training,
+                                                         self.length_buckets)
 
         flat_masked = per_position(masked)
         flat_pos = per_position(tf.cast(batch["pos_items"], tf.int32))
