@@ -134,36 +134,48 @@ def next_item_bce_loss(pos_logits, neg_logits, weights):
     return tf.math.divide_no_nan(tf.reduce_sum(per_position * weights), tf.reduce_sum(weights))
 
 
-def next_item_ce_loss(queries, table, targets, logit_bias=None):
+#: `next_item_ce_loss` reads a row's loss as `-log p(target)` while every
+#: target's probability is at least this (a loss of at most 69); below it, as
+#: the log-sum-exp less the target's logit, so nothing underflows.
+CE_MIN_TARGET_PROBABILITY = 1e-30
+
+
+def next_item_ce_loss(queries, table, targets):
     """Full softmax cross-entropy over the item catalogue (mean over rows).
 
     The value and gradients of `sparse_softmax_cross_entropy_with_logits`
-    on `logits = queries @ table^T + logit_bias`, computed with less work:
-    the forward pass needs only the softmax (the log-sum-exp of a row is its
-    largest logit less the log of its largest probability, which is at
-    least `1 / item_size`, so nothing underflows), and the backward pass
-    folds the softmax gradient `p - onehot(target)` into two matmuls and a
-    scatter, so no `[rows, item_size]` tensor is built after the softmax
-    (1.4x faster `ce` steps on Beauty, README "Performance notes").
+    on `logits = queries @ table^T`, computed with less work: the forward
+    pass needs only the softmax and each row's target probability (a row's
+    loss is `-log p(target)`; if any target's probability is below
+    `CE_MIN_TARGET_PROBABILITY`, all rows take the log-sum-exp form, the
+    largest logit less the log of the largest probability, which is at
+    least `1 / item_size`), and the backward pass folds the softmax gradient
+    `p - onehot(target)` into two matmuls and a scatter, so no
+    `[rows, item_size]` tensor is built after the softmax (README
+    "Performance notes"). A catalogue's non-items are left out by leaving
+    their rows out of `table` (`NextItemModel`, `ranking.item_columns`).
 
     Args:
         queries: float `[n, hidden]`.
-        table: float `[item_size, hidden]`.
-        targets: int `[n]` the next item of each row.
-        logit_bias: float `[item_size]` added to every row's logits (the
-            non-items' large negative bias) or None.
+        table: float `[items, hidden]`.
+        targets: int `[n]` the next item of each row, as a row of `table`.
     """
     targets = tf.cast(targets, tf.int32)
 
     @tf.custom_gradient
     def loss_of(queries, table):
         logits = tf.matmul(queries, table, transpose_b=True)
-        if logit_bias is not None:
-            logits += logit_bias
         probs = tf.nn.softmax(logits)
-        log_sum_exp = (tf.reduce_max(logits, axis=1)
-                       - tf.math.log(tf.reduce_max(probs, axis=1)))
-        target_logits = tf.gather(logits, targets, batch_dims=1)
+        target_probs = tf.gather(probs, targets, batch_dims=1)
+
+        def log_sum_exp_form():
+            log_sum_exp = (tf.reduce_max(logits, axis=1)
+                           - tf.math.log(tf.reduce_max(probs, axis=1)))
+            return log_sum_exp - tf.gather(logits, targets, batch_dims=1)
+
+        per_row = tf.cond(
+            tf.reduce_all(target_probs >= CE_MIN_TARGET_PROBABILITY),
+            lambda: -tf.math.log(target_probs), log_sum_exp_form)
         n = tf.cast(tf.shape(targets)[0], queries.dtype)
 
         def grad(upstream):
@@ -174,7 +186,7 @@ def next_item_ce_loss(queries, table, targets, logit_bias=None):
                                                       tf.shape(table)[0])) * scale
             return d_queries, d_table
 
-        return tf.reduce_mean(log_sum_exp - target_logits), grad
+        return tf.reduce_mean(per_row), grad
 
     # read variables into tensors: the gradient reaches them through the read
     return loss_of(tf.convert_to_tensor(queries), tf.convert_to_tensor(table))

@@ -107,16 +107,20 @@ def test_next_item_ce_loss_hand_computed():
                .numpy() - expected) < 1e-6
 
 
-def test_next_item_ce_loss_value_and_gradients_are_the_fused_ops(rng):
-    queries = tf.constant(rng.normal(size=(6, 4)).astype("float32") * 3)
+@pytest.mark.parametrize("scale", [3.0, 60.0])  # 60: some targets' probabilities underflow
+def test_next_item_ce_loss_value_and_gradients_are_the_fused_ops(rng, scale):
+    queries = tf.constant(rng.normal(size=(6, 4)).astype("float32") * scale)
     table = tf.constant(rng.normal(size=(9, 4)).astype("float32") * 3)
     targets = tf.constant([1, 2, 2, 7, 3, 1])
-    bias = tf.constant([-1e9] + [0.0] * 7 + [-1e9])
+    logits = tf.matmul(queries, table, transpose_b=True)
+    target_probs = tf.gather(tf.nn.softmax(logits), targets, batch_dims=1).numpy()
+    assert (target_probs.min() < losses.CE_MIN_TARGET_PROBABILITY) == (scale > 10)
     with tf.GradientTape(persistent=True) as tape:
         tape.watch([queries, table])
-        got = losses.next_item_ce_loss(queries, table, targets, bias)
+        got = losses.next_item_ce_loss(queries, table, targets)
         want = tf.reduce_mean(tf.nn.sparse_softmax_cross_entropy_with_logits(
-            labels=targets, logits=tf.matmul(queries, table, transpose_b=True) + bias))
+            labels=targets, logits=tf.matmul(queries, table, transpose_b=True)))
+    assert np.isfinite(float(got))
     assert float(got) == pytest.approx(float(want), rel=1e-6)
     for g, w in zip(tape.gradient(got, [queries, table]), tape.gradient(want, [queries, table])):
         np.testing.assert_allclose(g.numpy(), w.numpy(), rtol=1e-5, atol=1e-6)

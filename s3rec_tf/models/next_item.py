@@ -114,11 +114,6 @@ class NextItemModel(keras.Model):
         """The last position's output, the query of the next item: `[batch, hidden]`."""
         return self(input_ids, training=training, last_only=True)[:, -1]
 
-    def item_logit_bias(self):
-        """`[item_size]` bias that removes padding 0 and the mask id from rankings
-        (`ranking.non_item_logit_bias`)."""
-        return ranking.non_item_logit_bias(self.encoder.num_items)
-
     def score_last(self, input_ids, training=None):
         """Scores of every item id for the next item: `[batch, item_size]`.
 
@@ -151,7 +146,9 @@ class NextItemModel(keras.Model):
             return losses.next_item_bce_loss(pos_logits, neg_logits, tf.ones_like(pos_logits))
         if self.loss_name == "sampled-ce":
             return self._sampled_ce(batch, out, h, rows, targets)
-        return losses.next_item_ce_loss(h, table, targets, self.item_logit_bias())
+        # the softmax over the items alone: padding 0 and the mask id are left out
+        columns = ranking.item_columns(self.encoder.num_items)
+        return losses.next_item_ce_loss(h, table[columns], targets - columns.start)
 
     def _sampled_ce(self, batch, out, h, rows, targets):
         """`sampled-ce` on the counted positions: `h` `[n, hidden]`, `targets` `[n]`.

@@ -3,9 +3,10 @@
 A ranking over the item table (`[batch, item_size]` scores, see
 `NextItemModel.score_last`) never ranks the non-items, padding 0 and the mask
 id (`s3rec_tf.ids`), and, where asked, not the items of the user's history.
-The next-item model's softmax loss (`ce`), the ranking evaluator (validation
-during training and `s3rec-tf evaluate`) and the serving signatures all take
-their exclusions from `excluded_ids` (`excluded_items` is its mask form);
+The next-item model's softmax loss (`ce`) runs over the `item_columns` alone;
+the ranking evaluator (validation during training and `s3rec-tf evaluate`)
+and the serving signatures take their exclusions from `excluded_ids`
+(`excluded_items` is its mask form);
 `answer_ranks` is the evaluator's rank of an answer among the items left.
 """
 
@@ -14,10 +15,6 @@ from __future__ import annotations
 import tensorflow as tf
 
 from s3rec_tf import ids
-
-#: The bias that `non_item_logit_bias` gives the non-items (softmax weight 0).
-NON_ITEM_LOGIT_BIAS = -1e9
-
 
 def non_item_ids(num_items: int) -> tuple:
     """The ids of a ranking's columns that are not items: padding 0 and the mask id."""
@@ -31,9 +28,10 @@ def non_item_mask(num_items: int):
                          axis=1)
 
 
-def non_item_logit_bias(num_items: int, dtype=tf.float32):
-    """`[item_size]` additive bias: `NON_ITEM_LOGIT_BIAS` at the non-items, else 0."""
-    return tf.cast(non_item_mask(num_items), dtype) * NON_ITEM_LOGIT_BIAS
+def item_columns(num_items: int) -> slice:
+    """The columns of a ranking that are items, `1..num_items`: all but the
+    `non_item_ids`. The next-item softmax (`ce`) runs over these alone."""
+    return slice(ids.FIRST_ID, ids.FIRST_ID + num_items)
 
 
 def excluded_ids(num_items: int, history=None, exclude_history=True):

@@ -1,5 +1,5 @@
 #!/usr/bin/env python3
-"""Where a pretraining step's time goes: a TensorFlow profiler trace, summed by op.
+"""Where a training step's time goes: a TensorFlow profiler trace, summed by op.
 
 Runs `--steps` training steps of the paper's configuration on real batches
 (the step function alone; batches are built beforehand), traces them with
@@ -7,8 +7,12 @@ Runs `--steps` training steps of the paper's configuration on real batches
 part, summed over the CPU's threads, next to the wall time per step.
 
 Usage:
-    python scripts/profile_pretrain_step.py --name LastFM [--data ../shared/data/s3rec]
-        [--intra-op-threads auto] [--inter-op-threads auto] [--onednn auto|on|off]
+    python scripts/profile_step.py --name LastFM [--work pretrain|bce|ce|sampled-ce]
+        [--data ../shared/data/s3rec] [--intra-op-threads auto] [--inter-op-threads auto]
+        [--onednn auto|on|off]
+
+`--work`: `pretrain` (the default), or a fine-tuning loss; the CPU settings are
+those the command line uses for that work (`s3rec_tf.runtime`).
 """
 
 import argparse
@@ -28,6 +32,7 @@ def main(argv=None) -> int:
     parser = argparse.ArgumentParser(description=__doc__.split("\n")[0])
     parser.add_argument("--data", default=os.path.join(ROOT, "..", "shared", "data", "s3rec"))
     parser.add_argument("--name", default="LastFM")
+    parser.add_argument("--work", default="pretrain")
     parser.add_argument("--steps", type=int, default=20)
     parser.add_argument("--intra-op-threads", default="auto")
     parser.add_argument("--inter-op-threads", default="auto")
@@ -37,7 +42,11 @@ def main(argv=None) -> int:
 
     import s3rec_tf  # noqa: F401
     from s3rec_tf import runtime
-    settings = runtime.configure("pretrain", args.intra_op_threads, args.inter_op_threads,
+    from s3rec_tf.config import FINETUNE_LOSSES
+    if args.work != "pretrain" and args.work not in FINETUNE_LOSSES:
+        parser.error(f"--work must be 'pretrain' or one of {FINETUNE_LOSSES}")
+    workload = "pretrain" if args.work == "pretrain" else f"finetune-{args.work}"
+    settings = runtime.configure(workload, args.intra_op_threads, args.inter_op_threads,
                                  {"on": True, "off": False}.get(args.onednn, "auto"))
     import tensorflow as tf
     from tensorflow.tsl.profiler.protobuf import xplane_pb2
@@ -46,7 +55,7 @@ def main(argv=None) -> int:
     from s3rec_tf.data.reader import read_dataset
 
     data = read_dataset(args.data, args.name)
-    model, ds, batch_size, _ = training_case(data, "pretrain", 10 + args.steps)
+    model, ds, batch_size, unit = training_case(data, args.work, 10 + args.steps)
     batches = list(ds.take(10 + args.steps))
     step = tf.function(model.train_step, reduce_retracing=True)
     for b in batches[:10]:
@@ -88,8 +97,8 @@ def main(argv=None) -> int:
             by_part[part] += event.duration_ps
     total = sum(by_type.values())
     ms = 1e-9 / args.steps
-    print(f"{data.name}: settings {settings}")
-    print(f"wall time per step: {untraced * 1e3:.1f} ms ({batch_size / untraced:.0f} samples/s); "
+    print(f"{data.name}, {args.work}: settings {settings}")
+    print(f"wall time per step: {untraced * 1e3:.1f} ms ({batch_size / untraced:.0f} {unit}); "
           f"traced {traced * 1e3:.1f} ms")
     print(f"kernel time per step, summed over threads: {total * ms:.1f} ms")
     print("\n| part | ms/step | share |\n|---|---|---|")
