@@ -1,5 +1,6 @@
 import keras
 import numpy as np
+import pytest
 import tensorflow as tf
 
 from s3rec_tf import layers
@@ -176,3 +177,37 @@ def test_gather_rows_reads_only_the_rows_of_a_variable():
     kinds = {op.type for op in graph.get_operations()}
     assert "ResourceGather" in kinds and "ReadVariableOp" not in kinds
     np.testing.assert_array_equal(gather_rows(tf.constant(table.numpy()), [5]), [[10, 11]])
+
+
+@pytest.mark.parametrize("rate", [0.5, 0.2, 0.1])  # 8 random bits for 0.5, else 16
+def test_dropout_mask_drops_at_the_rate_and_scales_the_rest(rate):
+    shape = tf.constant([301, 333])  # an odd size: not a whole number of words
+    mask = layers.dropout_mask(shape, rate, tf.constant([3, 4])).numpy()
+    assert mask.shape == (301, 333)
+    np.testing.assert_allclose(np.unique(mask), [0.0, 1.0 / (1.0 - rate)], rtol=1e-6)
+    dropped = (mask == 0).mean()
+    assert abs(dropped - rate) < 4 * np.sqrt(rate * (1 - rate) / mask.size)
+    # the same seed draws the same mask; another seed another one
+    again = layers.dropout_mask(shape, rate, tf.constant([3, 4])).numpy()
+    other = layers.dropout_mask(shape, rate, tf.constant([3, 5])).numpy()
+    np.testing.assert_array_equal(mask, again)
+    assert (mask != other).mean() > rate / 2
+    # neighbours in a row are independent, not copies of one draw
+    assert abs(((mask[:, 1:] == 0) & (mask[:, :-1] == 0)).mean() - rate ** 2) < 0.01
+
+
+def test_dropout_layer_masks_in_training_only_and_passes_the_mask_to_the_gradient():
+    x = tf.constant(np.random.default_rng(0).uniform(1, 2, size=(64, 50)), tf.float32)
+    drop = layers.Dropout(0.5, seed=7)
+    np.testing.assert_array_equal(drop(x, training=False).numpy(), x.numpy())
+    with tf.GradientTape() as tape:
+        tape.watch(x)
+        y = drop(x, training=True)
+    mask = y.numpy() / x.numpy()
+    np.testing.assert_allclose(np.unique(mask.round(5)), [0.0, 2.0])
+    np.testing.assert_allclose(tape.gradient(y, x).numpy(), mask, rtol=1e-6)
+    # each call draws a new mask; a layer with the same seed draws the same sequence
+    assert not np.array_equal(drop(x, training=True).numpy(), y.numpy())
+    np.testing.assert_array_equal(layers.Dropout(0.5, seed=7)(x, training=True).numpy(),
+                                  y.numpy())
+    assert layers.Dropout(0.0)(x, training=True) is x
