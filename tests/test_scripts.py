@@ -199,3 +199,15 @@ def test_step_time_prints_the_median_throughput_of_the_step(synthetic_dir, capsy
     assert out.startswith(f"{work}/Tiny: ") and "(median of 1 blocks" in out
     with pytest.raises(SystemExit):
         step_time.main(["--data", synthetic_dir, "--name", "Tiny", "--work", "mse"])
+
+
+def test_profile_step_prints_kernel_time_by_part_and_op(synthetic_dir, capsys):
+    profile = _script("profile_step")
+    assert profile.main(["--data", synthetic_dir, "--name", "Tiny", "--work", "bce",
+                         "--steps", "2", "--top", "5"]) == 0
+    out = capsys.readouterr().out
+    assert out.startswith("Tiny, bce: settings ")
+    assert "sequences/s" in out and "| part | ms/step | share |" in out
+    assert "gradient, encoder" in out and "| op type | ms/step | share |" in out
+    with pytest.raises(SystemExit):
+        profile.main(["--data", synthetic_dir, "--name", "Tiny", "--work", "mse"])
