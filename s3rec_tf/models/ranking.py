@@ -84,18 +84,6 @@ def excluded_items(num_items: int, history=None, exclude_history=True):
                          tf.stack([shape[0], ids.item_size(num_items)])) > 0
 
 
-@tf.function(jit_compile=True, reduce_retracing=True)
-def count_above(scores, thresholds):
-    """int32 `[batch]`: per row, the columns of `scores` `[batch, columns]`
-    strictly above the row's threshold (`thresholds` `[batch, 1]`).
-
-    One XLA-fused pass over the scores: as separate graph ops, the
-    comparison, the cast and the sum read the `[batch, columns]` block three
-    times (1.5x slower on Beauty's scores, README "Performance notes").
-    """
-    return tf.reduce_sum(tf.cast(scores > thresholds, tf.int32), axis=1)
-
-
 def answer_ranks(scores, answers, excluded):
     """0-based rank of each row's answer among the ids not excluded.
 
@@ -115,7 +103,7 @@ def answer_ranks(scores, answers, excluded):
     """
     listed, first = excluded
     answer_score = tf.gather(scores, answers, batch_dims=1)[:, None]
-    higher = count_above(scores, answer_score)
+    higher = tf.reduce_sum(tf.cast(scores > answer_score, tf.int32), axis=1)
     listed_scores = tf.gather(scores, tf.broadcast_to(listed, [tf.shape(scores)[0],
                                                                tf.shape(listed)[1]]),
                               batch_dims=1)

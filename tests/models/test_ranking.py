@@ -40,11 +40,3 @@ def test_answer_rank_counts_eligible_items_scoring_strictly_higher():
                                         ranking.excluded_ids(NUM_ITEMS))
     assert no_exclusion.numpy().tolist() == [2, 0]
 
-
-def test_count_above_counts_strictly_higher_columns_per_row():
-    rng = np.random.default_rng(0)
-    scores = rng.integers(0, 5, size=(7, 40)).astype("float32")  # many ties
-    thresholds = scores[:, 3:4]
-    got = ranking.count_above(tf.constant(scores), tf.constant(thresholds)).numpy()
-    np.testing.assert_array_equal(got, (scores > thresholds).sum(axis=1))
-    assert got.dtype == np.int32
