@@ -429,10 +429,11 @@ CASES = {"prepare": case_prepare, "pretrain": case_pretrain, "finetune": case_fi
 
 def workload_of(spec: dict) -> str:
     """The `s3rec_tf.runtime` workload the CLI would use for this case."""
+    from s3rec_tf import runtime
     if spec["case"] in ("pretrain", "catalogue"):
         return "pretrain"
     if spec["case"] == "finetune":
-        return f"finetune-{spec.get('loss', 'bce')}"
+        return runtime.training_workload(spec.get("loss", "bce"))
     return "default"
 
 

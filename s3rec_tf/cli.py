@@ -509,7 +509,8 @@ def _workload(args) -> str:
     if args.command == "pretrain":
         return "pretrain"
     if args.command == "finetune":
-        return f"finetune-{args.loss}"
+        from s3rec_tf.runtime import training_workload  # imports no TensorFlow
+        return training_workload(args.loss)
     return "default"
 
 

@@ -46,6 +46,16 @@ WORKLOADS = {
 }
 
 
+def training_workload(work: str) -> str:
+    """The workload of training `work`: `"pretrain"`, or a fine-tuning loss
+    (`"bce"` -> `"finetune-bce"`). Raises `ValueError` for any other work."""
+    workload = "pretrain" if work == "pretrain" else f"finetune-{work}"
+    if workload not in WORKLOADS:
+        trainings = sorted(w.removeprefix("finetune-") for w in WORKLOADS if w != "default")
+        raise ValueError(f"work must be one of {trainings}. Received: work={work!r}")
+    return workload
+
+
 def recommended(workload: str = "default", cpu_count: int | None = None) -> dict:
     """The `"auto"` settings for a workload: `intra_op_threads`,
     `inter_op_threads` (0: TensorFlow's choice) and `onednn`."""

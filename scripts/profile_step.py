@@ -42,10 +42,10 @@ def main(argv=None) -> int:
 
     import s3rec_tf  # noqa: F401
     from s3rec_tf import runtime
-    from s3rec_tf.config import FINETUNE_LOSSES
-    if args.work != "pretrain" and args.work not in FINETUNE_LOSSES:
-        parser.error(f"--work must be 'pretrain' or one of {FINETUNE_LOSSES}")
-    workload = "pretrain" if args.work == "pretrain" else f"finetune-{args.work}"
+    try:
+        workload = runtime.training_workload(args.work)
+    except ValueError as e:
+        parser.error(f"--work: {e}")
     settings = runtime.configure(workload, args.intra_op_threads, args.inter_op_threads,
                                  {"on": True, "off": False}.get(args.onednn, "auto"))
     import tensorflow as tf

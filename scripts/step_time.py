@@ -37,10 +37,11 @@ def main(argv=None) -> int:
 
     import s3rec_tf
     from s3rec_tf import runtime
-    from s3rec_tf.config import FINETUNE_LOSSES
-    if args.work != "pretrain" and args.work not in FINETUNE_LOSSES:
-        parser.error(f"--work must be 'pretrain' or one of {FINETUNE_LOSSES}")
-    runtime.configure("pretrain" if args.work == "pretrain" else f"finetune-{args.work}")
+    try:
+        workload = runtime.training_workload(args.work)
+    except ValueError as e:
+        parser.error(f"--work: {e}")
+    runtime.configure(workload)
     import tensorflow as tf
 
     from s3rec_tf.bench import training_case

@@ -139,3 +139,10 @@ def test_precision_reaches_the_runtime_from_the_command_line(monkeypatch, tmp_pa
         cli.main(["pretrain", "--data", str(tmp_path), "--name", "X", "--output",
                   str(tmp_path / "o"), "--precision", "mixed-bfloat16"])
     assert seen["args"][-1] == "mixed-bfloat16"
+
+
+def test_training_workload_names_the_work_and_rejects_others():
+    assert runtime.training_workload("pretrain") == "pretrain"
+    assert runtime.training_workload("ce") == "finetune-ce"
+    with pytest.raises(ValueError, match="work must be one of"):
+        runtime.training_workload("mse")
