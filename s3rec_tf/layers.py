@@ -682,17 +682,33 @@ def encode_bucketed(encoder: SequenceEncoder, item_ids, causal: bool = False, tr
 
 
 def encode_positions(encoder: SequenceEncoder, item_ids, causal: bool, training=None,
-                     bucket_edges=DEFAULT_LENGTH_BUCKETS):
+                     bucket_edges=DEFAULT_LENGTH_BUCKETS, shards: int = 1):
     """The outputs at a batch's positions as rows, for losses that read them one by one.
 
     With `bucket_edges`, only the items are encoded (`TokenLayout`); without,
-    the padded batch as one block.
+    the padded batch as one block. With `shards` > 1 the batch's rows are
+    split into that many consecutive parts, each encoded on its own: the
+    parts share no op until their rows are joined, so TensorFlow's inter-op
+    threads run them (and their gradients) side by side
+    (`s3rec_tf.runtime.batch_shards`). Each position's output is the same as
+    unsharded (dropout draws its masks per part).
 
     Returns:
         `(rows, per_position)`: the outputs `[positions, hidden]`, and a
         function that gives any `[batch, seq_len]` tensor's entries at the
         same positions, in the same order.
     """
+    if shards > 1:
+        size = tf.shape(item_ids)[0]
+        bounds = [size * k // shards for k in range(shards + 1)]
+        parts = [encode_positions(encoder, item_ids[lo:hi], causal, training, bucket_edges)
+                 for lo, hi in zip(bounds, bounds[1:])]
+
+        def per_position(values):
+            return tf.concat([read(values[lo:hi]) for (_, read), lo, hi
+                              in zip(parts, bounds, bounds[1:])], 0)
+
+        return tf.concat([rows for rows, _ in parts], 0), per_position
     if bucket_edges:
         layout = TokenLayout(item_ids, bucket_edges, encoder.max_length, causal)
         return encoder.encode_tokens(layout, training=training), layout.gather

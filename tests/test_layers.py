@@ -156,6 +156,36 @@ def test_bucketed_encoding_has_the_gradients_of_plain_encoding():
         np.testing.assert_allclose(bucketed, plain, rtol=1e-4, atol=1e-6)
 
 
+@pytest.mark.parametrize("bucket_edges", [(2, 4), None])
+def test_sharded_positions_equal_the_whole_batch(bucket_edges):
+    """`encode_positions(..., shards=k)`: the same output at every position and the same
+    entries of a per-position tensor, in the order of the parts; a part may be empty."""
+    enc = _encoder(max_length=8)
+    enc.build()
+    rng = np.random.default_rng(2)
+    ids = np.zeros((5, 8), "int32")
+    for r, n in enumerate([1, 8, 3, 5, 2]):
+        ids[r, 8 - n:] = rng.integers(1, 31, size=n)
+    where = np.arange(ids.size, dtype="int32").reshape(ids.shape)  # names each position
+
+    def by_position(batch, shards):
+        rows, per_position = layers.encode_positions(enc, batch, True, None, bucket_edges,
+                                                     shards=shards)
+        names = per_position(where[:len(batch)]).numpy()
+        assert len(names) == len(set(names)) == rows.shape[0]
+        return dict(zip(names, rows.numpy()))
+
+    whole = by_position(ids, 1)
+    for shards in (2, 3):
+        parts = by_position(ids, shards)
+        assert parts.keys() == whole.keys()
+        for name, row in whole.items():
+            np.testing.assert_allclose(parts[name], row, rtol=1e-5, atol=1e-6)
+    one = by_position(ids[:1], 2)  # the first part is empty
+    for name, row in one.items():
+        np.testing.assert_allclose(row, whole[name], rtol=1e-5, atol=1e-6)
+
+
 def test_last_only_equals_the_last_position():
     enc = _encoder()
     ids = np.array([[0, 0, 1, 2, 3, 4, 5, 6], [0, 0, 0, 0, 0, 0, 7, 8]])

@@ -42,6 +42,16 @@ def test_configure_applies_before_tensorflow_starts():
     s = json.loads(proc.stdout.strip().splitlines()[-1])
     assert (s["intra_op_threads"], s["inter_op_threads"], s["onednn"]) == (1, 3, False)
     assert s["env"] == "0"
+    assert s["batch_shards"] == 3  # one part of a batch per inter-op thread
+
+
+@pytest.mark.parametrize("intra, inter, shards", [(1, 2, 2), (1, 4, 4), (0, 2, 1), (2, 2, 1),
+                                                  (1, 1, 1), (1, 0, 1)])
+def test_batch_shards_follow_the_threads(monkeypatch, intra, inter, shards):
+    import tensorflow as tf
+    monkeypatch.setattr(tf.config.threading, "get_intra_op_parallelism_threads", lambda: intra)
+    monkeypatch.setattr(tf.config.threading, "get_inter_op_parallelism_threads", lambda: inter)
+    assert runtime.batch_shards() == shards
 
 
 def test_explicit_settings_too_late_are_warned_about():

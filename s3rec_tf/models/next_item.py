@@ -5,7 +5,7 @@ from __future__ import annotations
 import keras
 import tensorflow as tf
 
-from s3rec_tf import losses
+from s3rec_tf import losses, runtime
 from s3rec_tf.config import FINETUNE_LOSSES, FinetuneConfig
 from s3rec_tf.data.inputs import proposal_weights
 from s3rec_tf.layers import (DEFAULT_LENGTH_BUCKETS, SequenceEncoder, encode_bucketed,
@@ -48,6 +48,12 @@ class NextItemModel(keras.Model):
         item_counts: `[item_size]` int counts of each item as a training
             target (`s3rec_tf.data.inputs.target_counts`). Needed to train
             with `sampled-ce` (the log-Q correction); not saved with the model.
+        batch_shards: int | None. `bce` and `ce`: encode each training batch
+            in this many parts that run side by side (see
+            `layers.encode_positions`); the loss is the same, to float
+            rounding. `None`: the process's setting,
+            `s3rec_tf.runtime.batch_shards()` (2 on the 2-core CPU setting of
+            the command line, else 1). Defaults to `None`.
 
     Batches are dicts of int `[batch, seq_len]` tensors: `input_ids`,
     `target_pos` (the next item per position, 0 = no target) and, for `bce`,
@@ -59,8 +65,11 @@ class NextItemModel(keras.Model):
                  sampled_negatives: int = _DEFAULTS.sampled_negatives,
                  proposal: str = _DEFAULTS.proposal,
                  in_batch_negatives: bool = _DEFAULTS.in_batch_negatives,
-                 item_counts=None, **kwargs):
+                 item_counts=None, batch_shards: int | None = None, **kwargs):
         super().__init__(**kwargs)
+        if batch_shards is not None and int(batch_shards) < 1:
+            raise ValueError(f"`batch_shards` must be >= 1 or None. Received: {batch_shards!r}")
+        self.batch_shards = None if batch_shards is None else int(batch_shards)
         self.length_buckets = tuple(length_buckets) if length_buckets else None
         if loss not in LOSSES:
             raise ValueError(f"`loss` must be one of {LOSSES}. Received: loss={loss!r}")
@@ -132,8 +141,9 @@ class NextItemModel(keras.Model):
             out_rows = tf.reshape(out, [-1, self.encoder.hidden_size])
             per_position = lambda values: tf.reshape(values, [-1])  # noqa: E731
         else:
+            shards = self.batch_shards or runtime.batch_shards()
             out_rows, per_position = encode_positions(self.encoder, input_ids, True, training,
-                                                      self.length_buckets)
+                                                      self.length_buckets, shards)
         # every loss reads only the positions with a target (the rest is padding)
         flat_targets = per_position(target_pos)
         rows = tf.where(flat_targets > 0)[:, 0]
@@ -233,7 +243,8 @@ class NextItemModel(keras.Model):
         return {"encoder": keras.layers.serialize(self.encoder), "loss": self.loss_name,
                 "length_buckets": list(self.length_buckets) if self.length_buckets else None,
                 "sampled_negatives": self.sampled_negatives, "proposal": self.proposal,
-                "in_batch_negatives": self.in_batch_negatives, "name": self.name}
+                "in_batch_negatives": self.in_batch_negatives,
+                "batch_shards": self.batch_shards, "name": self.name}
 
     @classmethod
     def from_config(cls, config):
@@ -244,4 +255,4 @@ class NextItemModel(keras.Model):
                    proposal=config.get("proposal", _DEFAULTS.proposal),
                    in_batch_negatives=config.get("in_batch_negatives",
                                                  _DEFAULTS.in_batch_negatives),
-                   name=config.get("name"))
+                   batch_shards=config.get("batch_shards"), name=config.get("name"))

@@ -81,6 +81,31 @@ def test_loss_without_padding_equals_the_padded_batch(tiny_data, loss):
         np.testing.assert_allclose(got, expected, rtol=1e-4, atol=1e-6)
 
 
+@pytest.mark.parametrize("loss", ["bce", "ce"])
+def test_batch_shards_give_the_loss_and_gradients_of_the_whole_batch(tiny_data, loss):
+    """`batch_shards`: the batch encoded in parts that run side by side, same loss."""
+    import tensorflow as tf
+    whole = NextItemModel(_model(tiny_data, loss).encoder, loss=loss, batch_shards=1)
+    split = NextItemModel(whole.encoder, loss=loss, batch_shards=2)
+    batch = next(iter(inputs.finetune_dataset(inputs.finetune_arrays(tiny_data, 20), 15,
+                                              negatives=loss == "bce", seed=4)))
+    results = []
+    for m in (whole, split):
+        with tf.GradientTape() as tape:
+            value = m.compute_loss_value(batch, training=False)
+        grads = tape.gradient(value, whole.finetuned_variables)
+        results.append((float(value), [tf.convert_to_tensor(g).numpy() for g in grads]))
+    assert results[0][0] == pytest.approx(results[1][0], rel=1e-5)
+    for got, expected in zip(results[1][1], results[0][1]):
+        np.testing.assert_allclose(got, expected, rtol=1e-4, atol=1e-6)
+    config = split.get_config()
+    assert config["batch_shards"] == 2
+    assert NextItemModel.from_config(config).batch_shards == 2
+    assert NextItemModel(whole.encoder).batch_shards is None  # the process's setting
+    with pytest.raises(ValueError, match="batch_shards"):
+        NextItemModel(whole.encoder, batch_shards=0)
+
+
 def test_score_last_and_unknown_loss(tiny_data):
     model = _model(tiny_data, "bce")
     scores = model.score_last(np.array([[0, 1, 2]])).numpy()
