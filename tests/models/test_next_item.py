@@ -61,43 +61,37 @@ def test_ce_loss_is_softmax_over_real_items(tiny_data):
     assert got == pytest.approx(total / 2, rel=1e-4)
 
 
-@pytest.mark.parametrize("loss", ["bce", "ce"])
-def test_loss_without_padding_equals_the_padded_batch(tiny_data, loss):
-    """The default encodes the batch's items alone (`layers.TokenLayout`): same loss and
-    gradients as the padded batch encoded as one block."""
+def _assert_same_loss_and_gradients(model, other, data, loss, batch_size, seed):
+    """`other` gives `model`'s loss and gradients on a batch (no dropout)."""
     import tensorflow as tf
-    model = _model(tiny_data, loss)
-    block = NextItemModel(model.encoder, loss=loss, length_buckets=None)
-    batch = next(iter(inputs.finetune_dataset(inputs.finetune_arrays(tiny_data, 20), 16,
-                                              negatives=loss == "bce", seed=3)))
+    batch = next(iter(inputs.finetune_dataset(inputs.finetune_arrays(data, 20), batch_size,
+                                              negatives=loss == "bce", seed=seed)))
     results = []
-    for m in (model, block):
+    for m in (model, other):
         with tf.GradientTape() as tape:
             value = m.compute_loss_value(batch, training=False)
         grads = tape.gradient(value, model.finetuned_variables)
         results.append((float(value), [tf.convert_to_tensor(g).numpy() for g in grads]))
-    assert results[0][0] == pytest.approx(results[1][0], rel=1e-5)
-    for got, expected in zip(results[0][1], results[1][1]):
+    assert results[1][0] == pytest.approx(results[0][0], rel=1e-5)
+    for got, expected in zip(results[1][1], results[0][1]):
         np.testing.assert_allclose(got, expected, rtol=1e-4, atol=1e-6)
+
+
+@pytest.mark.parametrize("loss", ["bce", "ce"])
+def test_loss_without_padding_equals_the_padded_batch(tiny_data, loss):
+    """The default encodes the batch's items alone (`layers.TokenLayout`): same loss and
+    gradients as the padded batch encoded as one block."""
+    model = _model(tiny_data, loss)
+    block = NextItemModel(model.encoder, loss=loss, length_buckets=None)
+    _assert_same_loss_and_gradients(block, model, tiny_data, loss, 16, seed=3)
 
 
 @pytest.mark.parametrize("loss", ["bce", "ce"])
 def test_batch_shards_give_the_loss_and_gradients_of_the_whole_batch(tiny_data, loss):
     """`batch_shards`: the batch encoded in parts that run side by side, same loss."""
-    import tensorflow as tf
     whole = NextItemModel(_model(tiny_data, loss).encoder, loss=loss, batch_shards=1)
     split = NextItemModel(whole.encoder, loss=loss, batch_shards=2)
-    batch = next(iter(inputs.finetune_dataset(inputs.finetune_arrays(tiny_data, 20), 15,
-                                              negatives=loss == "bce", seed=4)))
-    results = []
-    for m in (whole, split):
-        with tf.GradientTape() as tape:
-            value = m.compute_loss_value(batch, training=False)
-        grads = tape.gradient(value, whole.finetuned_variables)
-        results.append((float(value), [tf.convert_to_tensor(g).numpy() for g in grads]))
-    assert results[0][0] == pytest.approx(results[1][0], rel=1e-5)
-    for got, expected in zip(results[1][1], results[0][1]):
-        np.testing.assert_allclose(got, expected, rtol=1e-4, atol=1e-6)
+    _assert_same_loss_and_gradients(whole, split, tiny_data, loss, 15, seed=4)
     config = split.get_config()
     assert config["batch_shards"] == 2
     assert NextItemModel.from_config(config).batch_shards == 2
