@@ -161,15 +161,16 @@ def batch_shards() -> int:
     With one thread per op (the small-op setting of `WORKLOADS`), a step is
     a chain of small ops that mostly leaves all but one core idle; split
     into one part per inter-op thread, the parts' chains run side by side.
-    Otherwise 1. Measured on 2 cores: `bce` fine-tuning 1.07-1.21x with 2
-    parts, slower with 4 (README "Performance notes"). Call after
-    `configure`.
+    Otherwise 1. Measured on 2 cores: the `bce` step 1.09x with 2 parts
+    (three-round A/B), slower with 4 (README "Performance notes"). Call
+    after `configure`.
     """
     import tensorflow as tf
 
-    inter = tf.config.threading.get_inter_op_parallelism_threads()
-    return inter if tf.config.threading.get_intra_op_parallelism_threads() == 1 and inter > 1 \
-        else 1
+    threading = tf.config.threading
+    inter = threading.get_inter_op_parallelism_threads()
+    single_thread_ops = threading.get_intra_op_parallelism_threads() == 1
+    return inter if single_thread_ops and inter > 1 else 1
 
 
 def settings() -> dict:

@@ -52,8 +52,9 @@ class NextItemModel(keras.Model):
             in this many parts that run side by side (see
             `layers.encode_positions`); the loss is the same, to float
             rounding. `None`: the process's setting,
-            `s3rec_tf.runtime.batch_shards()` (2 on the 2-core CPU setting of
-            the command line, else 1). Defaults to `None`.
+            `s3rec_tf.runtime.batch_shards()` (2 for `bce` under the command
+            line's 2-core CPU settings; 1 for `ce`, which keeps TensorFlow's
+            threading). Defaults to `None`.
 
     Batches are dicts of int `[batch, seq_len]` tensors: `input_ids`,
     `target_pos` (the next item per position, 0 = no target) and, for `bce`,
