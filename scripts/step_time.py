@@ -10,8 +10,10 @@ same load, to measure what a change gains (README "Performance notes"):
 
     PYTHONPATH=/path/to/checkout python scripts/step_time.py --work bce --name Beauty
 
-`--work`: `pretrain`, or a fine-tuning loss (`bce`, `ce`, `sampled-ce`); the CPU
-settings are those the command line uses for that work (`s3rec_tf.runtime`).
+`--work`: `pretrain`, a fine-tuning loss (`bce`, `ce`, `sampled-ce`), or
+`evaluate`: full-ranking evaluation of the test split by an untrained model (each
+pass timed whole, `--rounds` x 5 passes after one warm-up pass); the CPU settings are
+those the command line uses for that work (`s3rec_tf.runtime`).
 """
 
 import argparse
@@ -37,6 +39,8 @@ def main(argv=None) -> int:
 
     import s3rec_tf
     from s3rec_tf import runtime
+    if args.work == "evaluate":
+        return _evaluate(args)
     try:
         workload = runtime.training_workload(args.work)
     except ValueError as e:
@@ -65,6 +69,32 @@ def main(argv=None) -> int:
     print(f"{args.work}/{args.name}: {batch_size / statistics.median(blocks):.0f} {unit} "
           f"(median of {len(blocks)} blocks of up to 10 steps; s3rec_tf from "
           f"{os.path.dirname(os.path.dirname(os.path.abspath(s3rec_tf.__file__)))})")
+    return 0
+
+
+def _evaluate(args) -> int:
+    import s3rec_tf
+    from s3rec_tf import runtime
+    runtime.configure("default")  # as `s3rec-tf evaluate`
+    from s3rec_tf.data import inputs
+    from s3rec_tf.data.reader import read_dataset
+    from s3rec_tf.evaluation import RankingEvaluator
+    from s3rec_tf.layers import SequenceEncoder
+    from s3rec_tf.models import NextItemModel
+
+    data = read_dataset(args.data, args.name)
+    arrays = inputs.eval_arrays(data, "test")
+    evaluator = RankingEvaluator(NextItemModel(SequenceEncoder(data.num_items,
+                                                               data.num_attributes)))
+    evaluator.ranks(arrays, "full")  # traces every batch shape
+    passes = []
+    for _ in range(args.rounds * 5):
+        t0 = time.perf_counter()
+        evaluator.ranks(arrays, "full")
+        passes.append(time.perf_counter() - t0)
+    print(f"evaluate/{args.name}: {len(arrays.answers) / statistics.median(passes):.0f} "
+          f"users/s (median of {len(passes)} full-ranking passes over the test split; "
+          f"s3rec_tf from {os.path.dirname(os.path.dirname(os.path.abspath(s3rec_tf.__file__)))})")
     return 0
 
 

@@ -201,6 +201,14 @@ def test_step_time_prints_the_median_throughput_of_the_step(synthetic_dir, capsy
         step_time.main(["--data", synthetic_dir, "--name", "Tiny", "--work", "mse"])
 
 
+def test_step_time_times_full_ranking_passes(synthetic_dir, capsys):
+    step_time = _script("step_time")
+    assert step_time.main(["--data", synthetic_dir, "--name", "Tiny", "--work", "evaluate",
+                           "--rounds", "1"]) == 0
+    out = capsys.readouterr().out
+    assert out.startswith("evaluate/Tiny: ") and "users/s (median of 5 full-ranking" in out
+
+
 def test_profile_step_prints_kernel_time_by_part_and_op(synthetic_dir, capsys):
     profile = _script("profile_step")
     assert profile.main(["--data", synthetic_dir, "--name", "Tiny", "--work", "bce",

@@ -40,3 +40,23 @@ def test_answer_rank_counts_eligible_items_scoring_strictly_higher():
                                         ranking.excluded_ids(NUM_ITEMS))
     assert no_exclusion.numpy().tolist() == [2, 0]
 
+
+
+def test_excluded_ids_list_each_excluded_id_once():
+    # long histories with repeats, padding and the mask id, against a set per row
+    rng = np.random.default_rng(0)
+    history = rng.integers(0, NUM_ITEMS + 2, size=(64, 40)).astype(np.int32)
+    for exclude in (True, False):
+        ids, first = ranking.excluded_ids(NUM_ITEMS, tf.constant(history), tf.constant(exclude))
+        ids, first = ids.numpy(), first.numpy()
+        for row in range(len(history)):
+            want = {0, NUM_ITEMS + 1} | (set(history[row].tolist()) if exclude else set())
+            assert sorted(ids[row][first[row]].tolist()) == sorted(want)
+        scores = tf.constant(rng.normal(size=(64, NUM_ITEMS + 2)), tf.float32)
+        answers = tf.constant(rng.integers(1, NUM_ITEMS + 1, size=64), tf.int32)
+        mask = ranking.excluded_items(NUM_ITEMS, tf.constant(history), exclude).numpy()
+        above = scores.numpy() > np.take_along_axis(scores.numpy(), answers.numpy()[:, None], 1)
+        want_ranks = (above & ~mask).sum(axis=1)
+        got = ranking.answer_ranks(scores, answers,
+                                   ranking.excluded_ids(NUM_ITEMS, tf.constant(history), exclude))
+        assert got.numpy().tolist() == want_ranks.tolist()
