@@ -55,7 +55,8 @@ case "${1:-}" in
       --valid-protocol full --seed 1 --output runs/Beauty-s3rec-authors-ce-validfull-seed1 \
       --record results/Beauty_s3rec-authors_ce_validfull_seed1.json ;;
   sports)
-    # No released checkpoint for Sports: the paper's SASRec recipe (bce), then full softmax
+    # The authors' Sports checkpoint (100 epochs, upstream) is not available here:
+    # the paper's SASRec recipe (bce), then full softmax
     for loss in bce ce; do
       [ -f "results/Sports_and_Outdoors_sasrec_${loss}_validfull_seed1.json" ] || \
       s3rec-tf finetune --data "$DATA" --name Sports_and_Outdoors --pretrained none \
