@@ -41,7 +41,6 @@ def test_answer_rank_counts_eligible_items_scoring_strictly_higher():
     assert no_exclusion.numpy().tolist() == [2, 0]
 
 
-
 def test_excluded_ids_list_each_excluded_id_once():
     # long histories with repeats, padding and the mask id, against a set per row
     rng = np.random.default_rng(0)
