@@ -51,9 +51,8 @@ def excluded_ids(num_items: int, history=None, exclude_history=True):
         row sorted by id, and bool of the same shape, true at exactly one
         occurrence of each id the row leaves out (a repeat, the history's
         padding, or with `exclude_history` false every history id that is
-        not a non-item, is false). Sorting finds the repeats in
-        `O(length log length)` per row, where comparing every pair took
-        `length^2` (full ranking lists a user's whole history).
+        not a non-item, is false). The repeats are found by sorting each row,
+        `O(length log length)`: full ranking lists a user's whole history.
     """
     non_items = tf.constant(non_item_ids(num_items), tf.int32)[None, :]
     if history is None:
