@@ -4,7 +4,9 @@
 Runs `--steps` training steps of the paper's configuration on real batches
 (the step function alone; batches are built beforehand), traces them with
 `tf.profiler`, and prints the kernel time per step by op type and by model
-part, summed over the CPU's threads, next to the wall time per step.
+part, summed over the CPU's threads, next to the wall time per step. Then how
+much of the traced span ran no kernel, one, or several at once, and the ops
+that ran alone (the serial parts of a step, where a core idled).
 
 Usage:
     python scripts/profile_step.py --name LastFM [--work pretrain|bce|ce|sampled-ce]
@@ -77,12 +79,15 @@ def main(argv=None) -> int:
             space.ParseFromString(f.read())
 
     by_type, by_part = collections.Counter(), collections.Counter()
+    intervals = []
     plane = next(p for p in space.planes if p.name == "/host:CPU")
     for line in plane.lines:
         for event in line.events:
             name = plane.event_metadata[event.metadata_id].name
             if ":" not in name or "::" in name or " " in name:  # executor/Python events
                 continue
+            start = line.timestamp_ns * 1000 + event.offset_ps
+            intervals.append((start, start + event.duration_ps, name))
             scope, op_type = name.rsplit(":", 1)
             by_type[op_type] += event.duration_ps
             part = "gradient" if scope.startswith("gradient_tape") else "forward"
@@ -107,7 +112,40 @@ def main(argv=None) -> int:
     print("\n| op type | ms/step | share |\n|---|---|---|")
     for op_type, ps in by_type.most_common(args.top):
         print(f"| {re.sub(r'^_', '', op_type)} | {ps * ms:.2f} | {ps / total:.1%} |")
+    busy, alone = concurrency(intervals)
+    span = sum(busy.values())
+    print(f"\ntraced span per step: {span * ms:.1f} ms")
+    print("\n| kernels running at once | ms/step | share of the span |\n|---|---|---|")
+    for count in sorted(busy):
+        print(f"| {count} | {busy[count] * ms:.1f} | {busy[count] / span:.1%} |")
+    print("\n| op running alone | ms/step |\n|---|---|")
+    for name, ps in alone.most_common(args.top):
+        print(f"| {name} | {ps * ms:.2f} |")
     return 0
+
+
+def concurrency(intervals):
+    """How many kernels ran at once, over the span of `(start, end, name)` intervals.
+
+    Returns:
+        `(busy, alone)`: Counters of time by the number of kernels running
+        (0 for gaps) and, for the stretches where exactly one ran, by its name.
+    """
+    edges = sorted([(start, 1, i) for i, (start, _, _) in enumerate(intervals)]
+                   + [(end, -1, i) for i, (_, end, _) in enumerate(intervals)])
+    busy, alone, running = collections.Counter(), collections.Counter(), set()
+    last = edges[0][0] if edges else 0
+    for time_ps, change, i in edges:
+        if time_ps > last:
+            busy[len(running)] += time_ps - last
+        if len(running) == 1 and time_ps > last:
+            alone[intervals[next(iter(running))][2]] += time_ps - last
+        last = time_ps
+        if change > 0:
+            running.add(i)
+        else:
+            running.discard(i)
+    return busy, alone
 
 
 if __name__ == "__main__":
