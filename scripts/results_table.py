@@ -87,6 +87,23 @@ def load():
     return rows
 
 
+def pretraining(tag):
+    """`(model, pretraining)` cells of an own-pretraining tag, else None.
+
+    `own-pretrain-epN` is N epochs of our pretraining with its defaults (0: none);
+    `own-pretrain-VARIANT-epN` the same with the named variant (e.g. `mask0.5`:
+    `--mask-p 0.5`).
+    """
+    match = re.fullmatch(r"own-pretrain(?:-(?P<variant>.+))?-ep(?P<epochs>\d+)", tag)
+    if not match:
+        return None
+    epochs = int(match["epochs"])
+    if not epochs:
+        return "SASRec", "none (same code/budget)"
+    variant = f", {match['variant']}" if match["variant"] else ""
+    return "S3-Rec", f"ours, {epochs} epochs{variant}"
+
+
 def model_name(tag):
     return {"sasrec": "SASRec", "s3rec-authors": "S3-Rec"}.get(tag, tag)
 
@@ -118,15 +135,13 @@ def table() -> str:
                 if paper and loss == "bce" else ""
             pre = {"sasrec": "none", "s3rec-authors": "authors' 150-epoch checkpoint"}.get(
                 tag, tag)
-            own_epochs = int(tag.rsplit("ep", 1)[1]) if tag.startswith("own-pretrain-ep") else None
-            if own_epochs is not None:
-                pre = f"ours, {own_epochs} epochs" if own_epochs else "none (same code/budget)"
-                paper = PAPER.get((dataset, protocol, "S3-Rec" if own_epochs else "SASRec"))
+            label = model_name(tag)
+            own = pretraining(tag)
+            if own:
+                label, pre = own
+                paper = PAPER.get((dataset, protocol, label))
             seeds = ",".join(str(r["seed"]) for r, _ in recs)
             cmd = display_command(recs[0][0]["command"])
-            label = model_name(tag)
-            if own_epochs is not None:
-                label = "S3-Rec" if own_epochs else "SASRec"
             out.append(f"| {dataset} | {label} "
                        f"| {pre} | {loss} | {valid.replace('valid', '')} | {seeds} | "
                        + (f"{negatives_label(recs)} | " if negatives else "")

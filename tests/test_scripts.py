@@ -107,6 +107,16 @@ def test_results_table_has_paper_numbers_next_to_ours():
     assert ".6083 / .3577" in table.replace("0.", ".")
 
 
+def test_results_table_names_own_pretraining_budgets_and_variants():
+    tables = _script("results_table")
+    assert tables.pretraining("own-pretrain-ep0") == ("SASRec", "none (same code/budget)")
+    assert tables.pretraining("own-pretrain-ep40") == ("S3-Rec", "ours, 40 epochs")
+    assert tables.pretraining("own-pretrain-mask0.5-ep20") == \
+        ("S3-Rec", "ours, 20 epochs, mask0.5")
+    assert tables.pretraining("s3rec-authors") is None
+    assert tables.pretraining("sasrec") is None
+
+
 def test_results_table_shows_commands_relative_to_the_checkout():
     tables = _script("results_table")
     assert tables.display_command("s3rec-tf finetune --data /x/wt/a/../shared/data/s3rec "
