@@ -139,7 +139,6 @@ def table() -> str:
             own = pretraining(tag)
             if own:
                 label, pre = own
-                paper = PAPER.get((dataset, protocol, label))
             seeds = ",".join(str(r["seed"]) for r, _ in recs)
             cmd = display_command(recs[0][0]["command"])
             out.append(f"| {dataset} | {label} "
