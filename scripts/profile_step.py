@@ -138,8 +138,8 @@ def concurrency(intervals):
     for time_ps, change, i in edges:
         if time_ps > last:
             busy[len(running)] += time_ps - last
-        if len(running) == 1 and time_ps > last:
-            alone[intervals[next(iter(running))][2]] += time_ps - last
+            if len(running) == 1:
+                alone[intervals[next(iter(running))][2]] += time_ps - last
         last = time_ps
         if change > 0:
             running.add(i)
