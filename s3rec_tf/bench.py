@@ -116,14 +116,26 @@ def _read(data_dir, name):
 def _time_fit(model, ds, warmup: int, steps: int):
     """Seconds of `warmup` steps (tracing included), then of `steps` timed steps.
 
-    The timed batches are still built live by the input pipeline.
+    One `fit` call runs both, on one iterator, as training runs its epochs
+    (Keras keeps the iterator across epochs when `steps_per_epoch` is given):
+    the clock starts when the last warm-up step ends. The timed steps include
+    Keras's loop and the input pipeline building each batch live, not `fit`'s
+    start (a new iterator, its first batch from a cold pipeline), which
+    training pays once per run.
     """
+    import keras
+    if warmup < 1 or steps < 1:
+        raise ValueError(f"warmup and steps must be >= 1. Received: warmup={warmup}, "
+                         f"steps={steps}")
+    ends = []
+    clock = keras.callbacks.LambdaCallback(
+        on_train_batch_end=lambda batch, logs: ends.append(time.perf_counter()))
     t0 = time.perf_counter()
-    model.fit(ds.take(warmup), epochs=1, verbose=0)
-    warm = time.perf_counter() - t0
-    t0 = time.perf_counter()
-    model.fit(ds.skip(warmup).take(steps), epochs=1, verbose=0)
-    return warm, time.perf_counter() - t0
+    model.fit(ds.take(warmup + steps), epochs=1, verbose=0, callbacks=[clock])
+    if len(ends) != warmup + steps:
+        raise RuntimeError(f"the dataset ran out after {len(ends)} of {warmup + steps} "
+                           "batches")
+    return ends[warmup - 1] - t0, ends[-1] - ends[warmup - 1]
 
 
 def training_case(data, work: str, steps: int, batch_size: int | None = None):

@@ -1,5 +1,6 @@
 import json
 import sys
+import types
 
 import pytest
 
@@ -49,6 +50,28 @@ def test_training_case_builds_the_command_lines_model_and_batches(synthetic_dir,
     assert bench.training_case(data, work, steps=1, batch_size=8)[2] == 8
     with pytest.raises(ValueError, match="work must be 'pretrain' or one of"):
         bench.training_case(data, "mse", steps=1)
+
+
+def test_fit_is_timed_on_one_iterator_from_the_end_of_the_warm_up(monkeypatch):
+    import keras
+    import numpy as np
+    import tensorflow as tf
+    model = keras.Sequential([keras.Input((2,)), keras.layers.Dense(1)])
+    model.compile(optimizer="sgd", loss="mse")
+    fits = []
+    real_fit = model.fit
+    model.fit = lambda *args, **kwargs: fits.append(1) or real_fit(*args, **kwargs)
+    ds = tf.data.Dataset.from_tensor_slices((np.ones((10, 2)), np.ones((10, 1)))).batch(1)
+    clock = iter([0.0, 1.0, 2.0, 3.0, 7.0, 11.0, 100.0])
+    monkeypatch.setattr(bench, "time", types.SimpleNamespace(perf_counter=lambda: next(clock)))
+    warm, timed = bench._time_fit(model, ds, warmup=3, steps=2)
+    # fit starts at 0; steps end at 1, 2, 3 (warm-up) and 7, 11 (timed)
+    assert (warm, timed) == (3.0, 8.0) and len(fits) == 1
+    monkeypatch.undo()
+    with pytest.raises(RuntimeError, match="ran out after 10 of 12 batches"):
+        bench._time_fit(model, ds, warmup=2, steps=10)
+    with pytest.raises(ValueError, match="warmup and steps must be >= 1"):
+        bench._time_fit(model, ds, warmup=0, steps=2)
 
 
 def test_table_shows_ratio_to_the_original_and_the_goal():
