@@ -45,6 +45,11 @@ ATTRIBUTE_BCE_MODES = ("original", "softplus")
 #: on the logits' gap, which does not saturate when both scores do.
 SEGMENT_LOSS_MODES = ("original", "logit-gap")
 
+#: The Masked Item Prediction loss (`s3rec_tf.losses.masked_item_loss`): the original's
+#: pairwise `BCE(sigmoid(sigmoid(pos) - sigmoid(neg)), 1)` against one random item, then
+#: the full softmax over the catalogue (the fine-tuning `ce` loss, at masked positions).
+MIP_LOSS_MODES = ("original", "ce")
+
 #: The fine-tuning losses (`s3rec_tf.models.NextItemModel`); the first is the paper's.
 FINETUNE_LOSSES = ("bce", "ce", "sampled-ce")
 
@@ -225,6 +230,10 @@ class PretrainConfig(_Validated):
         ATTRIBUTE_BCE_MODES[0], "BCE of AAP and MAP: 'original' (PyTorch's BCELoss on "
         "probabilities, as the authors) or 'softplus' (BCE on logits)",
         choices=ATTRIBUTE_BCE_MODES)
+    mip_loss: str = _param(
+        MIP_LOSS_MODES[0], "MIP loss: 'original' (BCE of sigmoid(sigmoid(pos) - sigmoid(neg)) "
+        "against one random item, as the authors) or 'ce' (softmax over every item)",
+        choices=MIP_LOSS_MODES)
     segment_loss: str = _param(
         SEGMENT_LOSS_MODES[0], "SP loss: 'original' (BCE of sigmoid(sigmoid(pos) - "
         "sigmoid(neg)), as the authors; no gradient once both scores saturate) or "

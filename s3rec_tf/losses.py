@@ -25,6 +25,8 @@ import tensorflow as tf
 from s3rec_tf.config import ATTRIBUTE_BCE_MODES
 #: The forms of `segment_loss` (SP); the first is the default.
 from s3rec_tf.config import SEGMENT_LOSS_MODES
+#: The forms of `masked_item_loss` (MIP); the first is the default.
+from s3rec_tf.config import MIP_LOSS_MODES
 #: PyTorch's `BCELoss`: log terms are clamped at this value ...
 _LOG_FLOOR = -100.0
 #: ... and its backward divides by `max(p (1 - p), _BACKWARD_EPSILON)`.
@@ -120,6 +122,32 @@ def segment_loss(pos_logit, neg_logit, mode: str = "original"):
     if mode == "original":
         return pairwise_sigmoid_loss(pos_logit, neg_logit)
     return _bce_positive(pos_logit - neg_logit)
+
+
+def check_mip_loss_mode(mode: str) -> None:
+    if mode not in MIP_LOSS_MODES:
+        raise ValueError(f"`mip_loss` must be one of {MIP_LOSS_MODES}. Received: {mode!r}")
+
+
+def masked_item_ce_loss(queries, table, targets):
+    """MIP as full softmax (`mip_loss="ce"`): `next_item_ce_loss` summed over the rows.
+
+    The masked positions of a batch take the place of next-item positions;
+    the sum (not the mean) matches the other pretraining losses, each summed
+    over the batch as in the original. A batch without masked positions
+    contributes 0 and no gradient.
+
+    Args:
+        queries: float `[n, hidden]`, the MIP head's output at each masked position.
+        table: float `[items, hidden]`, the item rows of the item table
+            (`ranking.item_columns`).
+        targets: int `[n]` the masked item at each position, as a row of `table`.
+    """
+    queries = tf.convert_to_tensor(queries)
+    n = tf.shape(queries)[0]
+    return tf.cond(n > 0,
+                   lambda: next_item_ce_loss(queries, table, targets) * tf.cast(n, queries.dtype),
+                   lambda: tf.zeros([], queries.dtype))
 
 
 def next_item_bce_loss(pos_logits, neg_logits, weights):

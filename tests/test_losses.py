@@ -88,6 +88,23 @@ def test_segment_loss_modes():
         losses.segment_loss(pos, neg, "bpr")
 
 
+def test_masked_item_ce_loss_is_the_summed_ce_and_empty_is_zero():
+    queries = tf.constant([[1.0, 0.0], [0.5, 2.0]])
+    table = tf.constant([[1.0, 1.0], [0.0, 1.0], [2.0, 0.0]])
+    targets = tf.constant([2, 1])
+    mean = float(losses.next_item_ce_loss(queries, table, targets))
+    assert float(losses.masked_item_ce_loss(queries, table, targets)) == pytest.approx(2 * mean)
+    empty = tf.zeros((0, 2))
+    with tf.GradientTape() as tape:
+        tape.watch(table)
+        loss = losses.masked_item_ce_loss(empty, table, tf.zeros((0,), tf.int32))
+    assert float(loss) == 0.0
+    grad = tape.gradient(loss, table)
+    assert grad is None or not np.any(grad.numpy())
+    with pytest.raises(ValueError, match="mip_loss"):
+        losses.check_mip_loss_mode("bpr")
+
+
 def test_next_item_bce_loss_hand_computed():
     pos = tf.constant([[3.0, 1.0, 9.0]])
     neg = tf.constant([[4.0, -1.0, 9.0]])

@@ -15,6 +15,7 @@ from s3rec_tf.config import PretrainConfig
 from s3rec_tf.data.inputs import PRETRAIN_KEYS  # noqa: F401  (the batch keys, re-exported)
 from s3rec_tf.layers import (DEFAULT_LENGTH_BUCKETS, SequenceEncoder, encode_bucketed,
                              encode_positions, gather_rows)
+from s3rec_tf.models import ranking
 
 LOSS_NAMES = ("aap", "mip", "map", "sp")
 #: The paper's weights, from `s3rec_tf.config.PretrainConfig`.
@@ -61,6 +62,10 @@ class S3RecPretrainer(keras.Model):
         segment_loss: str. The SP loss: `"original"` (the authors') or
             `"logit-gap"` (`softplus(neg - pos)`, no saturation). See
             `s3rec_tf.losses.segment_loss`. Defaults to `"original"`.
+        mip_loss: str. The MIP loss: `"original"` (the authors', against one
+            random item) or `"ce"` (softmax over every item, as fine-tuning's
+            `ce`). See `s3rec_tf.losses.masked_item_ce_loss`. Defaults to
+            `"original"`.
 
     Example:
     >>> enc = SequenceEncoder(num_items=20, num_attributes=5, max_length=8)
@@ -71,12 +76,15 @@ class S3RecPretrainer(keras.Model):
     def __init__(self, encoder: SequenceEncoder, item_attributes, loss_weights=None,
                  length_buckets=DEFAULT_LENGTH_BUCKETS,
                  attribute_bce: str = losses.ATTRIBUTE_BCE_MODES[0],
-                 segment_loss: str = losses.SEGMENT_LOSS_MODES[0], **kwargs):
+                 segment_loss: str = losses.SEGMENT_LOSS_MODES[0],
+                 mip_loss: str = losses.MIP_LOSS_MODES[0], **kwargs):
         super().__init__(**kwargs)
         losses._check_mode(attribute_bce)
         losses.check_segment_loss_mode(segment_loss)
+        losses.check_mip_loss_mode(mip_loss)
         self.attribute_bce = attribute_bce
         self.segment_loss = segment_loss
+        self.mip_loss = mip_loss
         self.encoder = encoder
         self.length_buckets = tuple(length_buckets) if length_buckets else None
         item_attributes = np.asarray(item_attributes, dtype="int32")
@@ -180,9 +188,14 @@ class S3RecPretrainer(keras.Model):
         masked_h = tf.gather(sequence_output, mask_rows)
         masked_pos = tf.gather(flat_pos, mask_rows)
         mip_h = self.mip_dense(masked_h)
-        pos_logit = tf.reduce_sum(mip_h * gather_rows(item_table, masked_pos), -1)
-        neg_logit = tf.reduce_sum(mip_h * gather_rows(item_table, tf.gather(flat_neg, mask_rows)), -1)
-        mip = tf.reduce_sum(losses.pairwise_sigmoid_loss(pos_logit, neg_logit))
+        if self.mip_loss == "ce":  # the softmax over the items alone, as fine-tuning's `ce`
+            columns = ranking.item_columns(self.encoder.num_items)
+            mip = losses.masked_item_ce_loss(mip_h, item_table[columns], masked_pos - columns.start)
+        else:
+            pos_logit = tf.reduce_sum(mip_h * gather_rows(item_table, masked_pos), -1)
+            neg_logit = tf.reduce_sum(
+                mip_h * gather_rows(item_table, tf.gather(flat_neg, mask_rows)), -1)
+            mip = tf.reduce_sum(losses.pairwise_sigmoid_loss(pos_logit, neg_logit))
         map_logits = tf.matmul(self.map_dense(masked_h), attribute_table, transpose_b=True)
         map_ = tf.reduce_sum(losses.attribute_loss(
             map_logits, tf.gather(self.item_attributes, masked_pos), self.attribute_bce))
@@ -226,6 +239,7 @@ class S3RecPretrainer(keras.Model):
                 "length_buckets": list(self.length_buckets) if self.length_buckets else None,
                 "attribute_bce": self.attribute_bce,
                 "segment_loss": self.segment_loss,
+                "mip_loss": self.mip_loss,
                 "name": self.name}
 
     @classmethod
@@ -236,4 +250,5 @@ class S3RecPretrainer(keras.Model):
                    length_buckets=config.get("length_buckets", DEFAULT_LENGTH_BUCKETS),
                    attribute_bce=config.get("attribute_bce", losses.ATTRIBUTE_BCE_MODES[0]),
                    segment_loss=config.get("segment_loss", losses.SEGMENT_LOSS_MODES[0]),
+                   mip_loss=config.get("mip_loss", losses.MIP_LOSS_MODES[0]),
                    name=config.get("name"))

@@ -60,7 +60,8 @@ def _pretrain(data, output_dir, write_to, dist, encoder_config, config, verbose,
         model = S3RecPretrainer(encoder, data.attribute_table(),
                                 loss_weights=config.loss_weights,
                                 attribute_bce=config.attribute_bce,
-                                segment_loss=config.segment_loss)
+                                segment_loss=config.segment_loss,
+                                mip_loss=config.mip_loss)
         model.compile(optimizer=make_optimizer(config.optimizer, config.learning_rate), jit_compile=config.jit_compile)
         model.optimizer.build(model.trainable_variables)
     vocabulary = artifacts.vocabulary_of(data)

@@ -81,6 +81,35 @@ def test_losses_against_a_numpy_reference(tiny_data):
         assert got[name] == pytest.approx(value, rel=1e-4), name
 
 
+def test_mip_ce_is_the_softmax_over_the_items_at_masked_positions(tiny_data):
+    """`mip_loss="ce"` changes MIP alone: the summed softmax cross-entropy over items."""
+    original, model = _model(tiny_data), _model(tiny_data, mip_loss="ce")
+    model.set_weights(original.get_weights())
+    arrays = inputs.pretrain_arrays(tiny_data, 20)
+    batch = {k: v.numpy() for k, v in
+             next(iter(inputs.pretrain_dataset(arrays, 8, seed=4, trim=False))).items()}
+    got = {k: float(v) for k, v in model.compute_losses(batch, training=False).items()}
+    base = {k: float(v) for k, v in original.compute_losses(batch, training=False).items()}
+    for name in ("aap", "map", "sp"):
+        assert got[name] == pytest.approx(base[name], rel=1e-5), name
+
+    enc = model.encoder
+    seq = enc(batch["masked_item_sequence"]).numpy()
+    items = enc.item_table.numpy()[1:enc.num_items + 1]  # padding and the mask id left out
+    w, b = model.mip_dense.get_weights()
+    rows = batch["masked_item_sequence"] == enc.mask_id
+    assert rows.any()
+    logits = (seq[rows] @ w + b) @ items.T
+    top = logits.max(-1)
+    log_z = top + np.log(np.exp(logits - top[:, None]).sum(-1))
+    target = logits[np.arange(len(logits)), batch["pos_items"][rows] - 1]
+    assert got["mip"] == pytest.approx((log_z - target).sum(), rel=1e-4)
+
+    model.compile(optimizer=adam(1e-3))
+    ds = inputs.pretrain_dataset(arrays, 32, seed=0).take(2)
+    assert np.isfinite(model.fit(ds, epochs=1, verbose=0).history["mip_loss"][0])
+
+
 def test_trimmed_and_padded_batches_give_the_same_losses(tiny_data):
     model = _model(tiny_data)
     arrays = inputs.pretrain_arrays(tiny_data, 20)
@@ -102,8 +131,12 @@ def test_loss_weights_and_table_are_validated(tiny_data):
 
 def test_config_round_trip(tiny_data):
     model = _model(tiny_data, loss_weights={"sp": 0.7}, attribute_bce="softplus",
-                   segment_loss="logit-gap")
+                   segment_loss="logit-gap", mip_loss="ce")
     clone = S3RecPretrainer.from_config(model.get_config())
+    assert clone.mip_loss == "ce"
+    assert _model(tiny_data).mip_loss == "original"
+    with pytest.raises(ValueError, match="mip_loss"):
+        _model(tiny_data, mip_loss="bpr")
     assert clone.loss_weights_["sp"] == 0.7
     assert clone.attribute_bce == "softplus"
     assert clone.segment_loss == "logit-gap"
