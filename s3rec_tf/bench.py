@@ -27,7 +27,8 @@ import sys
 import tempfile
 import time
 
-from s3rec_tf.config import OPTIMIZERS  # imports no TensorFlow
+from s3rec_tf.cli import number_type  # imports no TensorFlow
+from s3rec_tf.config import OPTIMIZERS
 
 #: The original PyTorch code on a 2-core CPU (REFERENCE.md, medians of 3 runs).
 ORIGINAL = {
@@ -676,7 +677,7 @@ def main(argv=None) -> int:
     parser = argparse.ArgumentParser(prog="s3rec-tf bench", description=__doc__)
     parser.add_argument("--data", default=os.path.join("..", "shared", "data", "s3rec"))
     parser.add_argument("--quick", action="store_true", help="a spot check (< 2 minutes)")
-    parser.add_argument("--repeats", type=int, default=None,
+    parser.add_argument("--repeats", type=number_type(int, 1), default=None,
                         help="runs per case; the median is reported (default 3, quick 1)")
     parser.add_argument("--only", nargs="*", help="run only cases whose key starts with these")
     parser.add_argument("--output", default=None, help="JSON path (default: "
@@ -700,9 +701,12 @@ def main(argv=None) -> int:
                             "from the prepared TFRecords, with each stage's peak memory")
     scale.add_argument("--sizes", nargs="+", default=list(SCALE_SIZES),
                        help="interactions per size (1M, 250k, ...); items: a tenth")
-    scale.add_argument("--steps", type=int, default=40, help="timed training steps per stage")
-    scale.add_argument("--warmup", type=int, default=5, help="warm-up steps (not timed)")
-    scale.add_argument("--eval-users", type=int, default=2048, help="users ranked (timed)")
+    scale.add_argument("--steps", type=number_type(int, 1), default=40,
+                       help="timed training steps per stage")
+    scale.add_argument("--warmup", type=number_type(int, 1), default=5,
+                       help="warm-up steps (not timed; the clock starts when the last ends)")
+    scale.add_argument("--eval-users", type=number_type(int, 1), default=2048,
+                       help="users ranked (timed)")
     scale.add_argument("--workdir", help="where the data are written (default: a temporary "
                                          "directory); each size's data are deleted after it")
     scale.add_argument("--keep-data", action="store_true", help="keep each size's data")

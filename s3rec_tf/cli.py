@@ -34,7 +34,7 @@ def _convert(kind, text):
         raise argparse.ArgumentTypeError(f"invalid {kind.__name__} value: {text!r}") from None
 
 
-def _number(kind, minimum=None, maximum=None, what=None):
+def number_type(kind, minimum=None, maximum=None, what=None):
     """An argparse `type` that parses `kind` and checks its range when parsed."""
     def parse(text):
         value = _convert(kind, text)
@@ -54,11 +54,11 @@ def _threads(text):
     """`auto` or a thread count >= 0."""
     if text == "auto":
         return text
-    return _number(int, 0, what="thread count")(text)
+    return number_type(int, 0, what="thread count")(text)
 
 
 _threads.kind = (str, int)
-_SEED = _number(int, 0, config.MAX_SEED, "seed")
+_SEED = number_type(int, 0, config.MAX_SEED, "seed")
 
 
 def _field_type(cls, field, param):
@@ -325,8 +325,8 @@ def build_parser() -> argparse.ArgumentParser:
     p.add_argument("--items", type=count(), default=500)
     p.add_argument("--topics", type=count(), default=20)
     p.add_argument("--attributes", type=count(), default=60)
-    p.add_argument("--min-length", type=_number(int, 3), default=5)
-    p.add_argument("--max-length", type=_number(int, 3), default=40)
+    p.add_argument("--min-length", type=number_type(int, 3), default=5)
+    p.add_argument("--max-length", type=number_type(int, 3), default=40)
     p.add_argument("--name", default="Synthetic")
     p.add_argument("--seed", type=_SEED, default=0)
 
@@ -336,7 +336,7 @@ def build_parser() -> argparse.ArgumentParser:
                    choices=("s3rec", "csv", "parquet", "recbole"))
     p.add_argument("--name", required=True, help="dataset name (file stem)")
     p.add_argument("--output", required=True)
-    p.add_argument("--k-core", type=_number(int, 0), default=0, help="k-core filter (0: off)")
+    p.add_argument("--k-core", type=number_type(int, 0), default=0, help="k-core filter (0: off)")
     p.add_argument("--strict", action="store_true",
                    help="fail on the first malformed row instead of dropping and counting it")
     p.add_argument("--seed", type=_SEED, default=0, help="seed of the sampled negatives")
@@ -388,7 +388,7 @@ def build_parser() -> argparse.ArgumentParser:
     p = sub.add_parser("export", help="write a TF Serving SavedModel of a fine-tuned model")
     p.add_argument("--model", required=True, help="fine-tuned model directory")
     p.add_argument("--output", required=True, help="serving base dir; writes <output>/<version>")
-    p.add_argument("--version", type=_number(int, 0), help="version number (default: Unix time)")
+    p.add_argument("--version", type=number_type(int, 0), help="version number (default: Unix time)")
     p.add_argument("--k", type=count(), default=10, help="k of the serving_default signature")
     p.add_argument("--vocabulary", help="file with one raw item id per line (line i = item "
                                         "i+1); default: the paper format's ids 1..N")
@@ -436,7 +436,7 @@ def build_parser() -> argparse.ArgumentParser:
     p = sub.add_parser("parity", help="compare with the original code's golden outputs")
     p.add_argument("--weights", required=True, help="<Name>-epochs-150.weights.npz")
     p.add_argument("--golden", required=True, help="golden_<Name>.npz")
-    p.add_argument("--tolerance", type=_number(float, 0.0), default=1e-4)
+    p.add_argument("--tolerance", type=number_type(float, 0.0), default=1e-4)
 
     p = sub.add_parser("import-weights",
                        help="turn the authors' .npz weights into a pretrained model directory")

@@ -74,6 +74,14 @@ def test_fit_is_timed_on_one_iterator_from_the_end_of_the_warm_up(monkeypatch):
         bench._time_fit(model, ds, warmup=0, steps=2)
 
 
+@pytest.mark.parametrize("flag", ["--warmup", "--steps", "--eval-users", "--repeats"])
+def test_step_counts_are_checked_when_parsed(flag, capsys):
+    with pytest.raises(SystemExit) as exit_info:
+        bench.main(["--scale", flag, "0"])
+    assert exit_info.value.code == 2
+    assert f"argument {flag}: must be >= 1. Received: 0" in capsys.readouterr().err
+
+
 def test_table_shows_ratio_to_the_original_and_the_goal():
     report = {"results": {"pretrain/Beauty": {
         "median": 1730.0, "unit": "samples/s", "peak_rss_mb": 1000.0, "runs": []}}}
