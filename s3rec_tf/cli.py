@@ -313,7 +313,7 @@ def build_parser() -> argparse.ArgumentParser:
     parser = argparse.ArgumentParser(
         prog="s3rec-tf", description="S3-Rec in Keras 3: pretrain, fine-tune, evaluate.")
     sub = parser.add_subparsers(dest="command", required=True, parser_class=CommandParser)
-    count = functools.partial(_number, int, 1)
+    count = functools.partial(number_type, int, 1)
 
     p = sub.add_parser("synth", help="write a seeded synthetic dataset in the S3-Rec format",
                        check=_check_synth)
