@@ -388,7 +388,8 @@ def build_parser() -> argparse.ArgumentParser:
     p = sub.add_parser("export", help="write a TF Serving SavedModel of a fine-tuned model")
     p.add_argument("--model", required=True, help="fine-tuned model directory")
     p.add_argument("--output", required=True, help="serving base dir; writes <output>/<version>")
-    p.add_argument("--version", type=number_type(int, 0), help="version number (default: Unix time)")
+    p.add_argument("--version", type=number_type(int, 0),
+                   help="version number (default: Unix time)")
     p.add_argument("--k", type=count(), default=10, help="k of the serving_default signature")
     p.add_argument("--vocabulary", help="file with one raw item id per line (line i = item "
                                         "i+1); default: the paper format's ids 1..N")

@@ -45,9 +45,9 @@ ATTRIBUTE_BCE_MODES = ("original", "softplus")
 #: on the logits' gap, which does not saturate when both scores do.
 SEGMENT_LOSS_MODES = ("original", "logit-gap")
 
-#: The Masked Item Prediction loss (`s3rec_tf.losses.masked_item_loss`): the original's
+#: The Masked Item Prediction loss (`s3rec_tf.models.S3RecPretrainer`): the original's
 #: pairwise `BCE(sigmoid(sigmoid(pos) - sigmoid(neg)), 1)` against one random item, then
-#: the full softmax over the catalogue (the fine-tuning `ce` loss, at masked positions).
+#: the full softmax over the catalogue (`s3rec_tf.losses.masked_item_ce_loss`).
 MIP_LOSS_MODES = ("original", "ce")
 
 #: The fine-tuning losses (`s3rec_tf.models.NextItemModel`); the first is the paper's.

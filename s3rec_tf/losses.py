@@ -25,7 +25,7 @@ import tensorflow as tf
 from s3rec_tf.config import ATTRIBUTE_BCE_MODES
 #: The forms of `segment_loss` (SP); the first is the default.
 from s3rec_tf.config import SEGMENT_LOSS_MODES
-#: The forms of `masked_item_loss` (MIP); the first is the default.
+#: The forms of MIP (`S3RecPretrainer(mip_loss=...)`); the first is the default.
 from s3rec_tf.config import MIP_LOSS_MODES
 #: PyTorch's `BCELoss`: log terms are clamped at this value ...
 _LOG_FLOOR = -100.0
