@@ -59,10 +59,15 @@ def _original_bce(logits, target: float):
     return bce(logits)
 
 
-def _check_mode(mode: str) -> None:
-    if mode not in ATTRIBUTE_BCE_MODES:
-        raise ValueError(f"`attribute_bce` must be one of {ATTRIBUTE_BCE_MODES}. "
-                         f"Received: {mode!r}")
+#: The forms each named option of the pretraining losses may take.
+MODES = {"attribute_bce": ATTRIBUTE_BCE_MODES, "segment_loss": SEGMENT_LOSS_MODES,
+         "mip_loss": MIP_LOSS_MODES}
+
+
+def check_mode(option: str, mode: str) -> None:
+    """Refuse a `mode` that is not one of `MODES[option]`, naming the option."""
+    if mode not in MODES[option]:
+        raise ValueError(f"`{option}` must be one of {MODES[option]}. Received: {mode!r}")
 
 
 def attribute_loss(logits, target_attributes, mode: str = "original"):
@@ -81,7 +86,7 @@ def attribute_loss(logits, target_attributes, mode: str = "original"):
         `[n]` loss summed over attributes: `sum_a -log(1 - p_a)` plus, for the
         item's attributes, `-log(p_a) + log(1 - p_a)`.
     """
-    _check_mode(mode)
+    check_mode("attribute_bce", mode)
     if mode == "original":
         def positive(x):
             return _original_bce(x, 1.0)
@@ -102,12 +107,6 @@ def pairwise_sigmoid_loss(pos_logit, neg_logit):
     return _bce_positive(tf.sigmoid(pos_logit) - tf.sigmoid(neg_logit))
 
 
-def check_segment_loss_mode(mode: str) -> None:
-    if mode not in SEGMENT_LOSS_MODES:
-        raise ValueError(f"`segment_loss` must be one of {SEGMENT_LOSS_MODES}. "
-                         f"Received: {mode!r}")
-
-
 def segment_loss(pos_logit, neg_logit, mode: str = "original"):
     """Segment Prediction's per-row loss from the true and the random segment's logits.
 
@@ -118,15 +117,10 @@ def segment_loss(pos_logit, neg_logit, mode: str = "original"):
     BPR-style loss on the logits' gap, whose gradient does not vanish when
     both logits are large.
     """
-    check_segment_loss_mode(mode)
+    check_mode("segment_loss", mode)
     if mode == "original":
         return pairwise_sigmoid_loss(pos_logit, neg_logit)
     return _bce_positive(pos_logit - neg_logit)
-
-
-def check_mip_loss_mode(mode: str) -> None:
-    if mode not in MIP_LOSS_MODES:
-        raise ValueError(f"`mip_loss` must be one of {MIP_LOSS_MODES}. Received: {mode!r}")
 
 
 def masked_item_ce_loss(queries, table, targets):

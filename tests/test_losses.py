@@ -102,7 +102,7 @@ def test_masked_item_ce_loss_is_the_summed_ce_and_empty_is_zero():
     grad = tape.gradient(loss, table)
     assert grad is None or not np.any(grad.numpy())
     with pytest.raises(ValueError, match="mip_loss"):
-        losses.check_mip_loss_mode("bpr")
+        losses.check_mode("mip_loss", "bpr")
 
 
 def test_next_item_bce_loss_hand_computed():

@@ -79,9 +79,9 @@ class S3RecPretrainer(keras.Model):
                  segment_loss: str = losses.SEGMENT_LOSS_MODES[0],
                  mip_loss: str = losses.MIP_LOSS_MODES[0], **kwargs):
         super().__init__(**kwargs)
-        losses._check_mode(attribute_bce)
-        losses.check_segment_loss_mode(segment_loss)
-        losses.check_mip_loss_mode(mip_loss)
+        for option, mode in (("attribute_bce", attribute_bce), ("segment_loss", segment_loss),
+                             ("mip_loss", mip_loss)):
+            losses.check_mode(option, mode)
         self.attribute_bce = attribute_bce
         self.segment_loss = segment_loss
         self.mip_loss = mip_loss
