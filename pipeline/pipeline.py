@@ -18,6 +18,8 @@ import os
 
 from tfx import v1 as tfx
 
+from s3rec_tf import config as s3rec_config
+
 #: `run_fn` / `tuner_fn` of the standard Trainer and Tuner.
 TRAINER_MODULE = "components.trainer_module"
 #: The schema of the project's own ExampleGen output (paper format, RecBole).
@@ -25,7 +27,8 @@ EVENTS_SCHEMA = os.path.join(os.path.dirname(os.path.abspath(__file__)), "schema
                              "events.pbtxt")
 #: ExampleGen splits that are not event logs (validated by the sequence step).
 NON_EVENT_SPLITS = ["item_attributes", "negatives"]
-INPUT_FORMATS = ("s3rec", "recbole", "csv", "parquet", "tfrecord")
+#: The formats of `s3rec_tf.config.INPUT_FORMATS`, and TFRecords of tf.Examples.
+INPUT_FORMATS = (*s3rec_config.INPUT_FORMATS, "tfrecord")
 
 
 def input_files(data_dir: str, dataset: str, input_format: str, check: bool = True) -> dict:

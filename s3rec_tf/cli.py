@@ -332,8 +332,8 @@ def build_parser() -> argparse.ArgumentParser:
 
     p = sub.add_parser("prepare", help="Beam preprocessing: raw data -> prepared TFRecords")
     p.add_argument("--input", required=True, help="directory with the raw files")
-    p.add_argument("--format", dest="input_format", default="s3rec",
-                   choices=("s3rec", "csv", "parquet", "recbole"))
+    p.add_argument("--format", dest="input_format", default=config.INPUT_FORMATS[0],
+                   choices=config.INPUT_FORMATS)
     p.add_argument("--name", required=True, help="dataset name (file stem)")
     p.add_argument("--output", required=True)
     p.add_argument("--k-core", type=number_type(int, 0), default=0, help="k-core filter (0: off)")

@@ -49,6 +49,7 @@ import tempfile
 import numpy as np
 
 from s3rec_tf import ids as ids_lib
+from s3rec_tf.config import INPUT_FORMATS
 from s3rec_tf.errors import DataError
 from s3rec_tf.ids import MAX_USER_ID
 
@@ -57,7 +58,6 @@ from s3rec_tf.data import prepared as prepared_lib
 from s3rec_tf.data.reader import id_problem
 from s3rec_tf.data.reader import MIN_SEQUENCE_LENGTH as MIN_EVENTS
 
-FORMATS = ("s3rec", "csv", "parquet", "recbole")
 NUM_NEGATIVES = negatives_lib.NUM_NEGATIVES
 #: Header of an interaction table (CSV, Parquet), in any order.
 INTERACTION_COLUMNS = ("user_id", "item_id", "timestamp")
@@ -71,7 +71,7 @@ NUM_DROPPED_NAMED = 5
 class PrepareConfig:
     """Parameters of the preprocessing pipeline."""
 
-    input_format: str = "s3rec"
+    input_format: str = INPUT_FORMATS[0]
     name: str = "Synthetic"
     k_core: int = 0            # 0: off (the paper's data is already 5-core)
     k_core_rounds: int = 10
@@ -333,7 +333,7 @@ def input_file_names(name: str, fmt: str) -> dict:
         "recbole": {"events": [f"{name}.inter"], "item_attributes": [f"{name}.item"]},
     }
     if fmt not in names:
-        raise ValueError(f"`input_format` must be one of {FORMATS}. Received: {fmt!r}")
+        raise ValueError(f"`input_format` must be one of {INPUT_FORMATS}. Received: {fmt!r}")
     return names[fmt]
 
 
@@ -452,62 +452,46 @@ def read_raw(pipeline, input_dir: str, config: PrepareConfig) -> Inputs:
                 | f"Tag {os.path.basename(path)}" >> beam.Map(lambda line, p=path: (p, line)))
 
     fmt = config.input_format
-    if fmt == "s3rec":
-        parsed = read_lines(inter_path) | "ParseS3Rec" >> beam.ParDo(
-            _guarded(parse_s3rec_line, "interactions", strict, flat=True)).with_outputs(
-            "malformed", main="events")
-    elif fmt == "csv":
-        header = csv_header(inter_path, INTERACTION_COLUMNS)
-        parsed = read_lines(inter_path, 1) | "ParseCsv" >> beam.ParDo(
-            _guarded(lambda e: parse_csv_interaction(e, header), "interactions", strict)
-        ).with_outputs("malformed", main="events")
-    elif fmt == "recbole":
-        columns = _recbole_columns(inter_path, RECBOLE_INTERACTION_COLUMNS)
-        parsed = read_lines(inter_path, 1) | "ParseInter" >> beam.ParDo(
-            _guarded(lambda e: parse_recbole_interaction(e, columns), "interactions", strict)
-        ).with_outputs("malformed", main="events")
-    else:
-        def parquet_row(row, p=inter_path):
-            return (p, _parquet_row_line(row, INTERACTION_COLUMNS))
-        parsed = (pipeline | "ReadParquet" >> beam.io.ReadFromParquet(inter_path)
-                  | "RowToCsv" >> beam.Map(parquet_row)
-                  | "ParseParquet" >> beam.ParDo(
-                      _guarded(parse_csv_interaction, "interactions", strict)).with_outputs(
-                      "malformed", main="events"))
-    counters["malformed_interactions"] = parsed.malformed | "CountBadEvents" >> \
-        beam.combiners.Count.Globally()
 
+    def parse(path, kind):
+        """`path`'s rows as `kind` ("interactions" or "attributes") records of `fmt`:
+        a tagged output of parsed records ("records") and malformed rows' reasons."""
+        label, interactions = kind.capitalize(), kind == "interactions"
+        csv_columns = INTERACTION_COLUMNS if interactions else ATTRIBUTE_COLUMNS
+        parse_csv = parse_csv_interaction if interactions else parse_csv_attribute
+        if fmt == "parquet":
+            rows = (pipeline | f"ReadParquet{label}" >> beam.io.ReadFromParquet(path)
+                    | f"RowToCsv{label}" >> beam.Map(
+                        lambda row, p=path: (p, _parquet_row_line(row, csv_columns))))
+            fn, flat = parse_csv, False
+        elif fmt == "csv":
+            header = csv_header(path, csv_columns)
+            rows, fn, flat = read_lines(path, 1), (lambda e: parse_csv(e, header)), False
+        elif fmt == "s3rec" and interactions:
+            rows, fn, flat = read_lines(path), parse_s3rec_line, True
+        elif fmt == "s3rec":  # one JSON object per file
+            rows = (pipeline | "ReadAttrJson" >> beam.Create([path])
+                    | "LoadAttrJson" >> beam.Map(lambda p: (p, open(p, "rb").read())))
+            fn, flat = parse_s3rec_attributes, True
+        elif interactions:  # recbole
+            columns = _recbole_columns(path, RECBOLE_INTERACTION_COLUMNS)
+            rows, fn, flat = read_lines(path, 1), (
+                lambda e: parse_recbole_interaction(e, columns)), False
+        else:
+            columns = _recbole_columns(path, RECBOLE_ITEM_COLUMNS)
+            rows, fn, flat = read_lines(path, 1), (lambda e: parse_recbole_item(e, columns)), True
+        parsed = rows | f"Parse{label}" >> beam.ParDo(
+            _guarded(fn, kind, strict, flat=flat)).with_outputs("malformed", main="records")
+        counters[f"malformed_{kind}"] = parsed.malformed | f"CountMalformed{label}" >> \
+            beam.combiners.Count.Globally()
+        return parsed.records
+
+    events = parse(inter_path, "interactions")
     if attr_path is None:
         attribute_pairs = pipeline | "NoAttributes" >> beam.Create([])
         counters["malformed_attributes"] = pipeline | "ZeroBadAttrs" >> beam.Create([0])
     else:
-        if fmt == "s3rec":
-            attr_parsed = (pipeline | "ReadAttrJson" >> beam.Create([attr_path])
-                           | "LoadAttrJson" >> beam.Map(lambda p: (p, open(p, "rb").read()))
-                           | "ParseAttrJson" >> beam.ParDo(
-                               _guarded(parse_s3rec_attributes, "attributes", strict, flat=True)
-                           ).with_outputs("malformed", main="pairs"))
-        elif fmt == "recbole":
-            cols = _recbole_columns(attr_path, RECBOLE_ITEM_COLUMNS)
-            attr_parsed = read_lines(attr_path, 1) | "ParseItem" >> beam.ParDo(
-                _guarded(lambda e: parse_recbole_item(e, cols), "attributes", strict,
-                         flat=True)).with_outputs("malformed", main="pairs")
-        elif fmt == "csv":
-            attr_header = csv_header(attr_path, ATTRIBUTE_COLUMNS)
-            attr_parsed = read_lines(attr_path, 1) | "ParseAttrCsv" >> beam.ParDo(
-                _guarded(lambda e: parse_csv_attribute(e, attr_header), "attributes", strict)
-            ).with_outputs("malformed", main="pairs")
-        else:
-            def attr_row(row, p=attr_path):
-                return (p, _parquet_row_line(row, ATTRIBUTE_COLUMNS))
-            attr_parsed = (pipeline | "ReadAttrParquet" >> beam.io.ReadFromParquet(attr_path)
-                           | "AttrRowToCsv" >> beam.Map(attr_row)
-                           | "ParseAttrParquet" >> beam.ParDo(
-                               _guarded(parse_csv_attribute, "attributes", strict)).with_outputs(
-                               "malformed", main="pairs"))
-        attribute_pairs = attr_parsed.pairs
-        counters["malformed_attributes"] = attr_parsed.malformed | "CountBadAttrs" >> \
-            beam.combiners.Count.Globally()
+        attribute_pairs = parse(attr_path, "attributes")
 
     sample_path = sample_file(input_dir, config)
     sample_rows = None
@@ -523,7 +507,7 @@ def read_raw(pipeline, input_dir: str, config: PrepareConfig) -> Inputs:
                        | "SampleLines" >> beam.FlatMap(
                            lambda p: enumerate(open(p, "rb").read().splitlines(), start=1))
                        | "ParseSample" >> beam.Map(parse_sample))
-    return Inputs(parsed.events, attribute_pairs, sample_rows, counters,
+    return Inputs(events, attribute_pairs, sample_rows, counters,
                   {"interactions": inter_path, "attributes": attr_path,
                    "negatives": sample_path})
 
