@@ -5,7 +5,8 @@ Reads the per-epoch histories `results/<run>.history.jsonl` written beside each
 recorded run (`s3rec-tf finetune --record results/<run>.json`) and writes one
 PNG per dataset to `results/plots/<dataset>.png`: a panel per validation
 protocol, a line per run (no pretraining, the authors' checkpoint, our own
-pretraining at each epoch budget; one line per seed).
+pretraining at each epoch budget and variant, named as the README's table names
+them; one line per seed; one legend beside the panels).
 
 Pretraining histories (the `history.jsonl` that `s3rec-tf pretrain` writes in
 its output directory: `aap_loss`, `mip_loss`, `map_loss`, `sp_loss`, `loss` per
@@ -33,6 +34,8 @@ import re
 import sys
 
 ROOT = os.path.dirname(os.path.dirname(os.path.abspath(__file__)))
+sys.path.insert(0, os.path.dirname(os.path.abspath(__file__)))
+from results_table import pretraining as pretraining_cells  # noqa: E402  the tag rule
 #: The validation metric each protocol's runs early-stop on (see `s3rec_tf.training`).
 PANELS = {"sampled": "valid_sampled/NDCG@10", "full": "valid_full/NDCG@20"}
 #: Pretraining's per-epoch losses (`s3rec_tf.training.run_pretraining`), one panel each.
@@ -79,12 +82,13 @@ def describe(run: str):
     parts = run.split("_")
     dataset = "_".join(parts[:-4])
     tag, loss, valid, seed = parts[-4:]
-    if tag == "sasrec" or tag == "own-pretrain-ep0":
+    cells = pretraining_cells(tag)  # as the README's results table names it
+    if tag == "sasrec" or (cells and cells[0] == "SASRec"):
         label = "no pretraining (SASRec)"
     elif tag == "s3rec-authors":
         label = "S3-Rec, authors' checkpoint"
-    elif tag.startswith("own-pretrain-ep"):
-        label = f"S3-Rec, our pretraining, {tag.rsplit('ep', 1)[1]} epochs"
+    elif cells:
+        label = f"S3-Rec, our pretraining, {cells[1].removeprefix('ours, ')}"
     else:
         label = tag
     return dataset, f"{label}, {loss}", valid.replace("valid", ""), seed.replace("seed", "")
@@ -124,7 +128,7 @@ def _pyplot():
 def _save(plt, fig, path: str) -> str:
     """Writes `fig` to `path` whole (a temporary file, then a rename) and closes it."""
     tmp = path + ".tmp.png"
-    fig.savefig(tmp, dpi=110)
+    fig.savefig(tmp, dpi=110, bbox_inches="tight")
     plt.close(fig)
     os.replace(tmp, path)
     return path
@@ -138,21 +142,23 @@ def plot(runs: dict, output_dir: str) -> list:
     for dataset, panels in sorted(runs.items()):
         protocols = [p for p in PANELS if p in panels]
         labels = sorted({run[0] for runs_ in panels.values() for run in runs_})
-        colors = {label: f"C{i}" for i, label in enumerate(labels)}  # same colour per run
+        cmap = plt.get_cmap("tab10" if len(labels) <= 10 else "tab20")
+        colors = {label: cmap(i % cmap.N) for i, label in enumerate(labels)}  # one per run
         fig, axes = plt.subplots(1, len(protocols), figsize=(6.5 * len(protocols), 4.4),
                                  squeeze=False)
+        handles = {}
         for ax, protocol in zip(axes[0], protocols):
-            shown = set()
             for label, seed, epochs, values in sorted(panels[protocol]):
-                ax.plot(epochs, values, color=colors[label], linewidth=1.3, alpha=0.85,
-                        label=None if label in shown else label)
-                shown.add(label)
+                line, = ax.plot(epochs, values, color=colors[label], linewidth=1.3, alpha=0.85)
+                handles.setdefault(label, line)
             ax.set_title(f"{dataset}: validation, {protocol} ranking")
             ax.set_xlabel("fine-tuning epoch")
             ax.set_ylabel(PANELS[protocol].split("/")[1])
             ax.grid(alpha=0.3)
-            ax.legend(fontsize=7.5, loc="lower right")
         fig.tight_layout()
+        # one legend for the figure, beside the panels: the runs are many
+        fig.legend([handles[k] for k in labels], labels, fontsize=7.5, loc="upper left",
+                   bbox_to_anchor=(1.0, 0.97))
         written.append(_save(plt, fig, os.path.join(output_dir, f"{dataset}.png")))
     return written
 

@@ -21,6 +21,13 @@ def test_run_names_are_parsed_into_dataset_label_protocol_seed():
         "Sports_and_Outdoors", "no pretraining (SASRec), ce", "full", "1")
     assert plots.describe("LastFM_own-pretrain-ep25_bce_validsampled_seed3") == (
         "LastFM", "S3-Rec, our pretraining, 25 epochs, bce", "sampled", "3")
+    # a pretraining variant is named as the README's results table names it
+    run = "Sports_and_Outdoors_own-pretrain-mipce-ep40_ce-lr0.002_validfull_seed2"
+    assert plots.describe(run) == ("Sports_and_Outdoors",
+                                   "S3-Rec, our pretraining, 40 epochs, mipce, ce-lr0.002",
+                                   "full", "2")
+    assert plots.describe("LastFM_own-pretrain-ep0_bce_validsampled_seed1")[1] == (
+        "no pretraining (SASRec), bce")
 
 
 def test_plot_writes_one_png_per_dataset(tmp_path):
