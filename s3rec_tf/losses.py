@@ -21,6 +21,7 @@ from __future__ import annotations
 
 import tensorflow as tf
 
+from s3rec_tf import config
 #: The attribute BCE forms of `attribute_loss` (AAP, MAP); the first is the default.
 from s3rec_tf.config import ATTRIBUTE_BCE_MODES
 #: The forms of `segment_loss` (SP); the first is the default.
@@ -59,15 +60,14 @@ def _original_bce(logits, target: float):
     return bce(logits)
 
 
-#: The forms each named option of the pretraining losses may take.
-MODES = {"attribute_bce": ATTRIBUTE_BCE_MODES, "segment_loss": SEGMENT_LOSS_MODES,
-         "mip_loss": MIP_LOSS_MODES}
-
-
 def check_mode(option: str, mode: str) -> None:
-    """Refuse a `mode` that is not one of `MODES[option]`, naming the option."""
-    if mode not in MODES[option]:
-        raise ValueError(f"`{option}` must be one of {MODES[option]}. Received: {mode!r}")
+    """Refuse a `mode` that `PretrainConfig` does not allow for `option` (one of its
+    loss fields: `attribute_bce`, `segment_loss`, `mip_loss`), naming the option.
+
+    Raises:
+        ConfigError (a ValueError): naming the option, the mode and the allowed forms.
+    """
+    config.check_value(config.PretrainConfig, option, mode)
 
 
 def attribute_loss(logits, target_attributes, mode: str = "original"):

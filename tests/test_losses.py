@@ -101,7 +101,7 @@ def test_masked_item_ce_loss_is_the_summed_ce_and_empty_is_zero():
     assert float(loss) == 0.0
     grad = tape.gradient(loss, table)
     assert grad is None or not np.any(grad.numpy())
-    with pytest.raises(ValueError, match="mip_loss"):
+    with pytest.raises(ValueError, match="mip_loss.*must be one of 'original', 'ce'"):
         losses.check_mode("mip_loss", "bpr")
 
 
