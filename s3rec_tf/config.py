@@ -287,6 +287,12 @@ class FinetuneConfig(_Validated):
     in_batch_negatives: bool = _param(False, "sampled-ce: also use the targets of the batch's "
                                              "other positions as negatives")
     patience: int = _count(10, "epochs without a validation gain before stopping")
+    lr_decay: float = _param(1.0, "multiply the learning rate by this each time "
+                                  "--lr-decay-patience epochs pass without a validation gain "
+                                  "(1: never, the paper's)", minimum=0.0,
+                             exclusive_minimum=True, maximum=1.0)
+    lr_decay_patience: int = _count(3, "epochs without a validation gain before each decay of "
+                                       "the learning rate (with --lr-decay below 1)")
     valid_protocol: str = _param("sampled", "early stopping on sampled MRR (99 negatives) "
                                             "or full-ranking NDCG@20",
                                  choices=("sampled", "full"))
@@ -298,6 +304,11 @@ class FinetuneConfig(_Validated):
     strategy: str = _strategy()
 
     def _check_fields(self):
+        if self.lr_decay < 1 and self.lr_decay_patience >= self.patience:
+            raise ConfigError("lr_decay_patience", self.lr_decay_patience,
+                              f"must be below patience={self.patience}, or early stopping "
+                              "ends the run before the learning rate decays",
+                              related=("patience", "lr_decay"))
         if self.loss == "sampled-ce" and not self.sampled_negatives \
                 and not self.in_batch_negatives:
             raise ConfigError("sampled_negatives", self.sampled_negatives,

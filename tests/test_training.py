@@ -183,3 +183,33 @@ def test_progress_outside_a_terminal_is_one_line_per_epoch(tiny_data, tmp_path, 
     epoch_lines = [line for line in out.splitlines() if line.startswith("epoch ")]
     assert len(epoch_lines) == 1 and "loss=" in epoch_lines[0] and "MRR=" in epoch_lines[0]
     assert "\r" not in out and "━" not in out
+
+
+def test_learning_rate_decays_on_plateaus_and_resumes_decayed(tiny_data, tmp_path):
+    # a rate too small to move the ranking: every epoch after the first is a plateau
+    cfg = dict(batch_size=64, seed=2, patience=4, lr_decay=0.5, lr_decay_patience=1,
+               learning_rate=1e-6)
+    training.run_finetuning(tiny_data, str(tmp_path / "straight"), None, ENC,
+                            training.FinetuneConfig(epochs=4, **cfg), verbose=0)
+    history = [json.loads(line) for line in open(tmp_path / "straight" / "history.jsonl")]
+    scores = [h["valid_sampled/MRR"] for h in history]
+    expected, best = [1e-6], -1.0
+    for score in scores[:-1]:  # each epoch without a gain halves the next one's rate
+        expected.append(expected[-1] * (1.0 if score > best else 0.5))
+        best = max(best, score)
+    assert [h["learning_rate"] for h in history] == pytest.approx(expected, rel=1e-6)
+    assert min(expected) < 1e-6  # the decay is exercised
+    # interrupted after 3 epochs and resumed: the decayed rate comes from the checkpoint
+    training.run_finetuning(tiny_data, str(tmp_path / "resumed"), None, ENC,
+                            training.FinetuneConfig(epochs=3, **cfg), verbose=0)
+    training.run_finetuning(tiny_data, str(tmp_path / "resumed"), None, ENC,
+                            training.FinetuneConfig(epochs=4, **cfg), verbose=0)
+    resumed = [json.loads(line) for line in open(tmp_path / "resumed" / "history.jsonl")]
+    assert [h["learning_rate"] for h in resumed] == pytest.approx(expected, rel=1e-6)
+
+
+def test_lr_decay_patience_must_come_before_early_stopping():
+    from s3rec_tf.errors import ConfigError
+    with pytest.raises(ConfigError, match="lr_decay_patience.*below patience=3"):
+        training.FinetuneConfig(patience=3, lr_decay=0.5, lr_decay_patience=3)
+    training.FinetuneConfig(patience=3, lr_decay_patience=3)  # no decay: no constraint

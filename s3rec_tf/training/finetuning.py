@@ -144,14 +144,22 @@ def _finetune(data, output_dir, write_to, dist, pretrained, encoder_config, conf
                                  {"best_epoch": epoch + 1, "valid": scores})
         else:
             best["wait"] += 1
+        learning_rate = float(model.optimizer.learning_rate)  # this epoch's
+        logs["learning_rate"] = learning_rate  # TensorBoard's, before any decay below
+        decay = (not improved and config.lr_decay < 1
+                 and best["wait"] % config.lr_decay_patience == 0)
+        if decay:  # for the next epoch; the optimizer's variable is in the checkpoint
+            model.optimizer.learning_rate.assign(learning_rate * config.lr_decay)
         with open(history_path, "a") as f:
             f.write(json.dumps({"epoch": epoch + 1, "loss": float(logs.get("loss", np.nan)),
+                                "learning_rate": learning_rate,
                                 **{f"valid_{config.valid_protocol}/{k}": v
                                    for k, v in scores.items()}}) + "\n")
         _log(verbose, f"epoch {epoch + 1}/{config.epochs}: loss="
                       f"{float(logs.get('loss', np.nan)):.4f} valid " +
              " ".join(f"{k}={v:.4f}" for k, v in scores.items()) +
-             (" *best*" if improved else f" (no gain {best['wait']}/{config.patience})"))
+             (" *best*" if improved else f" (no gain {best['wait']}/{config.patience})") +
+             (f"; learning rate -> {learning_rate * config.lr_decay:.3g}" if decay else ""))
         resume.save(epoch=epoch + 1, best_epoch=best["epoch"], best_score=best["score"],
                     wait=best["wait"])
         if best["wait"] >= config.patience:
