@@ -69,6 +69,11 @@ STRATEGIES = ("none", "mirrored", "multi-worker")
 #: rows a batch looks up, whose step cost does not grow with the catalogue.
 OPTIMIZERS = ("adam", "lazy-adam")
 
+#: The rows fine-tuning trains on (`s3rec_tf.data.inputs.finetune_arrays`): one per user
+#: with a next-item target at every position (the original's), or one per prefix of each
+#: user's training sequence with its next item as the only target.
+TRAINING_ROWS = ("sequences", "prefixes")
+
 #: Where Segment Prediction's negative segment is cut (`s3rec_tf.data.streaming`): the
 #: concatenation of all sequences (the paper's), or of the batch's users' sequences.
 SEGMENT_NEGATIVES = ("all", "batch")
@@ -286,6 +291,11 @@ class FinetuneConfig(_Validated):
                            choices=PROPOSALS)
     in_batch_negatives: bool = _param(False, "sampled-ce: also use the targets of the batch's "
                                              "other positions as negatives")
+    training_rows: str = _param(
+        TRAINING_ROWS[0], "sequences: one row per user, its next item a target at every "
+        "position (the original's); prefixes: one row per prefix of each user's training "
+        "sequence, its last position's next item the only target (as evaluation ranks)",
+        choices=TRAINING_ROWS)
     patience: int = _count(10, "epochs without a validation gain before stopping")
     lr_decay: float = _param(1.0, "multiply the learning rate by this each time "
                                   "--lr-decay-patience epochs pass without a validation gain "
@@ -318,6 +328,10 @@ class FinetuneConfig(_Validated):
             raise ConfigError("in_batch_negatives", self.in_batch_negatives,
                               "cannot be compiled with XLA (the batch's distinct targets "
                               "vary in number); drop jit_compile", related=("jit_compile",))
+        if self.training_rows != TRAINING_ROWS[0] and self.shuffle_buffer:
+            raise ConfigError("training_rows", self.training_rows,
+                              "needs in-memory input (shuffle_buffer 0): streaming reads one "
+                              "row per user", related=("shuffle_buffer",))
         if self.loss == "sampled-ce" and self.shuffle_buffer:
             raise ConfigError("shuffle_buffer", self.shuffle_buffer,
                               "must be 0 with loss 'sampled-ce' (its proposal counts the "

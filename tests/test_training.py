@@ -213,3 +213,15 @@ def test_lr_decay_patience_must_come_before_early_stopping():
     with pytest.raises(ConfigError, match="lr_decay_patience.*below patience=3"):
         training.FinetuneConfig(patience=3, lr_decay=0.5, lr_decay_patience=3)
     training.FinetuneConfig(patience=3, lr_decay_patience=3)  # no decay: no constraint
+
+
+def test_finetune_on_prefix_rows(tiny_data, tmp_path, capsys):
+    cfg = training.FinetuneConfig(epochs=1, batch_size=64, loss="ce", seed=1,
+                                  training_rows="prefixes")
+    summary = training.run_finetuning(tiny_data, str(tmp_path), None, ENC, cfg, verbose=1)
+    rows = sum(len(s) - 3 for s in tiny_data.sequences)
+    assert f"{rows} prefixes, {-(-rows // 64)} steps/epoch" in capsys.readouterr().out
+    assert summary["best_epoch"] == 1
+    from s3rec_tf.errors import ConfigError
+    with pytest.raises(ConfigError, match="training_rows.*shuffle_buffer 0"):
+        training.FinetuneConfig(training_rows="prefixes", shuffle_buffer=100)

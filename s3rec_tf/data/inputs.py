@@ -14,7 +14,7 @@ import numpy as np
 import tensorflow as tf
 
 from s3rec_tf import ids
-from s3rec_tf.config import PROPOSALS
+from s3rec_tf.config import PROPOSALS, TRAINING_ROWS
 from s3rec_tf.data.reader import SequenceData, pad_left
 
 PRETRAIN_KEYS = ("masked_item_sequence", "pos_items", "neg_items",
@@ -217,24 +217,51 @@ def steps_per_epoch(num_samples: int, batch_size: int) -> int:
 
 @dataclasses.dataclass
 class FinetuneArrays:
-    """Training inputs of the next-item model, one row per user."""
+    """Training inputs of the next-item model: one row per user, or per prefix."""
 
-    input_ids: np.ndarray     # [users, max_length] items[:-3], left-padded
-    target_pos: np.ndarray    # [users, max_length] items[1:-2]
+    input_ids: np.ndarray     # [rows, max_length] items[:-3] (or a prefix), left-padded
+    target_pos: np.ndarray    # [rows, max_length] items[1:-2] (or the prefix's next item)
     history: np.ndarray       # [users, max_full] sorted items of the whole sequence
     num_items: int
+    user_index: np.ndarray = None  # [rows] each row's user (its `history` row)
+
+    def __post_init__(self):
+        if self.user_index is None:  # one row per user
+            self.user_index = np.arange(len(self.input_ids), dtype=np.int32)
 
 
-def finetune_arrays(data: SequenceData, max_length: int = 50) -> FinetuneArrays:
-    inputs = [s[:-3] for s in data.sequences]
-    targets = [s[1:-2] for s in data.sequences]
+def finetune_arrays(data: SequenceData, max_length: int = 50,
+                    rows: str = TRAINING_ROWS[0]) -> FinetuneArrays:
+    """The fine-tuning rows of `data` (`rows`: one of `s3rec_tf.config.TRAINING_ROWS`).
+
+    `"sequences"` (the original's `SASRecDataset("train")`): one row per
+    user, input `items[:-3]`, the next item the target at every position.
+    `"prefixes"`: one row per prefix `items[:k]`, `1 <= k <= len - 3`, its
+    next item `items[k]` the target at its last position only; the same
+    `(context, next item)` pairs, each with its context at the end of the
+    row as evaluation places it. Both keep the last `max_length` items.
+    """
+    if rows not in TRAINING_ROWS:
+        raise ValueError(f"`rows` must be one of {TRAINING_ROWS}. Received: {rows!r}")
+    if rows == "sequences":
+        inputs = [s[:-3] for s in data.sequences]
+        targets = [s[1:-2] for s in data.sequences]
+        user_index = None
+    else:
+        inputs, targets, user_index = [], [], []
+        for u, s in enumerate(data.sequences):
+            for k in range(1, len(s) - 2):
+                inputs.append(s[:k])
+                targets.append(s[k:k + 1])
+                user_index.append(u)
+        user_index = np.asarray(user_index, dtype=np.int32)
     sentinel = data.num_items + 10
     width = max(len(s) for s in data.sequences)
     history = np.full((data.num_users, width), sentinel, dtype=np.int32)
     for u, s in enumerate(data.sequences):
         history[u, :len(s)] = np.sort(s)
     return FinetuneArrays(pad_left(inputs, max_length), pad_left(targets, max_length),
-                          history, data.num_items)
+                          history, data.num_items, user_index)
 
 
 def target_counts(arrays: FinetuneArrays) -> np.ndarray:
@@ -329,6 +356,7 @@ def finetune_dataset(arrays: FinetuneArrays, batch_size: int = 256, seed: int = 
     inputs = tf.constant(arrays.input_ids)
     targets = tf.constant(arrays.target_pos)
     history = tf.constant(arrays.history)
+    user_index = tf.constant(arrays.user_index)
     n = len(arrays.input_ids)
     num_items = arrays.num_items
 
@@ -339,10 +367,10 @@ def finetune_dataset(arrays: FinetuneArrays, batch_size: int = 256, seed: int = 
         batch_seed = _epoch_seed(seed, epoch, 4)
         sampled_seed = _epoch_seed(seed, epoch, 5)
 
-        def build(index, users):
-            x = tf.gather(inputs, users)
+        def build(index, rows):
+            x = tf.gather(inputs, rows)
             out = make_finetune_batch(
-                x, tf.gather(targets, users), tf.gather(history, users),
+                x, tf.gather(targets, rows), tf.gather(history, tf.gather(user_index, rows)),
                 tf.random.experimental.stateless_fold_in(batch_seed, index), num_items,
                 negatives, trim)
             if sampled_negatives:

@@ -85,7 +85,7 @@ def _finetune(data, output_dir, write_to, dist, pretrained, encoder_config, conf
     keras.utils.set_random_seed(config.seed)
     # streamed from the prepared TFRecords, or all users in memory
     arrays = None if config.shuffle_buffer else inputs_lib.finetune_arrays(
-        data, encoder_config.max_length)
+        data, encoder_config.max_length, config.training_rows)
     with dist.scope():
         if pretrained:
             encoder = load_pretrained_encoder(pretrained, data, encoder_config)
@@ -126,9 +126,10 @@ def _finetune(data, output_dir, write_to, dist, pretrained, encoder_config, conf
         evaluator = RankingEvaluator(model)
     metric = config.valid_metric
     batch_size = dist.global_batch(config.batch_size)
-    steps = inputs_lib.steps_per_epoch(data.num_users, batch_size)
+    num_rows = data.num_users if arrays is None else len(arrays.input_ids)
+    steps = inputs_lib.steps_per_epoch(num_rows, batch_size)
     _log(verbose, f"Fine-tuning on {data.name} ({'from ' + pretrained if pretrained else 'no pretraining'}, "
-                  f"loss {config.loss}): {data.num_users} sequences, {steps} steps/epoch, "
+                  f"loss {config.loss}): {num_rows} {config.training_rows}, {steps} steps/epoch, "
                   f"up to {config.epochs} epochs, early stopping on valid {config.valid_protocol} "
                   f"{metric} (patience {config.patience}){dist.describe(config.batch_size)}")
     history_path = os.path.join(write_to, "history.jsonl")

@@ -131,6 +131,35 @@ def test_finetune_batches_follow_the_original_split(tiny_data):
     assert "target_neg" not in ce
 
 
+def test_prefix_rows_hold_the_same_pairs_each_at_the_end_of_its_row(tiny_data):
+    by_sequence = inputs.finetune_arrays(tiny_data, max_length=20)
+    arrays = inputs.finetune_arrays(tiny_data, max_length=20, rows="prefixes")
+    assert len(arrays.input_ids) == sum(len(s) - 3 for s in tiny_data.sequences)
+    assert (arrays.target_pos[:, :-1] == 0).all() and (arrays.target_pos[:, -1] > 0).all()
+    for r in (0, 1, len(arrays.input_ids) - 1):
+        u = arrays.user_index[r]
+        s = tiny_data.sequences[u]
+        k = r - int(np.flatnonzero(arrays.user_index == u)[0]) + 1  # a user's rows: k = 1, 2, ..
+        row = arrays.input_ids[r]
+        assert row[row > 0].tolist() == s[:k][-20:].tolist()
+        assert arrays.target_pos[r, -1] == s[k]
+    # the same next items as the per-user rows, user by user (all of them: no cut here)
+    for u, s in enumerate(tiny_data.sequences):
+        mine = arrays.target_pos[arrays.user_index == u, -1]
+        assert mine.tolist() == s[1:-2].tolist()
+        kept = by_sequence.target_pos[u]
+        assert kept[kept > 0].tolist() == mine[-20:].tolist()
+    # each row's negatives avoid its own user's items
+    ds = inputs.finetune_dataset(arrays, batch_size=len(arrays.input_ids), seed=0,
+                                 shuffle=False)
+    b = {k: v.numpy() for k, v in next(iter(ds)).items()}
+    for r in range(len(arrays.input_ids)):
+        negs = b["target_neg"][r][b["target_pos"][r] > 0]
+        assert not set(negs.tolist()) & set(tiny_data.sequences[arrays.user_index[r]].tolist())
+    with pytest.raises(ValueError, match="rows"):
+        inputs.finetune_arrays(tiny_data, rows="windows")
+
+
 def test_eval_arrays(tiny_data):
     valid = inputs.eval_arrays(tiny_data, "valid", 20)
     test = inputs.eval_arrays(tiny_data, "test", 20)
