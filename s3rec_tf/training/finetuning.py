@@ -145,7 +145,8 @@ def _finetune(data, output_dir, write_to, dist, pretrained, encoder_config, conf
                                  {"best_epoch": epoch + 1, "valid": scores})
         else:
             best["wait"] += 1
-        learning_rate = float(model.optimizer.learning_rate)  # this epoch's
+        # this epoch's (a distributed variable under tf.distribute)
+        learning_rate = float(keras.ops.convert_to_numpy(model.optimizer.learning_rate))
         logs["learning_rate"] = learning_rate  # TensorBoard's, before any decay below
         decay = (not improved and config.lr_decay < 1
                  and best["wait"] % config.lr_decay_patience == 0)
