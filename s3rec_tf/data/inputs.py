@@ -223,11 +223,7 @@ class FinetuneArrays:
     target_pos: np.ndarray    # [rows, max_length] items[1:-2] (or the prefix's next item)
     history: np.ndarray       # [users, max_full] sorted items of the whole sequence
     num_items: int
-    user_index: np.ndarray = None  # [rows] each row's user (its `history` row)
-
-    def __post_init__(self):
-        if self.user_index is None:  # one row per user
-            self.user_index = np.arange(len(self.input_ids), dtype=np.int32)
+    user_index: np.ndarray | None = None  # [rows] each row's user; None: row i is user i
 
 
 def finetune_arrays(data: SequenceData, max_length: int = 50,
@@ -356,7 +352,8 @@ def finetune_dataset(arrays: FinetuneArrays, batch_size: int = 256, seed: int = 
     inputs = tf.constant(arrays.input_ids)
     targets = tf.constant(arrays.target_pos)
     history = tf.constant(arrays.history)
-    user_index = tf.constant(arrays.user_index)
+    # each row's `history` row (per-user rows are their own)
+    user_index = None if arrays.user_index is None else tf.constant(arrays.user_index)
     n = len(arrays.input_ids)
     num_items = arrays.num_items
 
@@ -370,7 +367,8 @@ def finetune_dataset(arrays: FinetuneArrays, batch_size: int = 256, seed: int = 
         def build(index, rows):
             x = tf.gather(inputs, rows)
             out = make_finetune_batch(
-                x, tf.gather(targets, rows), tf.gather(history, tf.gather(user_index, rows)),
+                x, tf.gather(targets, rows),
+                tf.gather(history, rows if user_index is None else tf.gather(user_index, rows)),
                 tf.random.experimental.stateless_fold_in(batch_seed, index), num_items,
                 negatives, trim)
             if sampled_negatives:
