@@ -119,7 +119,15 @@ def model_name(tag):
     return {"sasrec": "SASRec", "s3rec-authors": "S3-Rec"}.get(tag, tag)
 
 
-def table() -> str:
+def cell(vs) -> str:
+    """One metric over a row's seeds: the value, or mean ± population std."""
+    if len(vs) == 1:
+        return f"{vs[0]:.4f}"
+    return f"{statistics.mean(vs):.4f} ± {statistics.pstdev(vs):.4f}"
+
+
+def table(rows=None) -> str:
+    rows = load() if rows is None else rows
     out = []
     for protocol in ("sampled", "full"):
         keys = KEYS[protocol]
@@ -130,14 +138,8 @@ def table() -> str:
                    + ("negatives | " if negatives else "")
                    + " | ".join(keys) + " | paper | commit | command |")
         out.append("|" + "---|" * (len(keys) + 8 + negatives))
-        for (dataset, tag, loss, valid), recs in sorted(load().items()):
+        for (dataset, tag, loss, valid), recs in sorted(rows.items()):
             values = {k: [r["metrics"][f"test/{protocol}"][k] for r, _ in recs] for k in keys}
-
-            def cell(vs):
-                if len(vs) == 1:
-                    return f"{vs[0]:.4f}"
-                return f"{statistics.mean(vs):.4f} ± {statistics.pstdev(vs):.4f}"
-
             paper = PAPER.get((dataset, protocol, model_name(tag.split("-")[0] if
                                                              tag.startswith("s3rec") else tag)))
             if tag.startswith("s3rec"):
@@ -165,8 +167,7 @@ def _mean(recs, split, key):
 
 
 def _stats(recs, key):
-    vs = [r["metrics"]["test/full"][key] for r, _ in recs]
-    return f"{statistics.mean(vs):.4f} ± {statistics.pstdev(vs):.4f}"
+    return cell([r["metrics"]["test/full"][key] for r, _ in recs])
 
 
 def selected_rows(rows=None) -> dict:
@@ -246,8 +247,14 @@ def target_table(rows=None) -> str:
     return "\n".join(out) + "\n"
 
 
+def results_block() -> str:
+    """What the README holds between its RESULTS-TABLE markers."""
+    rows = load()
+    return table(rows) + target_table(rows)
+
+
 def main():
-    text = table() + target_table()
+    text = results_block()
     if "--write" in sys.argv:
         readme = os.path.join(ROOT, "README.md")
         with open(readme) as f:
