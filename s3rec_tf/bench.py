@@ -27,7 +27,7 @@ import sys
 import tempfile
 import time
 
-from s3rec_tf.cli import number_type  # imports no TensorFlow
+from s3rec_tf.config import number_type  # imports no TensorFlow
 from s3rec_tf.config import OPTIMIZERS
 
 #: The original PyTorch code on a 2-core CPU (REFERENCE.md, medians of 3 runs).

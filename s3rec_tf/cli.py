@@ -22,33 +22,10 @@ import time
 import typing
 
 from s3rec_tf import config
+from s3rec_tf.config import _convert, number_type  # noqa: F401  (re-exported)
 
 
 # ---------------------------------------------------------------- argument types
-
-def _convert(kind, text):
-    """`kind(text)`, or argparse's one-line error for a value of the wrong type."""
-    try:
-        return kind(text)
-    except (TypeError, ValueError):
-        raise argparse.ArgumentTypeError(f"invalid {kind.__name__} value: {text!r}") from None
-
-
-def number_type(kind, minimum=None, maximum=None, what=None):
-    """An argparse `type` that parses `kind` and checks its range when parsed."""
-    def parse(text):
-        value = _convert(kind, text)
-        if kind is float and not math.isfinite(value):
-            raise argparse.ArgumentTypeError(f"must be a finite number. Received: {text}")
-        if (minimum is not None and value < minimum) or (maximum is not None and value > maximum):
-            allowed = (f"in [{minimum}, {maximum}]" if minimum is not None and maximum is not None
-                       else f">= {minimum}" if minimum is not None else f"<= {maximum}")
-            raise argparse.ArgumentTypeError(f"must be {allowed}. Received: {text}")
-        return value
-    parse.__name__ = what or kind.__name__
-    parse.kind = kind
-    return parse
-
 
 def _threads(text):
     """`auto` or a thread count >= 0."""

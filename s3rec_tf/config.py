@@ -20,6 +20,7 @@ Example:
 
 from __future__ import annotations
 
+import argparse
 import dataclasses
 import json
 import math
@@ -545,3 +546,29 @@ def read_config_file(path: str) -> dict:
 def saved_config_path(output_dir: str) -> str:
     """Where a run saves its resolved configuration."""
     return os.path.join(output_dir, "config.json")
+
+
+# ---------------------------------------------------------------- command-line value types
+
+def _convert(kind, text):
+    """`kind(text)`, or argparse's one-line error for a value of the wrong type."""
+    try:
+        return kind(text)
+    except (TypeError, ValueError):
+        raise argparse.ArgumentTypeError(f"invalid {kind.__name__} value: {text!r}") from None
+
+
+def number_type(kind, minimum=None, maximum=None, what=None):
+    """An argparse `type` that parses `kind` and checks its range when parsed."""
+    def parse(text):
+        value = _convert(kind, text)
+        if kind is float and not math.isfinite(value):
+            raise argparse.ArgumentTypeError(f"must be a finite number. Received: {text}")
+        if (minimum is not None and value < minimum) or (maximum is not None and value > maximum):
+            allowed = (f"in [{minimum}, {maximum}]" if minimum is not None and maximum is not None
+                       else f">= {minimum}" if minimum is not None else f"<= {maximum}")
+            raise argparse.ArgumentTypeError(f"must be {allowed}. Received: {text}")
+        return value
+    parse.__name__ = what or kind.__name__
+    parse.kind = kind
+    return parse
