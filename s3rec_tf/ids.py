@@ -24,7 +24,12 @@ Example:
 
 from __future__ import annotations
 
+import re
+
 import numpy as np
+
+from s3rec_tf.errors import DataError
+from s3rec_tf.textio import read_text
 
 #: The index that pads sequences (and attribute lists); never an item.
 PADDING_ID = 0
@@ -36,6 +41,44 @@ FIRST_ID = 1
 MAX_ID = int(np.iinfo(np.int32).max) - 2
 #: Largest user id (users are never embedded; they are kept as int64).
 MAX_USER_ID = int(np.iinfo(np.int64).max)
+
+
+_DECIMAL = re.compile(r"[0-9]+", re.ASCII)
+
+
+def id_problem(token: str, limit: int = MAX_ID) -> str | None:
+    """Why `token` is not an id (`None` when it is one).
+
+    An id is a plain decimal integer in `1..limit`: ASCII digits only, no
+    sign, spaces, exponent, decimal point, digit separators or leading zeros.
+    This is the one rule for ids read from files; `parse_id` applies it.
+    """
+    if not isinstance(token, str) or not _DECIMAL.fullmatch(token.removeprefix("-")):
+        return "is not an integer (plain decimal digits expected)"
+    if token[0] == "-":
+        return "must be a positive integer (ids start at 1)"
+    if token[0] == "0":
+        return ("must be a positive integer (ids start at 1)" if token.strip("0") == ""
+                else "has leading zeros (plain decimal digits expected)")
+    if len(token) > 20 or int(token) > limit:
+        return f"is out of range (ids go up to {limit})"
+    return None
+
+
+def parse_id(token: str, path: str, what: str = "id", line: int | None = None,
+             field: str | None = None, limit: int = MAX_ID) -> int:
+    """`token` as an id in `1..limit`, or a `DataError` naming file, line and token."""
+    problem = id_problem(token, limit)
+    if problem:
+        raise DataError(path, f"{what} {token!r} {problem}", line=line, field=field)
+    return int(token)
+
+
+def parse_int(token: str, path: str, line: int, what: str) -> int:
+    """`parse_id` of a token of a text file: a user id (`what == "user id"`) may go up to
+    `MAX_USER_ID`, any other id up to `MAX_ID`."""
+    return parse_id(token, path, what, line=line,
+                    limit=MAX_USER_ID if what == "user id" else MAX_ID)
 
 
 def item_size(num_items: int) -> int:
@@ -94,7 +137,6 @@ def read_vocabulary(path: str) -> list:
     Raises:
         DataError: a missing, unreadable or non-UTF-8 file, naming it.
     """
-    from s3rec_tf.data.reader import read_text
     return [line.rstrip("\r") for line in read_text(path).split("\n") if line.strip()]
 
 

@@ -24,6 +24,8 @@ import os
 import numpy as np
 
 from s3rec_tf.errors import DataError
+from s3rec_tf.ids import parse_int  # the one strict id rule
+from s3rec_tf.textio import read_lines
 
 NUM_NEGATIVES = 99
 
@@ -82,8 +84,7 @@ def parse_sample_line(text: str, path: str, line: int, num_items: int | None = N
     tokens = text.split()
     if not tokens:
         raise DataError(path, "empty line", line=line)
-    from s3rec_tf.data.reader import _parse_int  # the one strict id rule
-    values = [_parse_int(t, path, line, "item id" if i else "user id")
+    values = [parse_int(t, path, line, "item id" if i else "user id")
               for i, t in enumerate(tokens)]
     negatives = values[1:]
     if len(negatives) != count:
@@ -101,9 +102,8 @@ def read_sample_file(path: str, user_ids, num_items: int,
     Lines are matched by user id; every user of `user_ids` needs exactly one
     line (users the reader dropped may have lines too).
     """
-    from s3rec_tf.data.reader import _read_lines
     rows, first = {}, {}
-    for number, text in enumerate(_read_lines(path), start=1):
+    for number, text in enumerate(read_lines(path), start=1):
         user, negatives = parse_sample_line(text, path, number, num_items, count)
         if user in rows:
             raise DataError(path, f"user {user} appears again (first on line {first[user]})",

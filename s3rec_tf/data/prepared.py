@@ -36,6 +36,7 @@ import numpy as np
 
 from s3rec_tf import ids
 from s3rec_tf.data import negatives as negatives_lib
+from s3rec_tf.data.reader import SequenceData
 from s3rec_tf.errors import DataError
 from s3rec_tf.ids import natural_key
 
@@ -110,19 +111,17 @@ def open_prepared(prepared_dir: str, name: str | None = None, stream: bool = Fal
     """A prepared directory as training and evaluation read it.
 
     `stream=False`: every user in memory (`read_prepared`). `stream=True`: a
-    `streaming.StreamedData` (id spaces, counts and attribute table only; the
+    `StreamedData` (id spaces, counts and attribute table only; the
     users are read as a stream, with bounded memory).
     """
     if stream:
-        from s3rec_tf.data import streaming
-        return streaming.StreamedData(prepared_dir, name)
+        return StreamedData(prepared_dir, name)
     return read_prepared(prepared_dir, name)
 
 
 def read_prepared(prepared_dir: str, name: str | None = None):
     """Reads a prepared directory into a `SequenceData` (users in natural id order)."""
     import tensorflow as tf
-    from s3rec_tf.data.reader import SequenceData
 
     stats = read_stats(prepared_dir)
     items = ids.read_vocabulary(os.path.join(prepared_dir, ITEM_VOCABULARY))
@@ -156,3 +155,60 @@ def read_prepared(prepared_dir: str, name: str | None = None):
     data.item_vocabulary = items
     data.attribute_vocabulary = attributes
     return data
+
+
+class StreamedData(SequenceData):
+    """A prepared dataset's id spaces and counts, without its users.
+
+    Has what training needs of a `SequenceData` (name, item and attribute
+    counts, attribute table, fingerprint, user count) and the prepared
+    directory the users are streamed from.
+    """
+
+    def __init__(self, prepared_dir: str, name: str | None = None):
+        import tensorflow as tf
+        stats = read_stats(prepared_dir)
+        items = ids.read_vocabulary(os.path.join(prepared_dir, ITEM_VOCABULARY))
+        attributes = ids.read_vocabulary(os.path.join(prepared_dir, ATTRIBUTE_VOCABULARY))
+        item_attributes = {}
+        spec = {"item": tf.io.FixedLenFeature([], tf.int64),
+                "attributes": tf.io.VarLenFeature(tf.int64)}
+        for ex in _records(prepared_dir, ATTRIBUTES_SPLIT).map(
+                lambda r: tf.io.parse_single_example(r, spec)):
+            item_attributes[int(ex["item"])] = np.sort(
+                ex["attributes"].values.numpy()).astype(np.int32)
+        # the negatives stay in the prepared files: a run has none of its own to save
+        super().__init__(name or stats["config"]["name"], None, (), len(items), len(attributes),
+                         item_attributes, None, negatives_label(stats),
+                         users_too_short=int(stats.get("users_too_short", 0)))
+        self.prepared_dir = prepared_dir
+        self.item_vocabulary, self.attribute_vocabulary = items, attributes
+        self._num_users = int(stats["users"])
+
+    @property
+    def num_users(self) -> int:
+        return self._num_users
+
+    def num_interactions(self) -> int:
+        import tensorflow as tf
+        return int(sequence_records(self.prepared_dir).map(
+            lambda r: tf.size(r["items"], tf.int64)).reduce(tf.constant(0, tf.int64),
+                                                            lambda a, b: a + b))
+
+
+def sequence_records(prepared_dir: str):
+    """The users of a prepared directory, in file order: `{user_id, items, negatives}`."""
+    import tensorflow as tf
+    if not glob.glob(os.path.join(split_dir(prepared_dir, SEQUENCES_SPLIT), "*")):
+        raise DataError(prepared_dir, "no sequence files (expected Split-sequences/*)")
+    spec = {"user_id": tf.io.FixedLenFeature([], tf.string),
+            "items": tf.io.VarLenFeature(tf.int64),
+            "negatives": tf.io.VarLenFeature(tf.int64)}
+
+    def parse(record):
+        ex = tf.io.parse_single_example(record, spec)
+        return {"user_id": ex["user_id"], "items": tf.cast(ex["items"].values, tf.int32),
+                "negatives": tf.cast(ex["negatives"].values, tf.int32)}
+
+    return _records(prepared_dir, SEQUENCES_SPLIT).map(
+        parse, num_parallel_calls=tf.data.AUTOTUNE, deterministic=True)

@@ -20,7 +20,6 @@ import dataclasses
 import hashlib
 import json
 import os
-import re
 
 import numpy as np
 
@@ -31,7 +30,10 @@ from s3rec_tf.data.negatives import (NUM_NEGATIVES as NUM_SAMPLED_NEGATIVES,  # 
 from s3rec_tf.data.negatives import read_sample_file as read_sample_negatives  # noqa: F401
 from s3rec_tf.data.negatives import write_sample_file as write_sample_negatives  # noqa: F401
 from s3rec_tf.errors import DataError
-from s3rec_tf.ids import MAX_ID, MAX_USER_ID
+from s3rec_tf.ids import id_problem, parse_id  # noqa: F401  (the one id rule)
+from s3rec_tf.ids import MAX_ID
+from s3rec_tf.ids import parse_int as _parse_int
+from s3rec_tf.textio import read_lines as _read_lines
 
 #: Users with fewer items are dropped (and counted) by every reader: the
 #: leave-one-out split needs a training item, a validation and a test answer.
@@ -43,7 +45,6 @@ MIN_SEQUENCE_LENGTH = 3
 #: refused before anything is allocated; `s3rec-tf prepare` renumbers raw ids.
 SPARSE_ID_SLACK = 1_000_000
 SPARSE_ID_FACTOR = 100
-_DECIMAL = re.compile(r"[0-9]+", re.ASCII)
 
 
 @dataclasses.dataclass
@@ -128,39 +129,6 @@ def attribute_table(item_attributes: dict, item_size: int) -> np.ndarray:
     return table
 
 
-def id_problem(token: str, limit: int = MAX_ID) -> str | None:
-    """Why `token` is not an id (`None` when it is one).
-
-    An id is a plain decimal integer in `1..limit`: ASCII digits only, no
-    sign, spaces, exponent, decimal point, digit separators or leading zeros.
-    This is the one rule for ids read from files; `parse_id` applies it.
-    """
-    if not isinstance(token, str) or not _DECIMAL.fullmatch(token.removeprefix("-")):
-        return "is not an integer (plain decimal digits expected)"
-    if token[0] == "-":
-        return "must be a positive integer (ids start at 1)"
-    if token[0] == "0":
-        return ("must be a positive integer (ids start at 1)" if token.strip("0") == ""
-                else "has leading zeros (plain decimal digits expected)")
-    if len(token) > 20 or int(token) > limit:
-        return f"is out of range (ids go up to {limit})"
-    return None
-
-
-def parse_id(token: str, path: str, what: str = "id", line: int | None = None,
-             field: str | None = None, limit: int = MAX_ID) -> int:
-    """`token` as an id in `1..limit`, or a `DataError` naming file, line and token."""
-    problem = id_problem(token, limit)
-    if problem:
-        raise DataError(path, f"{what} {token!r} {problem}", line=line, field=field)
-    return int(token)
-
-
-def _parse_int(token: str, path: str, line: int, what: str) -> int:
-    return parse_id(token, path, what, line=line,
-                    limit=MAX_USER_ID if what == "user id" else MAX_ID)
-
-
 def check_id_density(path: str, what: str, largest: int, distinct: int) -> None:
     """Refuses ids so sparse that `largest + 1` table rows would be mostly empty."""
     bound = max(SPARSE_ID_SLACK, SPARSE_ID_FACTOR * distinct)
@@ -169,34 +137,6 @@ def check_id_density(path: str, what: str, largest: int, distinct: int) -> None:
                               f"{what}s: tables would have {largest + 1} rows (at most "
                               f"{bound} allowed); number the {what}s 1..N (`s3rec-tf prepare` "
                               f"does)")
-
-
-def read_text(path: str) -> str:
-    """A UTF-8 text file's contents; a missing, unreadable or non-UTF-8 file is a
-    `DataError` naming the file (and the line of the first bad byte)."""
-    try:
-        with open(path, "rb") as f:
-            raw = f.read()
-    except FileNotFoundError:
-        raise DataError(path, "file not found") from None
-    except IsADirectoryError:
-        raise DataError(path, "is a directory, expected a file") from None
-    except OSError as e:  # NotADirectoryError, PermissionError, ...
-        raise DataError(path, f"cannot read ({e.strerror or type(e).__name__})") from None
-    try:
-        return raw.decode("utf-8")
-    except UnicodeDecodeError as e:
-        line = raw[:e.start].count(b"\n") + 1
-        raise DataError(path, f"not valid UTF-8 (byte 0x{raw[e.start]:02x})", line=line) from None
-
-
-def _read_lines(path: str):
-    lines = read_text(path).split("\n")
-    if lines and lines[-1] == "":
-        lines.pop()
-    if not lines:
-        raise DataError(path, "file is empty")
-    return lines
 
 
 def read_sequences(path: str, min_length: int = MIN_SEQUENCE_LENGTH):

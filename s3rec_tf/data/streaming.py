@@ -28,7 +28,6 @@ from __future__ import annotations
 
 import dataclasses
 import functools
-import glob
 import os
 import types
 
@@ -39,64 +38,8 @@ from s3rec_tf import ids
 from s3rec_tf.config import SEGMENT_NEGATIVES
 from s3rec_tf.data import inputs as inputs_lib
 from s3rec_tf.data import prepared as prepared_lib
-from s3rec_tf.data.reader import SequenceData
+from s3rec_tf.data.prepared import StreamedData, sequence_records  # noqa: F401
 from s3rec_tf.errors import DataError
-
-class StreamedData(SequenceData):
-    """A prepared dataset's id spaces and counts, without its users.
-
-    Has what training needs of a `SequenceData` (name, item and attribute
-    counts, attribute table, fingerprint, user count) and the prepared
-    directory the users are streamed from.
-    """
-
-    def __init__(self, prepared_dir: str, name: str | None = None):
-        stats = prepared_lib.read_stats(prepared_dir)
-        items = ids.read_vocabulary(os.path.join(prepared_dir, prepared_lib.ITEM_VOCABULARY))
-        attributes = ids.read_vocabulary(
-            os.path.join(prepared_dir, prepared_lib.ATTRIBUTE_VOCABULARY))
-        item_attributes = {}
-        spec = {"item": tf.io.FixedLenFeature([], tf.int64),
-                "attributes": tf.io.VarLenFeature(tf.int64)}
-        for ex in prepared_lib._records(prepared_dir, prepared_lib.ATTRIBUTES_SPLIT).map(
-                lambda r: tf.io.parse_single_example(r, spec)):
-            item_attributes[int(ex["item"])] = np.sort(
-                ex["attributes"].values.numpy()).astype(np.int32)
-        # the negatives stay in the prepared files: a run has none of its own to save
-        super().__init__(name or stats["config"]["name"], None, (), len(items), len(attributes),
-                         item_attributes, None, prepared_lib.negatives_label(stats),
-                         users_too_short=int(stats.get("users_too_short", 0)))
-        self.prepared_dir = prepared_dir
-        self.item_vocabulary, self.attribute_vocabulary = items, attributes
-        self._num_users = int(stats["users"])
-
-    @property
-    def num_users(self) -> int:
-        return self._num_users
-
-    def num_interactions(self) -> int:
-        return int(sequence_records(self.prepared_dir).map(
-            lambda r: tf.size(r["items"], tf.int64)).reduce(tf.constant(0, tf.int64),
-                                                            lambda a, b: a + b))
-
-
-def sequence_records(prepared_dir: str) -> tf.data.Dataset:
-    """The users of a prepared directory, in file order: `{user_id, items, negatives}`."""
-    if not glob.glob(os.path.join(prepared_lib.split_dir(prepared_dir,
-                                                         prepared_lib.SEQUENCES_SPLIT), "*")):
-        raise DataError(prepared_dir, "no sequence files (expected Split-sequences/*)")
-    spec = {"user_id": tf.io.FixedLenFeature([], tf.string),
-            "items": tf.io.VarLenFeature(tf.int64),
-            "negatives": tf.io.VarLenFeature(tf.int64)}
-
-    def parse(record):
-        ex = tf.io.parse_single_example(record, spec)
-        return {"user_id": ex["user_id"], "items": tf.cast(ex["items"].values, tf.int32),
-                "negatives": tf.cast(ex["negatives"].values, tf.int32)}
-
-    return prepared_lib._records(prepared_dir, prepared_lib.SEQUENCES_SPLIT).map(
-        parse, num_parallel_calls=tf.data.AUTOTUNE, deterministic=True)
-
 
 def count_samples(prepared_dir: str, max_length: int = 50) -> int:
     """Pretraining samples per epoch (one per prefix of each training part), in one pass."""
