@@ -306,7 +306,7 @@ def encoder_config(manifest: dict) -> dict:
 def _build(path: str, manifest: dict, kind: str):
     """The task model a manifest describes, with fresh weights."""
     from s3rec_tf import models
-    from s3rec_tf.layers import SequenceEncoder
+    from s3rec_tf.models.layers import SequenceEncoder
     if manifest.get("kind") != kind:
         raise ArtifactError(f"{path}: is a {manifest.get('kind')} model, expected {kind}")
     cls = getattr(models, _CLASSES[kind])

@@ -156,7 +156,7 @@ def training_case(data, work: str, steps: int, batch_size: int | None = None):
     """
     from s3rec_tf.config import FINETUNE_LOSSES, FinetuneConfig, PretrainConfig
     from s3rec_tf.data import inputs
-    from s3rec_tf.layers import SequenceEncoder
+    from s3rec_tf.models.layers import SequenceEncoder
     from s3rec_tf.models import NextItemModel, S3RecPretrainer
     from s3rec_tf.training import adam, finetune_sampling, next_item_loss_options
     encoder = SequenceEncoder(data.num_items, data.num_attributes)
@@ -201,7 +201,7 @@ def case_finetune(data_dir, name, steps, warmup, loss="bce", batch_size=None, **
 def case_evaluate(data_dir, name, users, **_):
     from s3rec_tf.data import inputs
     from s3rec_tf.evaluation import RankingEvaluator
-    from s3rec_tf.layers import SequenceEncoder
+    from s3rec_tf.models.layers import SequenceEncoder
     from s3rec_tf.metrics import full_ranking_metrics
     from s3rec_tf.models import NextItemModel
     data = _read(data_dir, name)
@@ -225,7 +225,7 @@ def case_serving(num_items, requests, warmup, batch, **_):
     import numpy as np
     import tensorflow as tf
     from s3rec_tf import artifacts, serving
-    from s3rec_tf.layers import SequenceEncoder
+    from s3rec_tf.models.layers import SequenceEncoder
     from s3rec_tf.models import NextItemModel
     with tempfile.TemporaryDirectory() as tmp:
         model = NextItemModel(SequenceEncoder(num_items, 1))
@@ -338,7 +338,7 @@ def _fit_extrapolated(model, ds, warmup, steps, batch_size, per_epoch):
 def stage_pretrain(workdir, size, steps, warmup, batch_size=100, shuffle_buffer=10000,
                    optimizer=OPTIMIZERS[0], **_):
     from s3rec_tf.data import streaming
-    from s3rec_tf.layers import SequenceEncoder
+    from s3rec_tf.models.layers import SequenceEncoder
     from s3rec_tf.models import S3RecPretrainer
     from s3rec_tf.training import make_optimizer
     prepared = _scale_paths(workdir, size)["prepared"]
@@ -360,7 +360,7 @@ def stage_pretrain(workdir, size, steps, warmup, batch_size=100, shuffle_buffer=
 def stage_finetune(workdir, size, steps, warmup, batch_size=256, shuffle_buffer=10000,
                    optimizer=OPTIMIZERS[0], **_):
     from s3rec_tf.data import streaming
-    from s3rec_tf.layers import SequenceEncoder
+    from s3rec_tf.models.layers import SequenceEncoder
     from s3rec_tf.models import NextItemModel
     from s3rec_tf.training import make_optimizer
     prepared = _scale_paths(workdir, size)["prepared"]
@@ -377,7 +377,7 @@ def stage_finetune(workdir, size, steps, warmup, batch_size=256, shuffle_buffer=
 def stage_evaluate(workdir, size, users, **_):
     """Full ranking (test split) of the first `users` users, extrapolated to all users."""
     from s3rec_tf.data import streaming
-    from s3rec_tf.layers import SequenceEncoder
+    from s3rec_tf.models.layers import SequenceEncoder
     from s3rec_tf.models import NextItemModel
     prepared = _scale_paths(workdir, size)["prepared"]
     data = streaming.StreamedData(prepared)
@@ -409,7 +409,7 @@ def case_catalogue(items, optimizer, steps, warmup, batch_size=100, attributes=6
     import numpy as np
     import tensorflow as tf
     from s3rec_tf.data import inputs
-    from s3rec_tf.layers import SequenceEncoder
+    from s3rec_tf.models.layers import SequenceEncoder
     from s3rec_tf.models import S3RecPretrainer
     from s3rec_tf.training import make_optimizer
     rng = np.random.default_rng(0)

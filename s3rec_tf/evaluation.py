@@ -7,7 +7,7 @@ import tensorflow as tf
 
 from s3rec_tf import metrics as metrics_lib
 from s3rec_tf.data.inputs import EvalArrays
-from s3rec_tf.layers import gather_rows
+from s3rec_tf.models.layers import gather_rows
 from s3rec_tf.models import ranking
 
 PROTOCOLS = ("full", "sampled")

@@ -14,7 +14,7 @@ import numpy as np
 
 from s3rec_tf import ids
 from s3rec_tf.errors import ArtifactError
-from s3rec_tf.layers import SequenceEncoder
+from s3rec_tf.models.layers import SequenceEncoder
 
 
 def read_npz(path: str) -> dict:

@@ -7,7 +7,7 @@ import numpy as np
 from s3rec_tf import original_weights as ow
 from s3rec_tf.data.reader import attribute_table
 from s3rec_tf.errors import ArtifactError
-from s3rec_tf.layers import SequenceEncoder
+from s3rec_tf.models.layers import SequenceEncoder
 from s3rec_tf.models import NextItemModel, S3RecPretrainer
 from s3rec_tf.models.pretrainer import PRETRAIN_KEYS
 

@@ -161,7 +161,7 @@ def run_original(args) -> None:
 
 def _pretrainer(data, weights, variant: dict, dropout: float = 0.0):
     from s3rec_tf import original_weights as ow
-    from s3rec_tf.layers import SequenceEncoder
+    from s3rec_tf.models.layers import SequenceEncoder
     from s3rec_tf.models import S3RecPretrainer
     cfg = ow.encoder_config_from_weights(weights)
     encoder = SequenceEncoder(**cfg, dropout=dropout, attention_dropout=dropout)

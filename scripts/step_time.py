@@ -79,7 +79,7 @@ def _evaluate(args) -> int:
     from s3rec_tf.data import inputs
     from s3rec_tf.data.reader import read_dataset
     from s3rec_tf.evaluation import RankingEvaluator
-    from s3rec_tf.layers import SequenceEncoder
+    from s3rec_tf.models.layers import SequenceEncoder
     from s3rec_tf.models import NextItemModel
 
     data = read_dataset(args.data, args.name)

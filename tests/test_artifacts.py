@@ -6,7 +6,7 @@ import pytest
 
 from s3rec_tf import artifacts
 from s3rec_tf.errors import ArtifactError
-from s3rec_tf.layers import SequenceEncoder
+from s3rec_tf.models.layers import SequenceEncoder
 from s3rec_tf.models import NextItemModel, S3RecPretrainer
 
 VOCAB = {"dataset": "T", "num_items": 20, "num_attributes": 3, "fingerprint": "abc"}

@@ -116,7 +116,7 @@ def test_presets_name_only_known_fields():
 
 
 def test_layer_and_loss_weight_defaults_derive_from_the_config():
-    from s3rec_tf.layers import ItemPositionEmbedding, SequenceEncoder, TransformerBlock
+    from s3rec_tf.models.layers import ItemPositionEmbedding, SequenceEncoder, TransformerBlock
     from s3rec_tf.models.pretrainer import DEFAULT_LOSS_WEIGHTS
     enc = to_dict(EncoderConfig())
     for layer in (SequenceEncoder, TransformerBlock, ItemPositionEmbedding):

@@ -4,7 +4,7 @@ import pytest
 from s3rec_tf import ids
 from s3rec_tf.data.reader import SequenceData
 from s3rec_tf.errors import DataError
-from s3rec_tf.layers import SequenceEncoder
+from s3rec_tf.models.layers import SequenceEncoder
 
 
 def test_layout_of_items_and_attributes():

@@ -95,7 +95,7 @@ def test_mixed_precision_trains_on_cpu_in_float32_variables_and_losses(tiny_data
     import keras
     import numpy as np
     from s3rec_tf.data import inputs
-    from s3rec_tf.layers import SequenceEncoder
+    from s3rec_tf.models.layers import SequenceEncoder
     from s3rec_tf.models import NextItemModel, S3RecPretrainer
     from s3rec_tf.training import adam
 

@@ -16,7 +16,7 @@ import tensorflow as tf
 from tensorflow.core.protobuf import saved_model_pb2
 
 from s3rec_tf import artifacts, serving
-from s3rec_tf.layers import SequenceEncoder
+from s3rec_tf.models.layers import SequenceEncoder
 from s3rec_tf.models import NextItemModel
 
 SOURCE = os.path.join(os.path.dirname(os.path.abspath(__file__)), "c_api", "serve_default.c")

@@ -9,7 +9,7 @@ from tensorflow_serving.apis import prediction_log_pb2
 
 from s3rec_tf import artifacts, serving
 from s3rec_tf import ids as ids_lib
-from s3rec_tf.layers import SequenceEncoder
+from s3rec_tf.models.layers import SequenceEncoder
 from s3rec_tf.models import NextItemModel
 
 MAX_LENGTH = 7

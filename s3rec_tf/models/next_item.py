@@ -8,8 +8,8 @@ import tensorflow as tf
 from s3rec_tf import losses, runtime
 from s3rec_tf.config import FINETUNE_LOSSES, FinetuneConfig
 from s3rec_tf.data.inputs import proposal_weights
-from s3rec_tf.layers import (DEFAULT_LENGTH_BUCKETS, SequenceEncoder, encode_bucketed,
-                             encode_positions, gather_rows)
+from s3rec_tf.models.kernels import DEFAULT_LENGTH_BUCKETS, encode_bucketed, encode_positions
+from s3rec_tf.models.layers import SequenceEncoder, gather_rows
 from s3rec_tf.models import ranking
 
 LOSSES = FINETUNE_LOSSES
@@ -35,9 +35,9 @@ class NextItemModel(keras.Model):
             to `"bce"`.
         length_buckets: tuple of ints | None. Encode the batch's items
             without their padding, attention in groups of similar length
-            (exact; see `layers.encode_bucketed`). `None` encodes the padded
+            (exact; see `kernels.encode_bucketed`). `None` encodes the padded
             batch as one block. Defaults to
-            `layers.DEFAULT_LENGTH_BUCKETS`.
+            `kernels.DEFAULT_LENGTH_BUCKETS`.
         sampled_negatives: int. `sampled-ce`: negatives per sequence in the
             batches' `sampled_neg` (0: in-batch negatives only).
         proposal: str. `sampled-ce`: the distribution `sampled_neg` was drawn
@@ -50,7 +50,7 @@ class NextItemModel(keras.Model):
             with `sampled-ce` (the log-Q correction); not saved with the model.
         batch_shards: int | None. `bce` and `ce`: encode each training batch
             in this many parts that run side by side (see
-            `layers.encode_positions`); the loss is the same, to float
+            `kernels.encode_positions`); the loss is the same, to float
             rounding. `None`: the process's setting,
             `s3rec_tf.runtime.batch_shards()` (2 for `bce` under the command
             line's 2-core CPU settings; 1 for `ce`, which keeps TensorFlow's

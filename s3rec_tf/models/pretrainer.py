@@ -13,8 +13,8 @@ import tensorflow as tf
 from s3rec_tf import ids, losses
 from s3rec_tf.config import PretrainConfig
 from s3rec_tf.data.inputs import PRETRAIN_KEYS  # noqa: F401  (the batch keys, re-exported)
-from s3rec_tf.layers import (DEFAULT_LENGTH_BUCKETS, SequenceEncoder, encode_bucketed,
-                             encode_positions, gather_rows)
+from s3rec_tf.models.kernels import DEFAULT_LENGTH_BUCKETS, encode_bucketed, encode_positions
+from s3rec_tf.models.layers import SequenceEncoder, gather_rows
 from s3rec_tf.models import ranking
 
 LOSS_NAMES = ("aap", "mip", "map", "sp")
@@ -52,9 +52,9 @@ class S3RecPretrainer(keras.Model):
             Defaults to the paper's `{aap: 0.2, mip: 1.0, map: 1.0, sp: 0.5}`.
         length_buckets: tuple of ints | None. Encode the batch's items
             without their padding, attention in groups of similar length
-            (see `layers.encode_bucketed`): exact, and much less work on
+            (see `kernels.encode_bucketed`): exact, and much less work on
             short sequences. `None` encodes the padded batch as one block.
-            Defaults to `layers.DEFAULT_LENGTH_BUCKETS`.
+            Defaults to `kernels.DEFAULT_LENGTH_BUCKETS`.
         attribute_bce: str. The BCE of AAP and MAP: `"original"` (the
             original's `BCELoss` on probabilities, whose gradient fades for
             saturated logits) or `"softplus"` (BCE on logits). See
@@ -156,7 +156,7 @@ class S3RecPretrainer(keras.Model):
 
         The masked item sequence and the segment passes (see
         `segment_logits`) are encoded without their padding
-        (`layers.TokenLayout`); the losses read the masked sequence's
+        (`kernels.TokenLayout`); the losses read the masked sequence's
         outputs item by item. Heads are applied only at the positions whose
         loss counts.
 

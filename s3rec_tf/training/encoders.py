@@ -12,7 +12,7 @@ from s3rec_tf import artifacts, ids
 from s3rec_tf.config import EncoderConfig
 from s3rec_tf.data.reader import SequenceData
 from s3rec_tf.errors import ArtifactError
-from s3rec_tf.layers import SequenceEncoder
+from s3rec_tf.models.layers import SequenceEncoder
 from s3rec_tf.models import S3RecPretrainer
 
 

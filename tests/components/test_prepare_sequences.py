@@ -36,7 +36,7 @@ def _pipeline_path(raw_dir, tmp_path, files, seed):
 
 
 def _metrics(data):
-    from s3rec_tf.layers import SequenceEncoder
+    from s3rec_tf.models.layers import SequenceEncoder
     from s3rec_tf.models import NextItemModel
     from s3rec_tf.training import evaluate_model
     keras.utils.set_random_seed(7)

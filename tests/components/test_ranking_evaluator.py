@@ -15,7 +15,7 @@ from tests.conftest import write_prepared
 
 
 def _model_artifact(uri, data, seed):
-    from s3rec_tf.layers import SequenceEncoder
+    from s3rec_tf.models.layers import SequenceEncoder
     from s3rec_tf.models import NextItemModel
     keras.utils.set_random_seed(seed)
     model = NextItemModel(SequenceEncoder(num_items=data.num_items,

@@ -108,7 +108,7 @@ def test_finetune_stream_rows_are_the_in_memory_rows(prepared_dir, tiny_data):
 
 
 def test_streamed_evaluation_equals_in_memory_evaluation(prepared_dir, tiny_data):
-    from s3rec_tf.layers import SequenceEncoder
+    from s3rec_tf.models.layers import SequenceEncoder
     from s3rec_tf.models import NextItemModel
     from s3rec_tf.training import evaluate_model
     model = NextItemModel(SequenceEncoder(tiny_data.num_items, tiny_data.num_attributes,

@@ -4,7 +4,7 @@ import numpy as np
 import pytest
 
 from s3rec_tf.data import inputs
-from s3rec_tf.layers import SequenceEncoder
+from s3rec_tf.models.layers import SequenceEncoder
 from s3rec_tf.models import NextItemModel
 from s3rec_tf.training import adam
 
@@ -79,7 +79,7 @@ def _assert_same_loss_and_gradients(model, other, data, loss, batch_size, seed):
 
 @pytest.mark.parametrize("loss", ["bce", "ce"])
 def test_loss_without_padding_equals_the_padded_batch(tiny_data, loss):
-    """The default encodes the batch's items alone (`layers.TokenLayout`): same loss and
+    """The default encodes the batch's items alone (`kernels.TokenLayout`): same loss and
     gradients as the padded batch encoded as one block."""
     model = _model(tiny_data, loss)
     block = NextItemModel(model.encoder, loss=loss, length_buckets=None)

@@ -3,7 +3,7 @@ import numpy as np
 import pytest
 
 from s3rec_tf.data import inputs
-from s3rec_tf.layers import SequenceEncoder
+from s3rec_tf.models.layers import SequenceEncoder
 from s3rec_tf.models import S3RecPretrainer
 from s3rec_tf.training import adam
 

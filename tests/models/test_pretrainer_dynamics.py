@@ -51,7 +51,7 @@ def test_training_steps_track_the_original_code():
     to sqrt(k) times too far) it is 1.3e-2 (AAP, step 19), 2.3e-3 by step 3.
     """
     from s3rec_tf import original_weights as ow
-    from s3rec_tf.layers import SequenceEncoder
+    from s3rec_tf.models.layers import SequenceEncoder
     from s3rec_tf.models import S3RecPretrainer
     from s3rec_tf.models.pretrainer import PRETRAIN_KEYS
     with np.load(FIXTURE) as f:
@@ -87,7 +87,7 @@ def train_segment_prediction(optimizer, **pretrainer_kwargs):
         probe batch)`.
     """
     from s3rec_tf.data import inputs
-    from s3rec_tf.layers import SequenceEncoder
+    from s3rec_tf.models.layers import SequenceEncoder
     from s3rec_tf.models import S3RecPretrainer
     data = _beauty_slice(USERS)
     keras.utils.set_random_seed(0)

@@ -3,7 +3,7 @@ import numpy as np
 import pytest
 import tensorflow as tf
 
-from s3rec_tf import layers
+from s3rec_tf.models import kernels, layers
 
 
 def _encoder(**kw):
@@ -115,17 +115,17 @@ def test_bucketed_encoding_equals_plain_encoding():
         ids[r, 12 - n:] = rng.integers(1, 31, size=n)
     for causal in (False, True):
         plain = enc(ids, causal=causal).numpy()
-        bucketed = layers.encode_bucketed(enc, ids, causal, bucket_edges=(2, 4, 8)).numpy()
+        bucketed = kernels.encode_bucketed(enc, ids, causal, bucket_edges=(2, 4, 8)).numpy()
         real = ids > 0
         np.testing.assert_allclose(bucketed[real], plain[real], rtol=1e-5, atol=1e-6)
         assert (bucketed[~real] == 0).all()  # padding is not computed
-        last = layers.encode_bucketed(enc, ids, causal, bucket_edges=(2, 4, 8), last_only=True)
+        last = kernels.encode_bucketed(enc, ids, causal, bucket_edges=(2, 4, 8), last_only=True)
         np.testing.assert_allclose(last.numpy()[:, 0], plain[:, -1], rtol=1e-5, atol=1e-6)
 
 
 def test_token_layout_lists_items_bucket_by_bucket():
     ids = np.array([[0, 0, 0, 5], [0, 3, 4, 6], [0, 0, 0, 0], [0, 0, 7, 8]], "int32")
-    layout = layers.TokenLayout(ids, bucket_edges=(1, 2), max_length=6, causal=False)
+    layout = kernels.TokenLayout(ids, bucket_edges=(1, 2), max_length=6, causal=False)
     # buckets (0, 1]: rows 0 and 2 (2 has no items: its last column stands in), width 1;
     # (1, 2]: row 3, width 2; (2, 4]: row 1, width 4
     np.testing.assert_array_equal(layout.token_ids, [5, 0, 7, 8, 3, 4, 6])
@@ -146,7 +146,7 @@ def test_bucketed_encoding_has_the_gradients_of_plain_encoding():
     weights = np.random.default_rng(1).normal(size=(3, 8, 16)).astype("float32") * (ids > 0)[..., None]
     grads = []
     for encode in (lambda: enc(ids, causal=True),
-                   lambda: layers.encode_bucketed(enc, ids, True, bucket_edges=(2, 4))):
+                   lambda: kernels.encode_bucketed(enc, ids, True, bucket_edges=(2, 4))):
         with tf.GradientTape() as tape:
             loss = tf.reduce_sum(encode() * weights)
         grads.append([tf.convert_to_tensor(g).numpy() for g in
@@ -169,7 +169,7 @@ def test_sharded_positions_equal_the_whole_batch(bucket_edges):
     where = np.arange(ids.size, dtype="int32").reshape(ids.shape)  # names each position
 
     def by_position(batch, shards):
-        rows, per_position = layers.encode_positions(enc, batch, True, None, bucket_edges,
+        rows, per_position = kernels.encode_positions(enc, batch, True, None, bucket_edges,
                                                      shards=shards)
         names = per_position(where[:len(batch)]).numpy()
         assert len(names) == len(set(names)) == rows.shape[0]
@@ -199,7 +199,7 @@ def test_last_only_equals_the_last_position():
 def test_gather_rows_reads_only_the_rows_of_a_variable():
     """A gather from the variable itself (ResourceGather), not a read of the whole table:
     after row-wise optimizer updates (lazy-adam) a whole read copies the table."""
-    from s3rec_tf.layers import gather_rows
+    from s3rec_tf.models.layers import gather_rows
     table = keras.Variable(np.arange(12, dtype="float32").reshape(6, 2))
     lookup = tf.function(lambda ids: gather_rows(table, ids))
     np.testing.assert_array_equal(lookup(tf.constant([4, 1])), [[8, 9], [2, 3]])
