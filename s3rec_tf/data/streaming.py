@@ -28,16 +28,13 @@ from __future__ import annotations
 
 import dataclasses
 import functools
-import os
 import types
 
 import numpy as np
 import tensorflow as tf
 
-from s3rec_tf import ids
 from s3rec_tf.config import SEGMENT_NEGATIVES
 from s3rec_tf.data import inputs as inputs_lib
-from s3rec_tf.data import prepared as prepared_lib
 from s3rec_tf.data.prepared import StreamedData, sequence_records  # noqa: F401
 from s3rec_tf.errors import DataError
 
