@@ -5,7 +5,7 @@ through `ImportExampleGen`, Parquet through TFX's Parquet executor. The
 paper's format (one line per user) and RecBole's tab-separated files with
 typed headers have no standard reader, so this executor turns them into one
 `tf.Example` per row with the project's row parsers
-(`s3rec_tf.data.preprocess`). Each input split is one file, recognised by
+(`s3rec_tf.data.formats`). Each input split is one file, recognised by
 its name:
 
 - `events`: `<Name>.txt` (paper) or `<Name>.inter` (RecBole); features
@@ -68,18 +68,9 @@ def kind_of(file_name: str) -> str:
                      f"<Name>.inter, <Name>.item)")
 
 
-def _strict(fn):
-    """Row parser -> parser raising `DataError` (file and row) instead of `Malformed`."""
-    from s3rec_tf.data.preprocess import Malformed
-    from s3rec_tf.errors import DataError
-
-    def parse(element):
-        try:
-            return fn(element)
-        except Malformed as e:
-            raise DataError(element[0], str(e).removeprefix(f"{element[0]}: ")) \
-                from None
-    return parse
+def format_of(file_name: str) -> str:
+    """The input format (`s3rec_tf.data.formats`) of a file of this ExampleGen."""
+    return "s3rec" if file_name.endswith((".txt", ".json")) else "recbole"
 
 
 @beam.ptransform_fn
@@ -88,40 +79,26 @@ def _strict(fn):
 def _EventFileToExample(pipeline: beam.Pipeline, exec_properties: Dict[str, Any],
                         split_pattern: str) -> beam.pvalue.PCollection:
     """One file of the paper's format or RecBole's -> `tf.Example`s (see module doc)."""
+    from s3rec_tf.data import formats
     from s3rec_tf.data import negatives as negatives_lib
-    from s3rec_tf.data import preprocess
 
     path = os.path.join(exec_properties["input_base"], split_pattern)
     kind = kind_of(os.path.basename(split_pattern))
-
-    def lines(skip_header=0):
-        return (pipeline | "ReadLines" >> beam.io.ReadFromText(
-                    path, skip_header_lines=skip_header)
-                | "Tag" >> beam.Map(lambda line: (path, line)))
 
     if kind == "negatives":
         def negatives_row(element):
             user, negatives = negatives_lib.parse_sample_line(element[1], path, None)
             return negatives_example(user, negatives)
-        return lines() | "ToExample" >> beam.Map(negatives_row)
-    if path.endswith(".txt"):
-        return (lines() | "Parse" >> beam.FlatMap(_strict(preprocess.parse_s3rec_line))
-                | "ToExample" >> beam.MapTuple(event_example))
-    if path.endswith(".json"):
-        return (pipeline | "File" >> beam.Create([path])
-                | "Read" >> beam.Map(lambda p: (p, tf.io.gfile.GFile(p).read()))
-                | "Parse" >> beam.FlatMap(_strict(preprocess.parse_s3rec_attributes))
-                | "ToExample" >> beam.MapTuple(attribute_example))
-    columns = preprocess._recbole_columns(
-        path, preprocess.RECBOLE_INTERACTION_COLUMNS if kind == "events"
-        else preprocess.RECBOLE_ITEM_COLUMNS)
-    if kind == "events":
-        return (lines(1) | "Parse" >> beam.Map(_strict(
-                    lambda e: preprocess.parse_recbole_interaction(e, columns)))
-                | "ToExample" >> beam.MapTuple(event_example))
-    return (lines(1) | "Parse" >> beam.FlatMap(_strict(
-                lambda e: preprocess.parse_recbole_item(e, columns)))
-            | "ToExample" >> beam.MapTuple(attribute_example))
+        return (pipeline | "ReadLines" >> beam.io.ReadFromText(path)
+                | "Tag" >> beam.Map(lambda line: (path, line))
+                | "ToExample" >> beam.Map(negatives_row))
+    fmt = formats.get(format_of(path))
+    rows_kind = "interactions" if kind == "events" else "attributes"
+    parse, flat = fmt.parser(path, rows_kind)
+    rows = fmt.beam_rows(pipeline, path, rows_kind)
+    parsed = rows | "Parse" >> (beam.FlatMap if flat else beam.Map)(formats.strict(parse))
+    return parsed | "ToExample" >> beam.MapTuple(
+        event_example if kind == "events" else attribute_example)
 
 
 class EventFileExecutor(BaseExampleGenExecutor):

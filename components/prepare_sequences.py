@@ -3,7 +3,7 @@
 Custom because TFX has no component that groups events into per-user
 sequences, builds id vocabularies and draws the sampled-ranking negatives
 (TensorFlow Transform works row by row and cannot group by user). The work
-is the library's Beam graph (`s3rec_tf.data.preprocess.read_examples` +
+is the library's Beam graph (`s3rec_tf.data.prepare.read_examples` +
 `build_sequences`); this component checks its inputs and wires artifacts:
 
 - refuses to run when `ExampleValidator` found anomalies in a validated
@@ -71,7 +71,8 @@ def PrepareSequences(
     `input_format` chooses the id layout (`s3rec`: the paper's ids kept).
     """
     from s3rec_tf.data import prepared as prepared_lib
-    from s3rec_tf.data import preprocess
+    from s3rec_tf.data import prepare
+    from s3rec_tf.data.beam_runtime import run_beam
     from s3rec_tf.errors import DataError
 
     start = time.time()
@@ -80,19 +81,19 @@ def PrepareSequences(
         raise DataError(examples.uri, "ExampleValidator found anomalies: " +
                         " | ".join(problems))
     splits = artifact_utils.decode_split_names(examples.split_names)
-    if preprocess.EVENTS_SPLIT not in splits:
-        raise DataError(examples.uri, f"no {preprocess.EVENTS_SPLIT!r} split (has {splits})")
-    if num_examples(statistics, preprocess.EVENTS_SPLIT) == 0:
-        raise DataError(examples.uri, f"split {preprocess.EVENTS_SPLIT!r} is empty")
+    if prepare.EVENTS_SPLIT not in splits:
+        raise DataError(examples.uri, f"no {prepare.EVENTS_SPLIT!r} split (has {splits})")
+    if num_examples(statistics, prepare.EVENTS_SPLIT) == 0:
+        raise DataError(examples.uri, f"split {prepare.EVENTS_SPLIT!r} is empty")
     patterns = {s: os.path.join(artifact_utils.get_split_uri([examples], s), "*")
-                for s in splits if s in (preprocess.EVENTS_SPLIT, preprocess.ATTRIBUTES_SPLIT,
-                                         preprocess.NEGATIVES_SPLIT)}
-    config = preprocess.PrepareConfig(input_format=input_format, name=dataset,
-                                      k_core=k_core, seed=seed)
-    preprocess.run_beam(lambda p: preprocess.build_sequences(
-        p, preprocess.read_examples(p, patterns, config), prepared.uri, config),
+                for s in splits if s in (prepare.EVENTS_SPLIT, prepare.ATTRIBUTES_SPLIT,
+                                         prepare.NEGATIVES_SPLIT)}
+    config = prepare.PrepareConfig(input_format=input_format, name=dataset,
+                                   k_core=k_core, seed=seed)
+    run_beam(lambda p: prepare.build_sequences(
+        p, prepare.read_examples(p, patterns, config), prepared.uri, config),
         pipeline=beam_pipeline)
-    stats = preprocess.check_prepared(prepared.uri, {"interactions": examples.uri})
+    stats = prepare.check_prepared(prepared.uri, {"interactions": examples.uri})
     prepared.split_names = artifact_utils.encode_split_names(list(prepared_lib.SPLITS))
     # its splits hold tf.Examples: said so, as ExampleGen says it of its own output
     examples_utils.set_payload_format(prepared, example_gen_pb2.FORMAT_TF_EXAMPLE)

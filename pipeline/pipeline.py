@@ -32,7 +32,7 @@ INPUT_FORMATS = (*s3rec_config.INPUT_FORMATS, "tfrecord")
 
 
 def input_files(data_dir: str, dataset: str, input_format: str, check: bool = True) -> dict:
-    """`{split: file name}` for the ExampleGen (`s3rec_tf.data.preprocess` naming).
+    """`{split: file name}` for the ExampleGen (`s3rec_tf.data.formats` naming).
 
     With `check`, the first existing candidate of each split (optional
     splits left out when absent); without (e.g. compiling for a remote
@@ -41,12 +41,12 @@ def input_files(data_dir: str, dataset: str, input_format: str, check: bool = Tr
     """
     import tensorflow as tf
 
-    from s3rec_tf.data import preprocess
+    from s3rec_tf.data import formats
     if input_format == "tfrecord":
         candidates = {"events": [f"{dataset}.tfrecord*"],
                       "item_attributes": [f"{dataset}_attributes.tfrecord*"]}
     else:
-        candidates = preprocess.input_file_names(dataset, input_format)
+        candidates = formats.input_file_names(dataset, input_format)
     if not check:
         return {s: c[0] for s, c in candidates.items() if s != "negatives"}
     files = {}

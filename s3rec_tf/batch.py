@@ -251,7 +251,7 @@ def recommend_batch(data_dir: str, name: str | None, export_dir: str, output_dir
         output_dir: the output directory, replaced when it exists; nothing
             appears there unless the whole run completes.
         k: int >= 1. exclude_history: bool. index: `brute` | `scann`.
-        beam_args: Beam options (default: `s3rec_tf.data.preprocess.default_beam_args`,
+        beam_args: Beam options (default: `s3rec_tf.data.beam_runtime.default_beam_args`,
             the DirectRunner with 2 processes).
         batch_size: most users per `RunInference` call.
         pipeline: a ready `beam.Pipeline` (a TFX component's) instead of `beam_args`.
@@ -267,7 +267,7 @@ def recommend_batch(data_dir: str, name: str | None, export_dir: str, output_dir
     from apache_beam.options.pipeline_options import PipelineOptions
 
     from s3rec_tf import ann, artifacts, serving
-    from s3rec_tf.data import preprocess
+    from s3rec_tf.data import beam_runtime
 
     if k < 1:
         raise ValueError(f"k must be >= 1. Received: k={k}")
@@ -283,14 +283,14 @@ def recommend_batch(data_dir: str, name: str | None, export_dir: str, output_dir
 
     def fill(staging):
         start = time.time()
-        args = beam_args if beam_args is not None else preprocess.default_beam_args()
+        args = beam_args if beam_args is not None else beam_runtime.default_beam_args()
         p = pipeline if pipeline is not None else beam.Pipeline(options=PipelineOptions(args))
         build(p, data_dir, name, model_path, staging, k, exclude_history, index, batch_size)
         try:
             result = p.run()
             result.wait_until_finish()
         except Exception as e:
-            found = preprocess._find_data_error(e)
+            found = beam_runtime.find_data_error(e)
             if found is not None:
                 raise found from None
             raise

@@ -263,7 +263,7 @@ def case_serving(num_items, requests, warmup, batch, **_):
 
 def case_prepare(data_dir, name, **_):
     """Beam preprocessing (DirectRunner, 2 processes) of the paper-format files."""
-    from s3rec_tf.data import preprocess
+    from s3rec_tf.data import prepare as preprocess
     with tempfile.TemporaryDirectory() as tmp:
         t0 = time.perf_counter()
         stats = preprocess.prepare(data_dir, os.path.join(tmp, "out"),
@@ -315,7 +315,7 @@ def stage_synth(workdir, size, interactions, items, seed=0, **_):
 
 
 def stage_prepare(workdir, size, **_):
-    from s3rec_tf.data import preprocess
+    from s3rec_tf.data import prepare as preprocess
     paths = _scale_paths(workdir, size)
     t0 = time.perf_counter()
     stats = preprocess.prepare(paths["raw"], paths["prepared"],

@@ -574,7 +574,7 @@ def run(args) -> int:
         print(f"Imported {args.weights} -> {args.output}")
         return 0
     if args.command == "prepare":
-        from s3rec_tf.data import preprocess
+        from s3rec_tf.data import prepare as preprocess
         stats = preprocess.prepare(args.input, args.output, preprocess.PrepareConfig(
             input_format=args.input_format, name=args.name, k_core=args.k_core,
             strict=args.strict, seed=args.seed), args.beam_args)

@@ -51,7 +51,7 @@ SEGMENT_LOSS_MODES = ("original", "logit-gap")
 #: the full softmax over the catalogue (`s3rec_tf.losses.masked_item_ce_loss`).
 MIP_LOSS_MODES = ("original", "ce")
 
-#: The raw data formats `prepare` reads (`s3rec_tf.data.preprocess`): the paper's text
+#: The raw data formats `prepare` reads (`s3rec_tf.data.formats`): the paper's text
 #: files, CSV, Parquet and RecBole atomic files; the first is the default.
 INPUT_FORMATS = ("s3rec", "csv", "parquet", "recbole")
 

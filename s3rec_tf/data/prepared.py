@@ -1,6 +1,6 @@
 """The prepared dataset: the one format between data preparation and training.
 
-Written by the Beam step (`s3rec_tf.data.preprocess`: `s3rec-tf prepare` and
+Written by the Beam step (`s3rec_tf.data.prepare`: `s3rec-tf prepare` and
 the pipeline's `PrepareSequences` component), read by `read_prepared` (the
 command line with `--data <prepared dir>`, the pipeline's Trainers and
 ranking evaluator). A directory, laid out as a TFX `Examples` artifact with

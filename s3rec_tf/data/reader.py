@@ -18,22 +18,19 @@ from __future__ import annotations
 
 import dataclasses
 import hashlib
-import json
 import os
 
 import numpy as np
 
 from s3rec_tf import ids as ids_lib
 from s3rec_tf.data import negatives as negatives_lib
+from s3rec_tf.data.formats import paper
 from s3rec_tf.data.negatives import (NUM_NEGATIVES as NUM_SAMPLED_NEGATIVES,  # noqa: F401
                                      draw_negatives, generate_negatives)  # noqa: F401
 from s3rec_tf.data.negatives import read_sample_file as read_sample_negatives  # noqa: F401
 from s3rec_tf.data.negatives import write_sample_file as write_sample_negatives  # noqa: F401
 from s3rec_tf.errors import DataError
-from s3rec_tf.ids import id_problem, parse_id  # noqa: F401  (the one id rule)
 from s3rec_tf.ids import MAX_ID
-from s3rec_tf.ids import parse_int as _parse_int
-from s3rec_tf.textio import read_lines as _read_lines
 
 #: Users with fewer items are dropped (and counted) by every reader: the
 #: leave-one-out split needs a training item, a validation and a test answer.
@@ -150,24 +147,7 @@ def read_sequences(path: str, min_length: int = MIN_SEQUENCE_LENGTH):
             non-positive id, a duplicated user, or a user with fewer than
             `min_length` items (the split needs 3).
     """
-    user_ids, sequences, seen = [], [], {}
-    for number, text in enumerate(_read_lines(path), start=1):
-        tokens = text.split()
-        if not tokens:
-            raise DataError(path, "empty line", line=number)
-        user = _parse_int(tokens[0], path, number, "user id")
-        if user in seen:
-            raise DataError(path, f"user {user} appears again (first on line {seen[user]})",
-                            line=number)
-        seen[user] = number
-        items = [_parse_int(t, path, number, "item id") for t in tokens[1:]]
-        if len(items) < min_length:
-            raise DataError(path, f"user {user} has {len(items)} item(s); at least "
-                                  f"{min_length} are needed for the leave-one-out split",
-                            line=number)
-        user_ids.append(user)
-        sequences.append(np.asarray(items, dtype=np.int64))
-    return np.asarray(user_ids, dtype=np.int64), sequences
+    return paper.read_sequences(path, min_length)
 
 
 def user_histories(data_dir: str, name: str) -> list:
@@ -183,31 +163,9 @@ def user_histories(data_dir: str, name: str) -> list:
 
 
 def read_item_attributes(path: str) -> dict:
-    """Reads `<Name>_item2attributes.json` into `{item: sorted unique attributes}`."""
-    lines = _read_lines(path)
-    try:
-        obj = json.loads("\n".join(lines))
-    except json.JSONDecodeError as e:
-        raise DataError(path, f"malformed JSON: {e.msg} (column {e.colno})", line=e.lineno) \
-            from None
-    if not isinstance(obj, dict):
-        raise DataError(path, f"expected a JSON object {{item: [attributes]}}, "
-                              f"got {type(obj).__name__}")
-    table = {}
-    for key, value in obj.items():
-        item = parse_id(key, path, "item id", field=key)
-        if not isinstance(value, list):
-            raise DataError(path, f"attributes of item {key} must be a list, "
-                                  f"got {type(value).__name__}", field=key)
-        attrs = set()
-        for a in value:
-            if isinstance(a, bool) or not isinstance(a, int):
-                raise DataError(path, f"attribute {a!r} of item {key} is not an integer",
-                                field=key)
-            parse_id(str(a), path, f"attribute of item {key}", field=key)
-            attrs.add(a)
-        table[item] = np.asarray(sorted(attrs), dtype=np.int32)
-    return table
+    """Reads `<Name>_item2attributes.json` into `{item: sorted unique attributes}`
+    (`s3rec_tf.data.formats.paper.read_item_attributes`)."""
+    return paper.read_item_attributes(path)
 
 
 def write_generated_negatives(data: SequenceData, directory: str) -> str | None:

@@ -11,7 +11,8 @@ from apache_beam.testing.test_pipeline import TestPipeline
 
 from components import example_gen
 from components.prepare_sequences import anomalies_of
-from s3rec_tf.data import prepared, preprocess, reader
+from s3rec_tf.data import prepare, prepared, reader
+from s3rec_tf.data.beam_runtime import run_beam
 
 
 def _example_gen(raw_dir, files, out_dir):
@@ -27,10 +28,10 @@ def _example_gen(raw_dir, files, out_dir):
 
 def _pipeline_path(raw_dir, tmp_path, files, seed):
     patterns = _example_gen(raw_dir, files, str(tmp_path / "examples"))
-    config = preprocess.PrepareConfig(input_format="s3rec", name="Tiny", seed=seed)
+    config = prepare.PrepareConfig(input_format="s3rec", name="Tiny", seed=seed)
     out = str(tmp_path / "prepared")
-    preprocess.run_beam(lambda p: preprocess.build_sequences(
-        p, preprocess.read_examples(p, patterns, config), out, config),
+    run_beam(lambda p: prepare.build_sequences(
+        p, prepare.read_examples(p, patterns, config), out, config),
         pipeline=TestPipeline())
     return prepared.read_prepared(out)
 
@@ -103,7 +104,7 @@ def test_a_text_timestamp_is_refused_naming_the_feature():
     ex.features.feature["item_id"].bytes_list.value.append(b"a")
     ex.features.feature["timestamp"].bytes_list.value.append(b"noon")
     with pytest.raises(DataError, match="feature 'timestamp' holds text"):
-        preprocess.event_of(ex.SerializeToString())
+        prepare.event_of(ex.SerializeToString())
     ex.features.feature["timestamp"].Clear()
     ex.features.feature["timestamp"].int64_list.value.append(5)
-    assert preprocess.event_of(ex.SerializeToString()) == ("1", "a", 5.0)
+    assert prepare.event_of(ex.SerializeToString()) == ("1", "a", 5.0)

@@ -82,8 +82,8 @@ def test_tuner_trials_stream_when_a_shuffle_buffer_is_set(tmp_path, tiny_data, m
 
 @pytest.mark.slow
 def test_tuner_fn_searches_on_tiny_data(tmp_path, synthetic_dir):
-    from s3rec_tf.data import preprocess
-    preprocess.prepare(synthetic_dir, str(tmp_path / "prepared"), preprocess.PrepareConfig(
+    from s3rec_tf.data import prepare
+    prepare.prepare(synthetic_dir, str(tmp_path / "prepared"), prepare.PrepareConfig(
         name="Tiny"), beam_args=["--runner=DirectRunner"])
     tiny = {"hidden_size": 16, "max_length": 20, "epochs": 1}
     args = types.SimpleNamespace(

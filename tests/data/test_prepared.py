@@ -5,14 +5,14 @@ import argparse
 import numpy as np
 import pytest
 
-from s3rec_tf.data import prepared, preprocess
+from s3rec_tf.data import prepare, prepared
 from s3rec_tf.errors import DataError
 
 
 def test_layout_reader_and_the_command_line(tmp_path, synthetic_dir, tiny_data, capsys):
     from s3rec_tf import cli
     out = tmp_path / "prep"
-    preprocess.prepare(synthetic_dir, str(out), preprocess.PrepareConfig(name="Tiny", seed=1),
+    prepare.prepare(synthetic_dir, str(out), prepare.PrepareConfig(name="Tiny", seed=1),
                        beam_args=["--runner=DirectRunner"])
     assert prepared.is_prepared(str(out)) and not prepared.is_prepared(synthetic_dir)
     assert prepared.root_of(str(out / "Split-sequences" / "*")) == str(out)

@@ -8,7 +8,8 @@ import pytest
 from apache_beam.testing.test_pipeline import TestPipeline
 from apache_beam.testing.util import assert_that, equal_to
 
-from s3rec_tf.data import prepared, preprocess, reader
+from s3rec_tf.data import prepare, prepared, reader
+from s3rec_tf.data.formats import Malformed, tabular
 from s3rec_tf.errors import DataError
 
 # u1: 4 events (one exact duplicate), u2: 3 events, u3: 2 events (too short);
@@ -48,7 +49,7 @@ def _counts(tmp_path, config):
     out = tmp_path / "out"
     os.makedirs(out, exist_ok=True)
     with TestPipeline() as p:
-        counters = preprocess.build_pipeline(p, str(tmp_path), str(out), config)
+        counters = prepare.build_pipeline(p, str(tmp_path), str(out), config)
         assert_that(counters["malformed_interactions"], equal_to([3]), label="malformed")
         assert_that(counters["events_read"], equal_to([10]), label="read")
         assert_that(counters["events_distinct"], equal_to([9]), label="duplicates")
@@ -60,7 +61,7 @@ def _counts(tmp_path, config):
 
 def test_csv_counts_with_assert_that(tmp_path):
     _csv_dir(tmp_path)
-    _counts(tmp_path, preprocess.PrepareConfig(input_format="csv", name="Shop",
+    _counts(tmp_path, prepare.PrepareConfig(input_format="csv", name="Shop",
                                                num_negatives=0))
 
 
@@ -71,7 +72,7 @@ def test_csv_end_to_end_vocabularies_order_and_negatives(tmp_path):
     extra = "".join(f"x{u},i{u * 20 + j},{j}\n" for u in range(8) for j in range(20))
     with open(os.path.join(d, "Shop.csv"), "a") as f:
         f.write(extra)
-    stats = preprocess.prepare(d, str(tmp_path / "out"), preprocess.PrepareConfig(
+    stats = prepare.prepare(d, str(tmp_path / "out"), prepare.PrepareConfig(
         input_format="csv", name="Shop"), beam_args=["--runner=DirectRunner"])
     assert stats["malformed_interactions"] == 3 and stats["users_too_short"] == 1
     data = prepared.read_prepared(str(tmp_path / "out"))
@@ -87,7 +88,7 @@ def test_csv_end_to_end_vocabularies_order_and_negatives(tmp_path):
     for seq, negs in zip(data.sequences, data.sample_negatives):
         assert len(negs) == 99 and not set(negs.tolist()) & set(seq.tolist())
     # seeded: the same negatives again
-    preprocess.prepare(d, str(tmp_path / "again"), preprocess.PrepareConfig(
+    prepare.prepare(d, str(tmp_path / "again"), prepare.PrepareConfig(
         input_format="csv", name="Shop"), beam_args=["--runner=DirectRunner"])
     again = prepared.read_prepared(str(tmp_path / "again"))
     np.testing.assert_array_equal(again.sample_negatives, data.sample_negatives)
@@ -103,7 +104,7 @@ def test_k_core_filter(tmp_path):
     out = tmp_path / "out"
     out.mkdir()
     with TestPipeline() as p:
-        counters = preprocess.build_pipeline(p, str(tmp_path), str(out), preprocess.PrepareConfig(
+        counters = prepare.build_pipeline(p, str(tmp_path), str(out), prepare.PrepareConfig(
             input_format="csv", name="K", k_core=2, num_negatives=0))
         assert_that(counters["events_after_k_core"], equal_to([9]), label="core")
         assert_that(counters["users"], equal_to([3]), label="users")
@@ -111,7 +112,7 @@ def test_k_core_filter(tmp_path):
 
 def test_s3rec_format_matches_the_reader(tmp_path, synthetic_dir, tiny_data):
     """Same users, ids, attributes and negatives as `reader.read_dataset` (same seed)."""
-    stats = preprocess.prepare(synthetic_dir, str(tmp_path / "out"), preprocess.PrepareConfig(
+    stats = prepare.prepare(synthetic_dir, str(tmp_path / "out"), prepare.PrepareConfig(
         input_format="s3rec", name="Tiny", seed=1), beam_args=["--runner=DirectRunner"])
     data = prepared.read_prepared(str(tmp_path / "out"))
     assert stats["users"] == tiny_data.num_users and stats["id_layout"] == "paper"
@@ -131,7 +132,7 @@ def test_s3rec_sample_file_is_honoured(tmp_path, synthetic_dir, tiny_data):
         shutil.copy(os.path.join(synthetic_dir, f), tmp_path / f)
     fixed = np.tile(np.arange(101, 200), (tiny_data.num_users, 1))
     reader.write_sample_negatives(str(tmp_path / "Tiny_sample.txt"), tiny_data.user_ids, fixed)
-    stats = preprocess.prepare(str(tmp_path), str(tmp_path / "out"), preprocess.PrepareConfig(
+    stats = prepare.prepare(str(tmp_path), str(tmp_path / "out"), prepare.PrepareConfig(
         input_format="s3rec", name="Tiny"), beam_args=["--runner=DirectRunner"])
     assert stats["negatives"].endswith("Tiny_sample.txt")
     data = prepared.read_prepared(str(tmp_path / "out"))
@@ -143,7 +144,7 @@ def test_unknown_item_in_the_attribute_table_is_an_error(tmp_path):
     with open(tmp_path / "Shop_attributes.csv", "a") as f:
         f.write("ghost,purple\n")
     with pytest.raises(DataError, match="Shop_attributes.csv.*item 'ghost'.*has no event"):
-        preprocess.prepare(str(tmp_path), str(tmp_path / "o"), preprocess.PrepareConfig(
+        prepare.prepare(str(tmp_path), str(tmp_path / "o"), prepare.PrepareConfig(
             input_format="csv", name="Shop", num_negatives=0),
             beam_args=["--runner=DirectRunner"])
     assert not (tmp_path / "o").exists()
@@ -157,11 +158,11 @@ def test_s3rec_malformed_line_strict_and_lenient(tmp_path):
     out = tmp_path / "o"
     out.mkdir()
     with TestPipeline() as p:
-        counters = preprocess.build_pipeline(p, str(tmp_path), str(out), preprocess.PrepareConfig(
+        counters = prepare.build_pipeline(p, str(tmp_path), str(out), prepare.PrepareConfig(
             input_format="s3rec", name="M", num_negatives=0))
         assert_that(counters["malformed_interactions"], equal_to([1]), label="bad")
     with pytest.raises(DataError, match=r"M.txt:4: item id 'x' is not an integer"):
-        preprocess.prepare(str(tmp_path), str(tmp_path / "strict"), preprocess.PrepareConfig(
+        prepare.prepare(str(tmp_path), str(tmp_path / "strict"), prepare.PrepareConfig(
             input_format="s3rec", name="M", strict=True), beam_args=["--runner=DirectRunner"])
     assert not (tmp_path / "strict").exists(), "nothing half-written"
 
@@ -184,8 +185,8 @@ def test_parquet_and_recbole_inputs(tmp_path):
         out = tmp_path / f"out-{fmt}"
         out.mkdir()
         with TestPipeline() as p:
-            counters = preprocess.build_pipeline(p, str(tmp_path), str(out),
-                                                 preprocess.PrepareConfig(
+            counters = prepare.build_pipeline(p, str(tmp_path), str(out),
+                                                 prepare.PrepareConfig(
                                                      input_format=fmt, name=name,
                                                      num_negatives=0))
             assert_that(counters["users"], equal_to([4]), label=f"users-{fmt}")
@@ -199,12 +200,12 @@ def test_non_utf8_rows_are_dropped_and_counted_or_fail_strictly(tmp_path):
     out = tmp_path / "out"
     out.mkdir()
     with TestPipeline() as p:
-        counters = preprocess.build_pipeline(p, str(tmp_path), str(out), preprocess.PrepareConfig(
+        counters = prepare.build_pipeline(p, str(tmp_path), str(out), prepare.PrepareConfig(
             input_format="csv", name="N", num_negatives=0))
         assert_that(counters["malformed_interactions"], equal_to([1]), label="bad")
         assert_that(counters["interactions"], equal_to([3]), label="kept")
     with pytest.raises(DataError, match="N.csv:3: row is not valid UTF-8"):
-        preprocess.prepare(str(tmp_path), str(tmp_path / "strict"), preprocess.PrepareConfig(
+        prepare.prepare(str(tmp_path), str(tmp_path / "strict"), prepare.PrepareConfig(
             input_format="csv", name="N", strict=True, num_negatives=0),
             beam_args=["--runner=DirectRunner"])
     assert not (tmp_path / "strict").exists()
@@ -215,25 +216,25 @@ def test_bad_parquet_and_empty_inputs_are_clear_errors(tmp_path):
     import pyarrow.parquet as pq
     (tmp_path / "B.parquet").write_bytes(b"this is not parquet")
     with pytest.raises(DataError, match="B.parquet: not a readable Parquet file"):
-        preprocess.prepare(str(tmp_path), str(tmp_path / "o1"),
-                           preprocess.PrepareConfig(input_format="parquet", name="B"))
+        prepare.prepare(str(tmp_path), str(tmp_path / "o1"),
+                           prepare.PrepareConfig(input_format="parquet", name="B"))
     pq.write_table(pa.table({"user_id": ["u"], "item": ["i"]}), tmp_path / "C.parquet")
     with pytest.raises(DataError, match=r"missing \['item_id', 'timestamp'\]; "
                                          r"unexpected \['item'\]"):
-        preprocess.prepare(str(tmp_path), str(tmp_path / "o2"),
-                           preprocess.PrepareConfig(input_format="parquet", name="C"))
+        prepare.prepare(str(tmp_path), str(tmp_path / "o2"),
+                           prepare.PrepareConfig(input_format="parquet", name="C"))
     (tmp_path / "E.csv").write_text("user_id,item_id,timestamp\n")
     with pytest.raises(DataError, match="no user has 3 or more valid events"):
-        preprocess.prepare(str(tmp_path), str(tmp_path / "o3"),
-                           preprocess.PrepareConfig(input_format="csv", name="E"),
+        prepare.prepare(str(tmp_path), str(tmp_path / "o3"),
+                           prepare.PrepareConfig(input_format="csv", name="E"),
                            beam_args=["--runner=DirectRunner"])
     assert not any((tmp_path / f"o{i}").exists() for i in (1, 2, 3))
 
 
 def test_missing_input_is_a_clear_error(tmp_path):
     with pytest.raises(DataError, match="no interaction file"):
-        preprocess.prepare(str(tmp_path), str(tmp_path / "o"),
-                           preprocess.PrepareConfig(input_format="csv", name="Nope"))
+        prepare.prepare(str(tmp_path), str(tmp_path / "o"),
+                           prepare.PrepareConfig(input_format="csv", name="Nope"))
 
 
 from hypothesis import given, settings  # noqa: E402
@@ -244,8 +245,8 @@ from hypothesis import strategies as st  # noqa: E402
 @given(st.text(max_size=60))
 def test_any_csv_row_parses_or_is_reported_malformed(line):
     try:
-        user, item, ts = preprocess.parse_csv_interaction(("log.csv", line))
-    except preprocess.Malformed as e:
+        user, item, ts = tabular.parse_interaction(("log.csv", line))
+    except Malformed as e:
         assert str(e).startswith("log.csv: ")
     except Exception as e:  # the csv module on stray quotes/NULs
         raise AssertionError(f"unexpected {type(e).__name__} for {line!r}: {e}")
@@ -257,8 +258,8 @@ def test_any_csv_row_parses_or_is_reported_malformed(line):
 @given(st.text(max_size=40))
 def test_any_attribute_row_parses_or_is_reported_malformed(line):
     try:
-        item, attribute = preprocess.parse_csv_attribute(("attrs.csv", line))
-    except preprocess.Malformed as e:
+        item, attribute = tabular.parse_attribute(("attrs.csv", line))
+    except Malformed as e:
         assert str(e).startswith("attrs.csv: ")
     else:
         assert item and attribute
@@ -267,21 +268,21 @@ def test_any_attribute_row_parses_or_is_reported_malformed(line):
 def test_parquet_records_become_csv_lines_without_inventing_ids():
     import datetime
     when = datetime.datetime(2020, 1, 2, tzinfo=datetime.timezone.utc)
-    line = preprocess._parquet_row_line({"user_id": "a,b", "item_id": "i", "timestamp": when},
-                                        preprocess.INTERACTION_COLUMNS)
-    assert preprocess.parse_csv_interaction(("p", line)) == ("a,b", "i", when.timestamp())
-    missing = preprocess._parquet_row_line({"user_id": "u", "item_id": None, "timestamp": 1},
-                                           preprocess.INTERACTION_COLUMNS)
-    with pytest.raises(preprocess.Malformed, match="empty user_id or item_id"):
-        preprocess.parse_csv_interaction(("p", missing))
+    line = tabular.parquet_row_line({"user_id": "a,b", "item_id": "i", "timestamp": when},
+                                        tabular.INTERACTION_COLUMNS)
+    assert tabular.parse_interaction(("p", line)) == ("a,b", "i", when.timestamp())
+    missing = tabular.parquet_row_line({"user_id": "u", "item_id": None, "timestamp": 1},
+                                           tabular.INTERACTION_COLUMNS)
+    with pytest.raises(Malformed, match="empty user_id or item_id"):
+        tabular.parse_interaction(("p", missing))
 
 
 def test_columns_by_header_name(tmp_path):
     (tmp_path / "S.csv").write_text("\ufefftimestamp, item_id ,user_id\n5,i,u\n")
-    header = preprocess.csv_header(str(tmp_path / "S.csv"), preprocess.INTERACTION_COLUMNS)
+    header = tabular.csv_header(str(tmp_path / "S.csv"), tabular.INTERACTION_COLUMNS)
     assert header == ("timestamp", "item_id", "user_id")
-    assert preprocess.parse_csv_interaction(("S.csv", "5,i,u"), header) == ("u", "i", 5.0)
-    assert preprocess.parse_csv_attribute(("A.csv", "red,i"), ("attribute", "item_id")) == \
+    assert tabular.parse_interaction(("S.csv", "5,i,u"), header) == ("u", "i", 5.0)
+    assert tabular.parse_attribute(("A.csv", "red,i"), ("attribute", "item_id")) == \
         ("i", "red")
     with pytest.raises(DataError, match=r"missing \['attribute'\]"):
-        preprocess.check_columns("A.csv", ["item_id"], preprocess.ATTRIBUTE_COLUMNS)
+        tabular.check_columns("A.csv", ["item_id"], tabular.ATTRIBUTE_COLUMNS)
