@@ -20,13 +20,15 @@ from tfx.dsl.component.experimental.annotations import (BeamComponentParameter,
 from tfx.dsl.component.experimental.decorators import component
 from tfx.types import standard_artifacts
 
+from s3rec_tf.config import SERVING_K
+
 
 @component(use_beam=True)
 def BatchRecommender(
     examples: InputArtifact[standard_artifacts.Examples],
     pushed_model: InputArtifact[standard_artifacts.PushedModel],
     recommendations: OutputArtifact[standard_artifacts.InferenceResult],
-    k: Parameter[int] = 10,
+    k: Parameter[int] = SERVING_K,
     index: Parameter[str] = "brute",
     beam_pipeline: BeamComponentParameter[beam.Pipeline] = None,
 ) -> None:

@@ -34,6 +34,8 @@ from __future__ import annotations
 
 import os
 
+from s3rec_tf.config import SERVING_K
+
 #: Where the fine-tuning Trainer keeps the library's model inside its `Model` artifact.
 LIBRARY_MODEL_DIR = "s3rec"
 
@@ -97,7 +99,7 @@ def run_fn(fn_args) -> None:
         return
     serving.export_serving_model(os.path.join(out, "best"), None,
                                  vocabulary=data.item_vocabulary,
-                                 default_k=int(config.get("default_k", 10)),
+                                 default_k=int(config.get("default_k", SERVING_K)),
                                  target_dir=fn_args.serving_model_dir)
 
 

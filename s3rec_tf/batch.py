@@ -46,6 +46,7 @@ import time
 
 from apache_beam.ml.inference.base import ModelHandler
 
+from s3rec_tf.config import SERVING_K
 from s3rec_tf.errors import DataError
 
 #: Stem of the output shards (`<stem>-SSSSS-of-NNNNN.tfrecord` / `.parquet`).
@@ -115,7 +116,7 @@ class RecommenderHandler(ModelHandler):
         max_batch_size: most histories per call.
     """
 
-    def __init__(self, export_dir: str, k: int = 10, exclude_history: bool = True,
+    def __init__(self, export_dir: str, k: int = SERVING_K, exclude_history: bool = True,
                  index: str = "brute", max_batch_size: int = DEFAULT_BATCH_SIZE):
         super().__init__()
         self.export_dir = export_dir
@@ -203,7 +204,7 @@ def read_users(pipeline, data_dir: str, name: str | None):
 
 
 def build(pipeline, data_dir: str, name: str | None, export_dir: str, output_dir: str,
-          k: int = 10, exclude_history: bool = True, index: str = "brute",
+          k: int = SERVING_K, exclude_history: bool = True, index: str = "brute",
           batch_size: int = DEFAULT_BATCH_SIZE):
     """Adds the graph to `pipeline`: users -> RunInference -> TFRecord + Parquet shards."""
     import apache_beam as beam
@@ -238,7 +239,7 @@ def _users_counted(result):
 
 
 def recommend_batch(data_dir: str, name: str | None, export_dir: str, output_dir: str,
-                    k: int = 10, exclude_history: bool = True, index: str = "brute",
+                    k: int = SERVING_K, exclude_history: bool = True, index: str = "brute",
                     beam_args: list | None = None, batch_size: int = DEFAULT_BATCH_SIZE,
                     pipeline=None) -> dict:
     """Writes every user's top-k to `output_dir` (TFRecord, Parquet, `summary.json`).

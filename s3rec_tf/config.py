@@ -31,8 +31,15 @@ import typing
 from s3rec_tf.errors import ConfigError
 
 __all__ = ["ConfigError", "EncoderConfig", "PretrainConfig", "FinetuneConfig", "PRESETS",
-           "Param", "params", "check_value", "validate", "from_mapping", "to_dict",
+           "Param", "PrepareConfig", "params", "check_value", "validate", "from_mapping", "to_dict",
            "preset_values", "read_config_file", "normalize_key", "configs_from_mapping"]
+
+#: Negatives per user of the sampled-ranking protocol (the authors' `<Name>_sample.txt`).
+NUM_NEGATIVES = 99
+
+#: `k` of the serving signature `serving_default` and the default `k` of every
+#: recommendation (`s3rec-tf export` / `recommend`, `Recommender`, the batch recommender).
+SERVING_K = 10
 
 #: Seeds feed NumPy and TensorFlow generators: unsigned 32-bit.
 MAX_SEED = 2**32 - 1
@@ -342,6 +349,24 @@ class FinetuneConfig(_Validated):
     def valid_metric(self) -> str:
         """MRR for the sampled protocol, NDCG@20 for full ranking (as the original)."""
         return "MRR" if self.valid_protocol == "sampled" else "NDCG@20"
+
+
+@dataclasses.dataclass
+class PrepareConfig:
+    """Parameters of data preparation (`s3rec-tf prepare`, the pipeline's sequence step)."""
+
+    input_format: str = INPUT_FORMATS[0]
+    name: str = "Synthetic"
+    k_core: int = 0            # 0: off (the paper's data is already 5-core)
+    k_core_rounds: int = 10
+    strict: bool = False       # fail on the first malformed row instead of dropping it
+    seed: int = 0              # seed of the sampled negatives
+    num_negatives: int = NUM_NEGATIVES
+
+    @property
+    def id_layout(self) -> str:
+        """`paper` keeps the paper format's ids; `vocabulary` indexes any raw ids."""
+        return "paper" if self.input_format == "s3rec" else "vocabulary"
 
 
 #: Named recipes: values over the defaults. A preset's keys that a command

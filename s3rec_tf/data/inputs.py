@@ -14,8 +14,12 @@ import numpy as np
 import tensorflow as tf
 
 from s3rec_tf import ids
-from s3rec_tf.config import PROPOSALS, TRAINING_ROWS
+from s3rec_tf.config import (PROPOSALS, TRAINING_ROWS, EncoderConfig, FinetuneConfig,
+                             PretrainConfig)
 from s3rec_tf.data.reader import SequenceData, pad_left
+
+#: The defaults of the arguments below are the configs' (`s3rec_tf.config`).
+_ENCODER, _PRETRAIN, _FINETUNE = EncoderConfig(), PretrainConfig(), FinetuneConfig()
 
 PRETRAIN_KEYS = ("masked_item_sequence", "pos_items", "neg_items",
                  "masked_segment_sequence", "pos_segment", "neg_segment")
@@ -42,7 +46,7 @@ class PretrainArrays:
         return len(self.lengths)
 
 
-def pretrain_arrays(data: SequenceData, max_length: int = 50) -> PretrainArrays:
+def pretrain_arrays(data: SequenceData, max_length: int = _ENCODER.max_length) -> PretrainArrays:
     """Every prefix of each user's training part (vectorised, no per-sample loop)."""
     parts = [s[-(max_length + 2):-2] for s in data.sequences]
     part_lengths = np.asarray([len(p) for p in parts], dtype=np.int64)
@@ -162,15 +166,16 @@ def _epoch_seed(seed: int, epoch, stream: int):
     return tf.random.experimental.stateless_fold_in(base, tf.cast(epoch, tf.int64))
 
 
-def pretrain_dataset(arrays: PretrainArrays, batch_size: int = 100, mask_p: float = 0.2,
-                     seed: int = 0, first_epoch: int = 0, epochs: int = 1,
-                     shuffle: bool = True, trim: bool = True) -> tf.data.Dataset:
+def pretrain_dataset(arrays: PretrainArrays, batch_size: int = _PRETRAIN.batch_size,
+                     mask_p: float = _PRETRAIN.mask_p, seed: int = 0, first_epoch: int = 0,
+                     epochs: int = 1, shuffle: bool = True,
+                     trim: bool = True) -> tf.data.Dataset:
     """Batches of pretraining samples for epochs `first_epoch..epochs-1`.
 
     Args:
         arrays: from `pretrain_arrays`.
-        batch_size: int. Defaults to the paper's `100`.
-        mask_p: float. Masking probability. Defaults to `0.2`.
+        batch_size: int. Defaults to the paper's (`PretrainConfig`).
+        mask_p: float. Masking probability. Defaults to `PretrainConfig`'s.
         seed: int. Seed of every random choice.
         first_epoch: int. First epoch to produce (to resume a run).
         epochs: int. One past the last epoch.
@@ -226,7 +231,7 @@ class FinetuneArrays:
     user_index: np.ndarray | None = None  # [rows] each row's user; None: row i is user i
 
 
-def finetune_arrays(data: SequenceData, max_length: int = 50,
+def finetune_arrays(data: SequenceData, max_length: int = _ENCODER.max_length,
                     rows: str = TRAINING_ROWS[0]) -> FinetuneArrays:
     """The fine-tuning rows of `data` (`rows`: one of `s3rec_tf.config.TRAINING_ROWS`).
 
@@ -330,7 +335,7 @@ def make_finetune_batch(x, y, rows, seed, num_items: int, negatives: bool = True
     return out
 
 
-def finetune_dataset(arrays: FinetuneArrays, batch_size: int = 256, seed: int = 0,
+def finetune_dataset(arrays: FinetuneArrays, batch_size: int = _FINETUNE.batch_size, seed: int = 0,
                      first_epoch: int = 0, epochs: int = 1, negatives: bool = True,
                      shuffle: bool = True, trim: bool = True, sampled_negatives: int = 0,
                      proposal=None) -> tf.data.Dataset:
@@ -395,7 +400,8 @@ class EvalArrays:
     negatives: np.ndarray | None  # [users, 99]
 
 
-def eval_arrays(data: SequenceData, split: str, max_length: int = 50) -> EvalArrays:
+def eval_arrays(data: SequenceData, split: str,
+                max_length: int = _ENCODER.max_length) -> EvalArrays:
     """`valid`: input `items[:-2]`, answer `items[-2]`; `test`: `items[:-1]`, `items[-1]`."""
     if split not in ("valid", "test"):
         raise ValueError(f"`split` must be 'valid' or 'test'. Received: split={split!r}")

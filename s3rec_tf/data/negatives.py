@@ -23,11 +23,10 @@ import os
 
 import numpy as np
 
+from s3rec_tf.config import NUM_NEGATIVES
 from s3rec_tf.errors import DataError
 from s3rec_tf.ids import parse_int  # the one strict id rule
 from s3rec_tf.textio import read_lines
-
-NUM_NEGATIVES = 99
 
 
 def user_rng(seed: int, user: str) -> np.random.Generator:

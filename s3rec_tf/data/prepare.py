@@ -34,7 +34,7 @@ import json
 import os
 
 from s3rec_tf import ids as ids_lib
-from s3rec_tf.config import INPUT_FORMATS
+from s3rec_tf.config import PrepareConfig  # noqa: F401  (the Beam step's parameters)
 from s3rec_tf.data import formats
 from s3rec_tf.data import negatives as negatives_lib
 from s3rec_tf.data import prepared as prepared_lib
@@ -43,27 +43,8 @@ from s3rec_tf.data.reader import MIN_SEQUENCE_LENGTH as MIN_EVENTS
 from s3rec_tf.errors import DataError
 from s3rec_tf.ids import id_problem
 
-NUM_NEGATIVES = negatives_lib.NUM_NEGATIVES
 #: How many dropped rows the stats name (`dropped_rows`).
 NUM_DROPPED_NAMED = 5
-
-
-@dataclasses.dataclass
-class PrepareConfig:
-    """Parameters of the preprocessing pipeline."""
-
-    input_format: str = INPUT_FORMATS[0]
-    name: str = "Synthetic"
-    k_core: int = 0            # 0: off (the paper's data is already 5-core)
-    k_core_rounds: int = 10
-    strict: bool = False       # fail on the first malformed row instead of dropping it
-    seed: int = 0              # seed of the sampled negatives
-    num_negatives: int = NUM_NEGATIVES
-
-    @property
-    def id_layout(self) -> str:
-        """`paper` keeps the paper format's ids; `vocabulary` indexes any raw ids."""
-        return "paper" if self.input_format == "s3rec" else "vocabulary"
 
 
 @dataclasses.dataclass

@@ -33,12 +33,15 @@ import types
 import numpy as np
 import tensorflow as tf
 
-from s3rec_tf.config import SEGMENT_NEGATIVES
+from s3rec_tf.config import SEGMENT_NEGATIVES, EncoderConfig, FinetuneConfig, PretrainConfig
 from s3rec_tf.data import inputs as inputs_lib
 from s3rec_tf.data.prepared import StreamedData, sequence_records  # noqa: F401
 from s3rec_tf.errors import DataError
 
-def count_samples(prepared_dir: str, max_length: int = 50) -> int:
+#: The defaults of the arguments below are the configs' (`s3rec_tf.config`).
+_ENCODER, _PRETRAIN, _FINETUNE = EncoderConfig(), PretrainConfig(), FinetuneConfig()
+
+def count_samples(prepared_dir: str, max_length: int = _ENCODER.max_length) -> int:
     """Pretraining samples per epoch (one per prefix of each training part), in one pass."""
     return int(sequence_records(prepared_dir).map(
         lambda r: tf.cast(tf.minimum(tf.size(r["items"]) - 2, max_length), tf.int64)).reduce(
@@ -70,10 +73,11 @@ def _check_common(batch_size: int, shuffle_buffer: int):
                          f"shuffle_buffer={shuffle_buffer}")
 
 
-def pretrain_stream(prepared_dir: str, num_items: int, max_length: int = 50,
-                    batch_size: int = 100, mask_p: float = 0.2, seed: int = 0,
-                    first_epoch: int = 0, epochs: int = 1, shuffle_buffer: int = 10000,
-                    segment_negatives: str = "batch", trim: bool = True,
+def pretrain_stream(prepared_dir: str, num_items: int, max_length: int = _ENCODER.max_length,
+                    batch_size: int = _PRETRAIN.batch_size, mask_p: float = _PRETRAIN.mask_p,
+                    seed: int = 0, first_epoch: int = 0, epochs: int = 1,
+                    shuffle_buffer: int = 10000, segment_negatives: str = "batch",
+                    trim: bool = True,
                     all_sequences: np.ndarray | None = None) -> tf.data.Dataset:
     """Pretraining batches streamed from a prepared directory.
 
@@ -144,8 +148,8 @@ def pretrain_stream(prepared_dir: str, num_items: int, max_length: int = 50,
     return _epochs(one_epoch, first_epoch, epochs)
 
 
-def finetune_stream(prepared_dir: str, num_items: int, max_length: int = 50,
-                    batch_size: int = 256, seed: int = 0, first_epoch: int = 0,
+def finetune_stream(prepared_dir: str, num_items: int, max_length: int = _ENCODER.max_length,
+                    batch_size: int = _FINETUNE.batch_size, seed: int = 0, first_epoch: int = 0,
                     epochs: int = 1, negatives: bool = True, shuffle_buffer: int = 10000,
                     trim: bool = True) -> tf.data.Dataset:
     """Next-item training batches streamed from a prepared directory.
@@ -190,8 +194,8 @@ def finetune_stream(prepared_dir: str, num_items: int, max_length: int = 50,
     return _epochs(one_epoch, first_epoch, epochs)
 
 
-def eval_chunks(prepared_dir: str, split: str, max_length: int = 50, chunk: int = 1024,
-                limit: int | None = None):
+def eval_chunks(prepared_dir: str, split: str, max_length: int = _ENCODER.max_length,
+                chunk: int = 1024, limit: int | None = None):
     """`inputs.EvalArrays` of `chunk` users at a time, in file order (the first `limit`)."""
     records = sequence_records(prepared_dir)
     if limit is not None:
@@ -205,7 +209,7 @@ def eval_chunks(prepared_dir: str, split: str, max_length: int = 50, chunk: int 
 
 
 def stream_ranks(evaluator, prepared_dir: str, split: str, protocol: str,
-                 max_length: int = 50, limit: int | None = None) -> np.ndarray:
+                 max_length: int = _ENCODER.max_length, limit: int | None = None) -> np.ndarray:
     """0-based ranks of each streamed user's answer (`RankingEvaluator.ranks`)."""
     out = [evaluator.ranks(arrays, protocol)
            for arrays in eval_chunks(prepared_dir, split, max_length,
@@ -229,7 +233,7 @@ class StreamSplit:
 
     prepared_dir: str
     split: str
-    max_length: int = 50
+    max_length: int = _ENCODER.max_length
     limit: int | None = None
 
 

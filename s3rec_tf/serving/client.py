@@ -11,6 +11,7 @@ import os
 import numpy as np
 import tensorflow as tf
 
+from s3rec_tf.config import SERVING_K
 from s3rec_tf.errors import ArtifactError
 
 
@@ -72,7 +73,7 @@ class Recommender:
         self.__dict__.pop("_query_embedding", None)
         gc.collect()
 
-    def query(self, histories, k: int = 10, exclude_history: bool = True) -> list:
+    def query(self, histories, k: int = SERVING_K, exclude_history: bool = True) -> list:
         """Top-k answers with their counts, one dict per history.
 
         Each dict has `items` (the `num_results` real `(item_id, score)`
@@ -115,7 +116,7 @@ class Recommender:
                  **{n: int(v[r]) for n, v in counts.items()}}
                 for r in range(len(histories))]
 
-    def recommend(self, histories, k: int = 10, exclude_history: bool = True) -> list:
+    def recommend(self, histories, k: int = SERVING_K, exclude_history: bool = True) -> list:
         """Top-k `(item_id, score)` lists for a batch of raw-id histories.
 
         Only real results: a list is shorter than `k` when fewer items are

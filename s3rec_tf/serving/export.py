@@ -62,6 +62,7 @@ import tensorflow as tf
 
 from s3rec_tf import artifacts
 from s3rec_tf import ids as ids_lib
+from s3rec_tf.config import SERVING_K
 from s3rec_tf.errors import ArtifactError
 from s3rec_tf.models import NextItemModel, ranking
 
@@ -210,7 +211,7 @@ def has_feature(examples, name: str):
 
 
 def export_serving_model(model_dir: str, output_base: str | None, version: int | None = None,
-                         vocabulary: list | None = None, default_k: int = 10,
+                         vocabulary: list | None = None, default_k: int = SERVING_K,
                          target_dir: str | None = None) -> str:
     """Writes the serving SavedModel of a fine-tuned model directory.
 
@@ -221,7 +222,8 @@ def export_serving_model(model_dir: str, output_base: str | None, version: int |
         version: int | None. Defaults to the current Unix time.
         vocabulary: list of raw item ids, index `i` -> item `i + 1`. Defaults
             to the paper format's identity vocabulary (`"1"`, `"2"`, ...).
-        default_k: int. `k` of `serving_default`. Defaults to `10`.
+        default_k: int. `k` of `serving_default`. Defaults to
+            `s3rec_tf.config.SERVING_K`.
         target_dir: str | None. Write the SavedModel exactly here instead of
             `<output_base>/<version>` (a TFX model's `Format-Serving`).
 

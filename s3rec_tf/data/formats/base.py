@@ -2,6 +2,8 @@
 
 from __future__ import annotations
 
+import os
+
 from s3rec_tf.errors import DataError
 
 #: The parts of a dataset an input format names files for.
@@ -67,7 +69,6 @@ def beam_lines(pipeline, path: str, skip_header: int = 0):
     reported, not fatal.
     """
     import apache_beam as beam
-    import os
     name = os.path.basename(path)
     return (pipeline | f"Read {name}" >> beam.io.ReadFromText(
                 path, skip_header_lines=skip_header, coder=beam.coders.BytesCoder())
