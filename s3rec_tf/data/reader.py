@@ -9,6 +9,10 @@ Format (as released with the original code):
 - `<Name>_sample.txt` (optional): `user neg_1 ... neg_99` per user: the
   negatives of the sampled-ranking protocol (`s3rec_tf.data.negatives`).
 
+The files are parsed strictly (the first bad row is a `DataError`) by the
+paper format's parser, `s3rec_tf.data.formats.paper`, the one the Beam step
+uses leniently.
+
 Split (original code): training input `items[:-3]` with targets
 `items[1:-2]`; validation answer `items[-2]`; test answer `items[-1]`; the
 same negatives serve validation and test.
