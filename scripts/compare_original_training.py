@@ -19,7 +19,7 @@ records through `.npz`/`.jsonl` files in a work directory.
 
 Usage (the project's venv; the torch venv comes from `setup.sh` there):
     python scripts/compare_original_training.py --name Beauty --users 2000 --steps 300 \\
-        [--variants original,softplus] [--output results/sp-dynamics]
+        [--variants original,softplus] [--output benchmarks/results/sp-dynamics]
 """
 
 from __future__ import annotations
@@ -36,6 +36,8 @@ import time
 import numpy as np
 
 ROOT = os.path.dirname(os.path.dirname(os.path.abspath(__file__)))
+#: Where the records live.
+RESULTS = os.path.join(ROOT, "benchmarks", "results")
 SHARED = os.path.join(ROOT, "..", "shared")
 ORIGINAL_DIR = os.path.join(SHARED, "tools", "original-speed")
 KEYS = ("masked_item_sequence", "pos_items", "neg_items",
@@ -368,7 +370,7 @@ def main(argv=None) -> int:
                         help="the paper's dropout 0.5 in both (masks differ: compare statistics)")
     parser.add_argument("--reuse", action="store_true",
                         help="reuse the original's run already in --work (same arguments)")
-    parser.add_argument("--output", default=os.path.join(ROOT, "results", "sp-dynamics"))
+    parser.add_argument("--output", default=os.path.join(RESULTS, "sp-dynamics"))
     args = parser.parse_args(argv)
     if args.side == "original":
         run_original(args)

@@ -3,14 +3,14 @@
 
 Reads one or more results files of `s3rec-tf bench --scale` (sizes from
 several files are merged; a later file's size replaces an earlier one's),
-writes `results/plots/scale.png` (left: seconds per stage against
+writes `benchmarks/results/plots/scale.png` (left: seconds per stage against
 interactions, pretraining/fine-tuning epochs and evaluation extrapolated;
 right: peak resident memory per stage, with the 8 GB target) and prints the
 markdown table for the README, with each stage's log-log slope (1.0: cost
 linear in interactions).
 
 Usage: python scripts/plot_scale.py RESULTS.json [RESULTS.json ...]
-                                    [--output results/plots/scale.png]
+                                    [--output benchmarks/results/plots/scale.png]
 """
 
 import argparse
@@ -20,6 +20,8 @@ import os
 import sys
 
 ROOT = os.path.dirname(os.path.dirname(os.path.abspath(__file__)))
+#: Where the records live.
+RESULTS = os.path.join(ROOT, "benchmarks", "results")
 sys.path.insert(0, ROOT)
 
 #: Stage -> (the seconds it reports, label).
@@ -136,7 +138,7 @@ def table(report: dict) -> str:
 def main(argv=None) -> int:
     parser = argparse.ArgumentParser(description=__doc__.split("\n\n")[0])
     parser.add_argument("results", nargs="+", help="results JSON of `s3rec-tf bench --scale`")
-    parser.add_argument("--output", default=os.path.join(ROOT, "results", "plots", "scale.png"))
+    parser.add_argument("--output", default=os.path.join(RESULTS, "plots", "scale.png"))
     args = parser.parse_args(argv)
     report = load(args.results)
     print(table(report))

@@ -1,5 +1,5 @@
 #!/usr/bin/env python3
-"""Builds the README's results table from results/*.json (fine-tuning records).
+"""Builds the README's results table from benchmarks/results/*.json (fine-tuning records).
 
 Usage: python scripts/results_table.py [--write]   (--write updates README.md
 between the RESULTS-TABLE markers)
@@ -13,6 +13,8 @@ import statistics
 import sys
 
 ROOT = os.path.dirname(os.path.dirname(os.path.abspath(__file__)))
+#: Where the records live.
+RESULTS = os.path.join(ROOT, "benchmarks", "results")
 PAPER = {  # REFERENCE.md
     ("Beauty", "sampled", "SASRec"): {"HR@10": .4651, "NDCG@10": .3142, "MRR": .2850},
     ("Beauty", "sampled", "S3-Rec"): {"HR@10": .5687, "NDCG@10": .3816, "MRR": .3390},
@@ -83,7 +85,7 @@ def display_command(command: str) -> str:
 
 def load():
     rows = {}
-    for path in sorted(glob.glob(os.path.join(ROOT, "results", "*.json"))):
+    for path in sorted(glob.glob(os.path.join(RESULTS, "*.json"))):
         with open(path) as f:
             rec = json.load(f)
         if "metrics" not in rec or "valid_metric" not in rec:

@@ -10,7 +10,7 @@ query at a time (batch of one), median and 95th percentile, for ScaNN and
 for brute force in NumPy. The index is built with `s3rec_tf.ann.ScannConfig`
 (the defaults of `recommend --index scann`) unless flags change it.
 
-    python scripts/scann_recall.py --output results/scann-recall-1M.json
+    python scripts/scann_recall.py --output benchmarks/results/scann-recall-1M.json
 """
 
 from __future__ import annotations

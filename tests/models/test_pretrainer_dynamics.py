@@ -113,7 +113,7 @@ def test_segment_prediction_learns_on_a_short_sequence_dataset():
     only the saturation bound separates them, narrowly. About a minute of CPU
     time. (With the paper's dropout both this code and the original stay
     saturated far longer; `--segment-loss logit-gap` is the remedy measured
-    in `results/sp-dynamics/`.)
+    in `benchmarks/results/sp-dynamics/`.)
     """
     sp_loss, saturated = train_segment_prediction(adam(1e-3))
     assert sp_loss < math.log(2) - 0.05, sp_loss
