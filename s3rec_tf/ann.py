@@ -30,7 +30,7 @@ DEFAULT_INDEX = "brute"
 
 @dataclasses.dataclass(frozen=True)
 class ScannConfig:
-    """How the ScaNN index is built (defaults measured by `scripts/scann_recall.py`)."""
+    """How the ScaNN index is built (defaults measured by `benchmarks/scann_recall.py`)."""
 
     #: Catalogues of at least this many items are partitioned by the tree first; None:
     #: never (hashing over every item, then re-scoring, is what

@@ -18,7 +18,7 @@ second process running the torch virtualenv's python (this same file with
 records through `.npz`/`.jsonl` files in a work directory.
 
 Usage (the project's venv; the torch venv comes from `setup.sh` there):
-    python scripts/compare_original_training.py --name Beauty --users 2000 --steps 300 \\
+    python benchmarks/compare_original_training.py --name Beauty --users 2000 --steps 300 \\
         [--variants original,softplus] [--output benchmarks/results/sp-dynamics]
 """
 
@@ -414,7 +414,7 @@ def main(argv=None) -> int:
         ours[name] = run_ours(args, data, batches, init, final, name, variant)
         walls[f"ours:{name}"] = round(time.time() - t, 1)
 
-    meta = {"command": "python scripts/compare_original_training.py " + " ".join(
+    meta = {"command": "python benchmarks/compare_original_training.py " + " ".join(
                 sys.argv[1:] if argv is None else argv),
             "commit": provenance.git_commit(ROOT), "machine": provenance.machine(),
             "data": f"{args.name}: first {args.users} users' pretraining samples, batches of "

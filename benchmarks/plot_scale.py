@@ -9,7 +9,7 @@ right: peak resident memory per stage, with the 8 GB target) and prints the
 markdown table for the README, with each stage's log-log slope (1.0: cost
 linear in interactions).
 
-Usage: python scripts/plot_scale.py RESULTS.json [RESULTS.json ...]
+Usage: python benchmarks/plot_scale.py RESULTS.json [RESULTS.json ...]
                                     [--output benchmarks/results/plots/scale.png]
 """
 

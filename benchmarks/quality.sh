@@ -1,9 +1,9 @@
 #!/usr/bin/env bash
 # Our own pretraining and the improvements beyond the paper, recorded in benchmarks/results/.
-# Usage: scripts/quality.sh sweep NAME|lastfm-sweep|finetune-seeds NAME EP|beauty-ce|sports|
+# Usage: benchmarks/quality.sh sweep NAME|lastfm-sweep|finetune-seeds NAME EP|beauty-ce|sports|
 #        sports-own|sampled-ce NAME|own-ce NAME EP|segment-negatives NAME
 set -euo pipefail
-source "$(dirname "${BASH_SOURCE[0]}")/env.sh"
+source "$(dirname "${BASH_SOURCE[0]}")/../scripts/env.sh"
 cd "$ROOT"
 SHARED="${SHARED:-$ROOT/../shared}"
 DATA="$SHARED/data/s3rec"
@@ -12,7 +12,7 @@ case "${1:-}" in
   sweep)
     # Our own pretraining: epochs 0 (no pretraining), then each budget in EPOCHS, with the
     # same fine-tuning recipe and seed; pretraining resumes, so each budget continues the
-    # previous one. Usage: [EPOCHS="10 25 50"] [SEEDS="1"] scripts/quality.sh sweep NAME
+    # previous one. Usage: [EPOCHS="10 25 50"] [SEEDS="1"] benchmarks/quality.sh sweep NAME
     name="${2:?usage: $0 sweep NAME}"
     for seed in ${SEEDS:-1}; do
       pre="runs/$name-own-pre"; [ "$seed" = 1 ] || pre="$pre-seed$seed"
@@ -34,7 +34,7 @@ case "${1:-}" in
   finetune-seeds)
     # The fine-tuning seed spread on one pretraining run: fine-tune with SEEDS from
     # runs/NAME-own-pre (pretraining seed 1) after it has done EP epochs, and with no
-    # pretraining. Usage: [SEEDS="2 3"] scripts/quality.sh finetune-seeds NAME EP
+    # pretraining. Usage: [SEEDS="2 3"] benchmarks/quality.sh finetune-seeds NAME EP
     name="${2:?usage: $0 finetune-seeds NAME EP}"; ep="${3:?usage: $0 finetune-seeds NAME EP}"
     done_epochs="$(python -c "import json,sys; print(json.load(open(sys.argv[1]))['epochs_done'])" \
       "runs/$name-own-pre/manifest.json")"
@@ -79,7 +79,7 @@ case "${1:-}" in
     # ranking: the `ce` recipe with `--loss sampled-ce`. The record's loss tag names the
     # proposal, the number of negatives and in-batch negatives.
     # Usage: [NEGATIVES=100] [PROPOSAL=uniform|popularity] [IN_BATCH=1] [SEED=1]
-    #        scripts/quality.sh sampled-ce NAME
+    #        benchmarks/quality.sh sampled-ce NAME
     name="${2:?usage: $0 sampled-ce NAME}"
     n="${NEGATIVES:-100}"; proposal="${PROPOSAL:-uniform}"; seed="${SEED:-1}"
     tag="sampled-ce-$proposal$n"; in_batch=--no-in-batch-negatives
@@ -92,7 +92,7 @@ case "${1:-}" in
     # Our own pretraining (seed 1) to EP epochs (resumed when runs/NAME-own-pre has fewer),
     # then full-softmax fine-tuning with early stopping on full NDCG@20, SEEDS (default
     # 1 2 3) one after another on one thread each. Usage: [SEEDS="1 2 3"]
-    #   scripts/quality.sh own-ce NAME EP
+    #   benchmarks/quality.sh own-ce NAME EP
     name="${2:?usage: $0 own-ce NAME EP}"; ep="${3:?usage: $0 own-ce NAME EP}"
     s3rec-tf pretrain --data "$DATA" --name "$name" --output "runs/$name-own-pre" \
       --epochs "$ep" --save-every 0 --seed 1
@@ -108,7 +108,7 @@ case "${1:-}" in
     # equivalent (`batch`), each pretrained EPOCHS (default 10) from the prepared
     # TFRecords with a 10,000-user shuffle buffer, then fine-tuned alike (the paper's
     # `bce` recipe, in memory), seed SEED (default 1); records in benchmarks/results/segment-negatives/.
-    # Usage: [EPOCHS=10] [SEED=1] scripts/quality.sh segment-negatives NAME
+    # Usage: [EPOCHS=10] [SEED=1] benchmarks/quality.sh segment-negatives NAME
     name="${2:?usage: $0 segment-negatives NAME}"; ep="${EPOCHS:-10}"; seed="${SEED:-1}"
     prepared="runs/prepared-$name"; mkdir -p benchmarks/results/segment-negatives
     [ -f "$prepared/stats.json" ] || \

@@ -10,7 +10,7 @@ query at a time (batch of one), median and 95th percentile, for ScaNN and
 for brute force in NumPy. The index is built with `s3rec_tf.ann.ScannConfig`
 (the defaults of `recommend --index scann`) unless flags change it.
 
-    python scripts/scann_recall.py --output benchmarks/results/scann-recall-1M.json
+    python benchmarks/scann_recall.py --output benchmarks/results/scann-recall-1M.json
 """
 
 from __future__ import annotations
@@ -78,7 +78,7 @@ def main(argv=None) -> int:
         "note": "shared 2-core machine, other jobs running: timings are noisy",
         **provenance.record(),
     }
-    result["command"] = " ".join(["python", "scripts/scann_recall.py", *(argv or sys.argv[1:])])
+    result["command"] = " ".join(["python", "benchmarks/scann_recall.py", *(argv or sys.argv[1:])])
     print(f"recall@{args.k} {recall:.4f}; build {build_s:.1f}s; per query: ScaNN "
           f"{scann_latency['median_ms']} ms (p95 {scann_latency['p95_ms']}), brute force "
           f"{brute_latency['median_ms']} ms (p95 {brute_latency['p95_ms']})")

@@ -1,7 +1,7 @@
 #!/usr/bin/env python3
 """Builds the README's results table from benchmarks/results/*.json (fine-tuning records).
 
-Usage: python scripts/results_table.py [--write]   (--write updates README.md
+Usage: python benchmarks/results_table.py [--write]   (--write updates README.md
 between the RESULTS-TABLE markers)
 """
 

@@ -20,7 +20,7 @@ per-epoch lines). The SP panel marks ln 2, the loss of an SP head that cannot
 tell the true segment from a random one. `--pretraining-output FILE` draws every
 given run in one figure in FILE instead.
 
-Usage: python scripts/plot_histories.py [--results DIR] [--output DIR]
+Usage: python benchmarks/plot_histories.py [--results DIR] [--output DIR]
                                         [--pretraining [LABEL=]PATH ...]
                                         [--pretraining-output FILE] [--title T]
 """

@@ -8,7 +8,7 @@ block's throughput. The input pipeline and Keras's `fit` loop are left out, so
 the figure is the step's own cost. Run it from two checkouts in turn, under the
 same load, to measure what a change gains (README "Performance notes"):
 
-    PYTHONPATH=/path/to/checkout python scripts/step_time.py --work bce --name Beauty
+    PYTHONPATH=/path/to/checkout python benchmarks/step_time.py --work bce --name Beauty
 
 `--work`: `pretrain`, a fine-tuning loss (`bce`, `ce`, `sampled-ce`), or
 `evaluate`: full-ranking evaluation of the test split by an untrained model (each

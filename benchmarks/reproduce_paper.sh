@@ -2,9 +2,9 @@
 # Fine-tunes from the authors' released pretrained weights and without
 # pretraining (SASRec), with the paper's recipe, and records each run in
 # benchmarks/results/. Needs the datasets and weights in ../shared (see README).
-# Usage: scripts/reproduce_paper.sh [LastFM|Beauty|all]
+# Usage: benchmarks/reproduce_paper.sh [LastFM|Beauty|all]
 set -euo pipefail
-source "$(dirname "${BASH_SOURCE[0]}")/env.sh"
+source "$(dirname "${BASH_SOURCE[0]}")/../scripts/env.sh"
 cd "$ROOT"
 SHARED="${SHARED:-$ROOT/../shared}"
 DATA="$SHARED/data/s3rec"
