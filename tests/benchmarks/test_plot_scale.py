@@ -1,4 +1,4 @@
-"""benchmarks/plot_scale.py: the scale plot and table from `bench --scale` records."""
+"""benchmarks/plot_scale.py: the scale plot and table from `scale.py --scale` records."""
 
 import json
 
@@ -32,5 +32,5 @@ def test_scale_plot_and_table_from_bench_results(tmp_path):
     assert ("| 3,000,000 | 200,000 | 300,000 | 300 | 3000 | 1500 | 600 | 1500 (pretrain) "
             "| - |") in scale.table(report)
     (tmp_path / "other.json").write_text(json.dumps({"results": {}}))
-    with pytest.raises(SystemExit, match="not a `bench --scale`"):
+    with pytest.raises(SystemExit, match="not a `scale.py --scale`"):
         scale.load([str(tmp_path / "other.json")])
