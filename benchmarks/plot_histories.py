@@ -5,7 +5,7 @@ Reads the per-epoch histories `benchmarks/results/<run>.history.jsonl` written b
 recorded run (`s3rec-tf finetune --record benchmarks/results/<run>.json`) and writes one
 PNG per dataset to `benchmarks/results/plots/<dataset>.png`: a panel per validation
 protocol, a line per run (no pretraining, the authors' checkpoint, our own
-pretraining at each epoch budget and variant, named as the README's table names
+pretraining at each epoch budget and variant, named as the results table names
 them; one line per seed; one legend beside the panels).
 
 Pretraining histories (the `history.jsonl` that `s3rec-tf pretrain` writes in
@@ -84,7 +84,7 @@ def describe(run: str):
     parts = run.split("_")
     dataset = "_".join(parts[:-4])
     tag, loss, valid, seed = parts[-4:]
-    cells = pretraining_cells(tag)  # as the README's results table names it
+    cells = pretraining_cells(tag)  # as the results table names it
     if tag == "sasrec" or (cells and cells[0] == "SASRec"):
         label = "no pretraining (SASRec)"
     elif tag == "s3rec-authors":

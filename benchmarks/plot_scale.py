@@ -1,12 +1,12 @@
 #!/usr/bin/env python3
-"""Log-log plot and README table of the scale bench (`benchmarks/scale.py --scale`).
+"""Log-log plot and markdown table of the scale study (`benchmarks/scale.py --scale`).
 
 Reads one or more results files of `benchmarks/scale.py --scale` (sizes from
 several files are merged; a later file's size replaces an earlier one's),
 writes `benchmarks/results/plots/scale.png` (left: seconds per stage against
 interactions, pretraining/fine-tuning epochs and evaluation extrapolated;
 right: peak resident memory per stage, with the 8 GB target) and prints the
-markdown table for the README, with each stage's log-log slope (1.0: cost
+markdown table, with each stage's log-log slope (1.0: cost
 linear in interactions).
 
 Usage: python benchmarks/plot_scale.py RESULTS.json [RESULTS.json ...]
@@ -127,7 +127,7 @@ def plot(report: dict, path: str) -> str:
 
 
 def table(report: dict) -> str:
-    """The README table: `scale.scale_table` plus the log-log slopes."""
+    """The markdown table: `scale.scale_table` plus the log-log slopes."""
     from scale import scale_table
     fitted = slopes(report)
     text = scale_table(report)

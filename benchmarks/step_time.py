@@ -6,7 +6,7 @@ times the model's `train_step` (one `tf.function`, as Keras compiles it) in
 blocks of 10 steps, `--rounds` passes over the batches, and prints the median
 block's throughput. The input pipeline and Keras's `fit` loop are left out, so
 the figure is the step's own cost. Run it from two checkouts in turn, under the
-same load, to measure what a change gains (README "Performance notes"):
+same load, to measure what a change gains:
 
     PYTHONPATH=/path/to/checkout python benchmarks/step_time.py --work bce --name Beauty
 
