@@ -341,10 +341,9 @@ def run_scale(args, argv) -> int:
                                       f"bench-scale-{time.strftime('%Y%m%d-%H%M%S')}.json")
     os.makedirs(os.path.dirname(os.path.abspath(out)), exist_ok=True)
     report = {"scale": True, "sizes": {}, "targets": SCALE_TARGETS, "note": args.note,
-              "model_config": {"hidden": 64, "layers": 2, "heads": 2, "max_length": 50,
-                               "pretrain_batch": 100, "finetune_batch": 256,
-                               "finetune_loss": "bce", "segment_negatives": "batch",
-                               "shuffle_buffer": 10000, "optimizer": args.optimizer},
+              "model_config": {**bench.MODEL_CONFIG, "finetune_loss": "bce",
+                               "segment_negatives": "batch", "shuffle_buffer": 10000,
+                               "optimizer": args.optimizer},
               "workdir": workdir, **provenance.record(),
               "command": " ".join(["python", PROG, *argv])}
     last_of = {spec["size"]: spec for spec in specs}
