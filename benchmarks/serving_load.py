@@ -205,7 +205,6 @@ def c_passes(program: str, export_dir: str, requests: list, levels: list,
                           timeout=6 * 3600)
     if proc.returncode != 0:
         raise RuntimeError(f"{program} exited {proc.returncode}: {proc.stderr[-2000:]}")
-    stderr = [line for line in proc.stderr.splitlines() if line.startswith("serve_load:")]
     passes = {level: {"answers": [None] * len(requests), "latency_s": [0.0] * len(requests),
                       "errors": []} for level in levels}
     for line in proc.stdout.splitlines():
@@ -223,8 +222,10 @@ def c_passes(program: str, export_dir: str, requests: list, levels: list,
             one["answers"][int(r)] = (tuple(items.split(",")) if items else (),
                                       np.array(scores.split(","), np.float64)
                                       if scores else np.zeros(0))
-    for one in passes.values():  # the C program prints each failure's reason to stderr
-        one["errors"].extend(stderr[:10])
+    for line in proc.stderr.splitlines():  # "serve_load: 8 threads, request 3: reason"
+        level = line.split(" threads,", 1)[0].removeprefix("serve_load: ")
+        if level.isdigit() and int(level) in passes:
+            passes[int(level)]["errors"].append(line.removeprefix("serve_load: "))
     return passes
 
 

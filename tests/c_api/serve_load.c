@@ -22,7 +22,8 @@
  * digits, enough to round-trip a float32), then "#<TAB>THREADS<TAB>WALL_US<TAB>STARTED"
  * (STARTED: the threads that could be started).
  * A failed request (a TensorFlow error or an answer of the wrong shape) is
- * printed with OK 0 and empty items and scores; its reason goes to stderr.
+ * printed with OK 0 and empty items and scores; its reason goes to stderr
+ * ("serve_load: THREADS threads, request REQUEST: REASON").
  * Exit status: 0 when every pass ran (failed requests included), 1 when the
  * export cannot be loaded, 2 on bad arguments.
  *
@@ -56,6 +57,7 @@ typedef struct {
   int64_t num_requests;
   Answer *answers;
   int64_t next; /* the next request to send, taken atomically */
+  int threads;  /* the pass's client threads, named in error messages */
 } Shared;
 
 static int64_t now_us(void) {
@@ -154,10 +156,11 @@ static void *client(void *arg) {
     answer->latency_us = now_us() - start;
     free_request_tensor(history);
     if (TF_GetCode(status) != TF_OK) {
-      fprintf(stderr, "serve_load: request %lld: %s\n", (long long)r, TF_Message(status));
+      fprintf(stderr, "serve_load: %d threads, request %lld: %s\n", shared->threads,
+              (long long)r, TF_Message(status));
     } else if (!format_answer(values[0], values[1], answer)) {
-      fprintf(stderr, "serve_load: request %lld: expected string item ids and float scores "
-                      "[1, k]\n", (long long)r);
+      fprintf(stderr, "serve_load: %d threads, request %lld: expected string item ids and "
+                      "float scores [1, k]\n", shared->threads, (long long)r);
     } else {
       answer->ok = 1;
     }
@@ -235,6 +238,7 @@ int main(int argc, char **argv) {
   if (shared.num_requests > 0) { /* warm-up: the first request, once, untimed */
     const int64_t all = shared.num_requests;
     shared.num_requests = 1;
+    shared.threads = 1;
     client(&shared);
     free(shared.answers[0].items);
     free(shared.answers[0].scores);
@@ -245,6 +249,7 @@ int main(int argc, char **argv) {
     pthread_t *ids = malloc((size_t)threads * sizeof(pthread_t));
     memset(shared.answers, 0, (size_t)shared.num_requests * sizeof(Answer));
     shared.next = 0;
+    shared.threads = threads;
     const int64_t start = now_us();
     int started = 0;
     for (; started < threads; ++started)
