@@ -110,11 +110,20 @@ def test_readme_is_short():
     assert len(lines) <= MAX_README_LINES, f"README.md has {len(lines)} lines"
 
 
-def _relative_links(path: str) -> list:
+def _without_code(path: str) -> str:
     text = open(path, encoding="utf-8").read()
-    text = re.sub(r"```.*?```", "", text, flags=re.S)  # links in code are not links
-    targets = re.findall(r"\]\(([^)\s]+)(?:\s+\"[^\"]*\")?\)", text)
-    return [t for t in targets if not re.match(r"^[a-z][a-z0-9+.-]*:", t) and not t.startswith("#")]
+    return re.sub(r"```.*?```", "", text, flags=re.S)  # links in code are not links
+
+
+def _relative_links(path: str) -> list:
+    targets = re.findall(r"\]\(([^)\s]+)(?:\s+\"[^\"]*\")?\)", _without_code(path))
+    return [t for t in targets if not re.match(r"^[a-z][a-z0-9+.-]*:", t)]
+
+
+def _anchors(path: str) -> set:
+    """GitHub's anchors of a Markdown file's headings."""
+    headings = re.findall(r"^#+\s+(.*?)\s*$", _without_code(path), re.M)
+    return {re.sub(r"[^\w\- ]", "", h.lower()).replace(" ", "-") for h in headings}
 
 
 def test_every_relative_link_points_to_a_file():
@@ -123,12 +132,14 @@ def test_every_relative_link_points_to_a_file():
     broken = []
     for document in documents:
         for target in _relative_links(document):
-            resolved = os.path.normpath(os.path.join(os.path.dirname(document),
-                                                     target.split("#", 1)[0]))
+            path, _, anchor = target.partition("#")
+            resolved = (os.path.normpath(os.path.join(os.path.dirname(document), path))
+                        if path else document)
             relative = os.path.relpath(resolved, ROOT).replace(os.sep, "/")
-            if os.path.exists(resolved):
+            if not os.path.exists(resolved):
+                if not relative.startswith(LINK_ALLOWLIST_PREFIXES):
+                    broken.append(f"{os.path.relpath(document, ROOT)}: {target}")
                 continue
-            if relative.startswith(LINK_ALLOWLIST_PREFIXES):
-                continue
-            broken.append(f"{os.path.relpath(document, ROOT)}: {target}")
+            if anchor and resolved.endswith(".md") and anchor not in _anchors(resolved):
+                broken.append(f"{os.path.relpath(document, ROOT)}: {target} (no such heading)")
     assert not broken, "\n".join(broken)
