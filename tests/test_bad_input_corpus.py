@@ -8,7 +8,7 @@ directory tree is compared before and after). A serving case asserts a clear
 error or a correct answer. Property-based tests feed random lines, bytes,
 histories and k.
 
-The README states the corpus size; `test_readme_states_the_corpus_size`
+docs/reliability.md states the corpus size; `test_reliability_guide_states_the_corpus_size`
 keeps the two in step.
 """
 
@@ -811,9 +811,9 @@ CLASSES = {
 }
 
 
-def test_readme_states_the_corpus_size():
-    with open(os.path.join(ROOT, "README.md")) as f:
+def test_reliability_guide_states_the_corpus_size():
+    with open(os.path.join(ROOT, "docs", "reliability.md")) as f:
         text = f.read()
     match = re.search(r"(\d+) cases, 0 tracebacks, 0 silent acceptances, 0 leftovers", text)
-    assert match, "README: the corpus result line is missing"
+    assert match, "docs/reliability.md: the corpus result line is missing"
     assert int(match.group(1)) == sum(CLASSES.values()), CLASSES
