@@ -83,9 +83,10 @@ SEGMENT_NEGATIVES = ("all", "batch")
 #: the answer), in evaluation, validation and serving (`s3rec_tf.models.ranking`);
 #: the first is the default. `remove`: they leave the ranking, and an answer that is
 #: one of them is a miss (what the export serves, `exclude_history` true); `original`:
-#: they stay with score 0, the answer too when it is one of them (the original code's
-#: rule, comparable with the papers that reuse its evaluation); `keep`: they stay with
-#: their own scores (the export with `exclude_history` false).
+#: they stay with score 0, the answer too when it is one of them, and the padding and
+#: mask rows are ranked as well (the original code's rule, comparable with the papers
+#: that reuse its evaluation); `keep`: they stay with their own scores (the export with
+#: `exclude_history` false).
 HISTORY_RULES = ("remove", "original", "keep")
 
 #: The help of every `history_rule` option (a `FinetuneConfig` field, `evaluate`'s flag).

@@ -66,11 +66,12 @@ def test_eval_batch_size_bounds_the_scores_and_users_of_a_batch():
 def reference_ranks(scores, answers, histories, rule):
     """numpy, one user at a time: the lowest and highest rank each rule allows.
 
-    Non-items (padding 0, the mask id) are never ranked. `remove`: history
-    items leave the ranking, a repeat answer is a miss (inf); `original`: history
-    items, the answer too, score 0, and the answer may fall anywhere among the
-    ids it ties with; `keep`: nothing leaves. Ties count for the answer
-    outside `original`.
+`remove`: history items leave the ranking, a repeat answer is a miss (inf);
+    `original`: history items, the answer too, score 0, every row of the table is
+    ranked (padding and mask id too, as the original's `rating_pred`), and the
+    answer may fall anywhere among the ids it ties with; `keep`: nothing leaves.
+    Outside `original`, non-items (padding 0, the mask id) are never ranked, and
+    ties count for the answer.
     """
     num_items = scores.shape[1] - 2
     low, high = [], []
@@ -78,7 +79,8 @@ def reference_ranks(scores, answers, histories, rule):
         row = row.astype(np.float64).copy()
         seen = sorted({int(i) for i in history if i > 0})
         ranked = np.ones(len(row), bool)
-        ranked[[0, num_items + 1]] = False
+        if rule != "original":
+            ranked[[0, num_items + 1]] = False
         if rule == "remove":
             if answer in seen:
                 low.append(np.inf)
@@ -115,7 +117,7 @@ def test_each_history_rule_matches_a_numpy_reference_on_fixed_scores():
                         history=np.array([[0, 3, 5], [3, 3, 0], [0, 4, 4]]),
                         negatives=np.array([[1, 4, 5]] * 3))
     want = {"remove": [1, np.inf, np.inf],  # 3 (8.0) removed; repeats are misses
-            "original": [1, 2, 2],  # 3 and 5 score 0; answers 3 and 4 score 0 too
+            "original": [3, 4, 4],  # 3 and 5 score 0, answers 3 and 4 too; 0 and 6 rank
             "keep": [2, 0, 1]}
     for rule, ranks in want.items():
         got = RankingEvaluator(model, history_rule=rule).ranks(arrays, "full")

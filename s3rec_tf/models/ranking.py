@@ -2,7 +2,9 @@
 
 A ranking over the item table (`[batch, item_size]` scores, see
 `NextItemModel.score_last`) never ranks the non-items, padding 0 and the mask
-id (`s3rec_tf.ids`), and, where asked, not the items of the user's history.
+id (`s3rec_tf.ids`), and, where asked, not the items of the user's history
+(the one exception: the `original` history rule ranks every row, as the
+original code did).
 The next-item model's softmax loss (`ce`) runs over the `item_columns` alone;
 the ranking evaluator (validation during training and `s3rec-tf evaluate`)
 and the serving signatures take their exclusions from `excluded_ids`
@@ -14,7 +16,8 @@ What a full ranking does with the user's history is a named rule,
 pipeline's evaluator rank answers with it, and the export serves `remove`
 (`exclude_history` true, its default) and `keep` (false) with
 `excluded_items`, so under those two rules an answer is ranked among exactly
-the items the export can return (`serving_exclusion`).
+the items the export can return (`serving_exclusion`); `original` is the
+original code's evaluation, for numbers comparable with the literature.
 """
 
 from __future__ import annotations
@@ -130,16 +133,19 @@ def answer_ranks(scores, answers, num_items: int, history=None,
                  rule: str = HISTORY_RULES[0]):
     """0-based rank of each row's answer under history rule `rule`: the one op.
 
-    The non-items (padding, mask id) are never ranked. The items of the row's
-    history (`history`, the items before the answer) are, by rule:
+    The items of the row's history (`history`, the items before the answer)
+    are, by rule:
 
     - `remove`: left out of the ranking, and an answer that is one of them
       is a miss, rank `inf` (the export with `exclude_history` true never
-      returns it);
+      returns it). The non-items (padding, mask id) are not ranked.
     - `original`: ranked with score 0, the answer too when it is one of
-      them (the original code sets their scores to 0);
+      them, as the original code ranks: its `rating_pred[history] = 0` over
+      every row of the item table, so the padding and mask rows are ranked
+      too, by their own scores (they are never an answer, but can take
+      places above it).
     - `keep`: ranked by their own scores (the export with `exclude_history`
-      false).
+      false). The non-items are not ranked.
 
     The rank is the number of ranked ids scoring strictly higher than the
     answer, plus, under `original` alone, its place among the ids that tie
@@ -176,6 +182,9 @@ def answer_ranks(scores, answers, num_items: int, history=None,
     answer_score = answer_score[:, None]
     listed = tf.broadcast_to(listed, [tf.shape(scores)[0], tf.shape(listed)[1]])
     listed_scores = tf.gather(scores, listed, batch_dims=1)
+    if rule == "original":  # each history item once: its score is replaced by 0
+        first = first & tf.not_equal(listed, ids.PADDING_ID) & tf.not_equal(
+            listed, ids.mask_id(num_items))
 
     def count(mask):
         return tf.reduce_sum(tf.cast(mask, tf.int32), axis=1)
@@ -183,13 +192,10 @@ def answer_ranks(scores, answers, num_items: int, history=None,
     rank = count(scores > answer_score) - count(first & (listed_scores > answer_score))
     if rule == "original":
         # the history's items are ranked again, each at score 0
-        items = first & tf.not_equal(listed, ids.PADDING_ID) & tf.not_equal(
-            listed, ids.mask_id(num_items))
-        zero_above = answer_score[:, 0] < 0
-        rank += count(items) * tf.cast(zero_above, tf.int32)
+        rank += count(first) * tf.cast(answer_score[:, 0] < 0, tf.int32)
         # the ranked ids tying with the answer, the answer's own column left out
         ties = (count(scores == answer_score) - count(first & (listed_scores == answer_score))
-                + count(items) * tf.cast(tf.equal(answer_score[:, 0], 0), tf.int32) - 1)
+                + count(first) * tf.cast(tf.equal(answer_score[:, 0], 0), tf.int32) - 1)
         rank += _tie_position(answers, history if history is not None
                               else tf.zeros_like(answers[:, None]), ties)
     rank = tf.cast(rank, tf.float64)

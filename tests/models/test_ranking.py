@@ -39,11 +39,12 @@ def test_answer_rank_counts_eligible_items_scoring_strictly_higher():
     assert removed.numpy().tolist() == [1, np.inf]  # a repeat answer is a miss
     kept = ranking.answer_ranks(scores, answers, NUM_ITEMS, history, "keep")
     assert kept.numpy().tolist() == [2, 0]
-    # original: item 3 scores 0; row 0's answer 2 is below item 1 and ties with item 4
-    # (the original orders ties arbitrarily); row 1's answer 3 scores 0 too, below
-    # items 1, 2, 4 and 5
+    # original: item 3 scores 0, and padding and mask id are ranked (as the original);
+    # row 0's answer 2 is below item 1, padding and mask id, and ties with item 4 (the
+    # original orders ties arbitrarily); row 1's answer 3 scores 0 too, below items
+    # 1, 2, 4 and 5, padding and mask id
     original = ranking.answer_ranks(scores, answers, NUM_ITEMS, history, "original")
-    assert original.numpy()[0] in (1, 2) and original.numpy()[1] == 4
+    assert original.numpy()[0] in (3, 4) and original.numpy()[1] == 6
     no_history = ranking.answer_ranks(scores, answers, NUM_ITEMS)
     assert no_history.numpy().tolist() == [2, 0]
 
@@ -68,9 +69,9 @@ def test_original_rule_places_the_answer_uniformly_within_its_ties():
     answers = history[:, 0]
     got = ranking.answer_ranks(tf.constant(scores), tf.constant(answers), num_items,
                                tf.constant(history), "original").numpy()
-    # item 1 is above; the other num_items - 2 items tie with the answer
-    assert got.min() >= 1 and got.max() <= 1 + num_items - 2
-    assert abs(got.mean() - (1 + (num_items - 2) / 2)) < 2.5
+    # item 1 is above; the other num_items - 2 items, padding and mask id tie with it
+    assert got.min() >= 1 and got.max() <= 1 + num_items
+    assert abs(got.mean() - (1 + num_items / 2)) < 2.5
     again = ranking.answer_ranks(tf.constant(scores[::-1]), tf.constant(answers[::-1]),
                                  num_items, tf.constant(history[::-1]), "original").numpy()
     assert again[::-1].tolist() == got.tolist()  # deterministic, whatever the batch
