@@ -34,13 +34,14 @@ class RankingEvaluator:
     Full ranking scores every item and ranks the answer under `history_rule`
     (`ranking.answer_ranks`): by default (`remove`) the non-items (padding,
     mask id) and the items of the user's input history leave the ranking,
-    and an answer that is one of them is a miss, as the export serves. The sampled protocol ranks the answer among itself and its 99
-    negatives, which are never items of the user's sequence
-    (`s3rec_tf.data.negatives`), so no history rule applies to it: the answer
-    is ranked by its own score, as in the paper. Outside the `original`
-    rule, an item that ties with the answer counts for the answer (the
-    original's order among ties is arbitrary: `np.argpartition`, and numpy's
-    default `argsort`, which is not stable).
+    and an answer that is one of them is a miss, as the export serves. The
+    sampled protocol ranks the answer among itself and its 99 negatives,
+    which are never items of the user's sequence (`s3rec_tf.data.negatives`),
+    so no history rule applies to it: the answer is ranked by its own score,
+    as in the paper. Outside the `original` rule, an item that ties with the
+    answer counts for the answer (the original's order among ties is
+    arbitrary: `np.argpartition`, and numpy's default `argsort`, which is not
+    stable).
 
     Args:
         model: `NextItemModel`.
