@@ -306,6 +306,9 @@ def build_parser() -> argparse.ArgumentParser:
     p.add_argument("--max-length", type=number_type(int, 3), default=40)
     p.add_argument("--name", default="Synthetic")
     p.add_argument("--seed", type=_SEED, default=0)
+    p.add_argument("--repeat-rate", type=number_type(float, 0, 1), default=0.0,
+                   help="probability that an event repeats an item of the user's earlier "
+                        "history (repeat consumption; 0: none)")
 
     p = sub.add_parser("prepare", help="Beam preprocessing: raw data -> prepared TFRecords")
     p.add_argument("--input", required=True, help="directory with the raw files")
@@ -355,6 +358,8 @@ def build_parser() -> argparse.ArgumentParser:
     p.add_argument("--model", required=True, help="fine-tuned model directory")
     _add_data_flags(p)
     p.add_argument("--protocol", choices=("full", "sampled", "both"), default="both")
+    p.add_argument("--history-rule", choices=config.HISTORY_RULES,
+                   default=config.HISTORY_RULES[0], help=config.HISTORY_RULE_HELP)
     p.add_argument("--stream", action="store_true",
                    help="read a prepared directory (`s3rec-tf prepare` output) as a stream: "
                         "users are ranked chunk by chunk, so memory does not grow with them")
@@ -508,7 +513,8 @@ def run(args) -> int:
                  if args.interactions else args.users)
         # users are written as they are drawn: memory bounded by the catalogue
         attrs, seqs = synthetic.iter_generate(users, args.items, args.topics, args.attributes,
-                                              args.min_length, args.max_length, args.seed)
+                                              args.min_length, args.max_length, args.seed,
+                                              repeat_rate=args.repeat_rate)
         paths = synthetic.write(args.output, seqs, attrs, args.name)
         print(f"Wrote {paths['users']} users, {paths['interactions']} interactions, "
               f"{args.items} items: {paths['sequences']}, {paths['attributes']}")
@@ -624,11 +630,13 @@ def run(args) -> int:
         artifacts.check_vocabulary(manifest, artifacts.vocabulary_of(data), f"model {model_dir}")
         protocols = ("full", "sampled") if args.protocol == "both" else (args.protocol,)
         start = time.time()
-        results = evaluate_model(model, data, protocols)  # at the model's max_length
+        results = evaluate_model(model, data, protocols,  # at the model's max_length
+                                 history_rule=args.history_rule)
         print_metrics(results)
         out = args.output or os.path.join(model_dir, "evaluation.json")
         artifacts.write_json_atomic(out, {"model": os.path.abspath(model_dir),
                                           "dataset": data.name, "metrics": results,
+                                          "history_rule": args.history_rule,
                                           "negatives": data.sample_source,
                                           "wall_time_s": round(time.time() - start, 2)})
         print(f"Wrote {out}")

@@ -79,6 +79,23 @@ TRAINING_ROWS = ("sequences", "prefixes")
 #: concatenation of all sequences (the paper's), or of the batch's users' sequences.
 SEGMENT_NEGATIVES = ("all", "batch")
 
+#: What a full ranking does with the items of the user's history (the items before
+#: the answer), in evaluation, validation and serving (`s3rec_tf.models.ranking`);
+#: the first is the default. `remove`: they leave the ranking, and an answer that is
+#: one of them is a miss (what the export serves, `exclude_history` true); `original`:
+#: they stay with score 0, the answer too when it is one of them, and the padding and
+#: mask rows are ranked as well (the original code's rule, comparable with the papers
+#: that reuse its evaluation); `keep`: they stay with their own scores (the export with
+#: `exclude_history` false).
+HISTORY_RULES = ("remove", "original", "keep")
+
+#: The help of every `history_rule` option (a `FinetuneConfig` field, `evaluate`'s flag).
+HISTORY_RULE_HELP = ("full ranking's treatment of the user's history items: remove: they "
+                     "leave the ranking and a repeat answer is a miss (what the export "
+                     "serves); original: they score 0, the answer too (the original code's, "
+                     "comparable with the literature); keep: they keep their scores (the "
+                     "export with exclude_history false)")
+
 
 def _shuffle_buffer(what: str):
     return _param(0, f"0: read all users into memory and shuffle all {what} each epoch (the "
@@ -307,6 +324,8 @@ class FinetuneConfig(_Validated):
     valid_protocol: str = _param("sampled", "early stopping on sampled MRR (99 negatives) "
                                             "or full-ranking NDCG@20",
                                  choices=("sampled", "full"))
+    history_rule: str = _param(HISTORY_RULES[0], HISTORY_RULE_HELP,
+                               choices=HISTORY_RULES)
     seed: int = _seed(42, "seed of initialisation, dropout, shuffling and negatives")
     trim_padding: bool = _param(True, "cut each batch's columns of pure padding (same "
                                       "results, faster)")

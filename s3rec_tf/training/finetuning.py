@@ -118,12 +118,12 @@ def _finetune(data, output_dir, write_to, dist, pretrained, encoder_config, conf
     best = {"epoch": int(resume.value("best_epoch")), "score": resume.value("best_score"),
             "wait": int(resume.value("wait"))}
     if arrays is None:
-        evaluator = streaming.StreamEvaluator(model)
+        evaluator = streaming.StreamEvaluator(model, config.history_rule)
         valid = streaming.StreamSplit(streaming.prepared_dir_of(data), "valid",
                                       encoder_config.max_length)
     else:
         valid = inputs_lib.eval_arrays(data, "valid", encoder_config.max_length)
-        evaluator = RankingEvaluator(model)
+        evaluator = RankingEvaluator(model, history_rule=config.history_rule)
     metric = config.valid_metric
     batch_size = dist.global_batch(config.batch_size)
     num_rows = data.num_users if arrays is None else len(arrays.input_ids)
@@ -183,12 +183,14 @@ def _finetune(data, output_dir, write_to, dist, pretrained, encoder_config, conf
     if not dist.is_chief:  # the chief tests the best model and writes the outputs
         return {"chief": False, "best_epoch": best["epoch"] + 1}
     best_model, _ = artifacts.load_next_item_model(running_best)
-    results = evaluate_model(best_model, data, max_length=encoder_config.max_length)
+    results = evaluate_model(best_model, data, max_length=encoder_config.max_length,
+                             history_rule=config.history_rule)
     summary = {"dataset": data.name, "best_epoch": best["epoch"] + 1,
                "valid_metric": f"{config.valid_protocol}/{metric}",
                "train_wall_time_s": round(train_time, 2), "metrics": results,
                "negatives": data.sample_source, "seed": config.seed,
-               "pretrained": hyper["pretrained"], "loss": config.loss}
+               "pretrained": hyper["pretrained"], "loss": config.loss,
+               "history_rule": config.history_rule}
     artifacts.write_atomic_dir(best_dir, lambda tmp: shutil.copytree(running_best, tmp,
                                                                     dirs_exist_ok=True))
     write_generated_negatives(data, write_to)
