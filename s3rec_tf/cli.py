@@ -236,7 +236,7 @@ class CommandParser(argparse.ArgumentParser):
         from_file = self._file_values(ns.config) if ns.config else {}
         preset = {}
         if getattr(ns, "preset", None):
-            preset = {k: v for k, v in config.preset_values(ns.preset).items()
+            preset = {k: v for k, v in config.preset_values(ns.preset, self.config_classes).items()
                       if k in self._resolved}
         for dest, default in self._resolved.items():
             for layer in (given, from_file, preset):

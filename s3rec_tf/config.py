@@ -363,9 +363,11 @@ class FinetuneConfig(_Validated):
         return "MRR" if self.valid_protocol == "sampled" else "NDCG@20"
 
 
-#: Named recipes: values over the defaults. A preset's keys that a command
-#: has no field for are ignored by that command (`best` changes fine-tuning
-#: only). `--preset` < `--config FILE` < flags.
+#: Named recipes: values over the defaults. `values` apply to every command
+#: that has a field of that name; `per_config` values only to the commands whose
+#: config class is named (pretraining and fine-tuning both have `epochs`, for
+#: example). A preset's keys that a command has no field for are ignored by that
+#: command (`best` changes fine-tuning only). `--preset` < `--config FILE` < flags.
 PRESETS = {
     "paper": {
         "help": "the paper's recipe: the defaults (BCE fine-tuning with one sampled "
@@ -373,9 +375,19 @@ PRESETS = {
         "values": {},
     },
     "best": {
-        "help": "the best measured fine-tuning recipe (README, Results): full-softmax "
+        "help": "the best measured fine-tuning recipe (docs/results.md): full-softmax "
                 "loss, early stopping on full-ranking NDCG@20; pretraining as the paper",
         "values": {"loss": "ce", "valid_protocol": "full"},
+    },
+    "fast": {
+        "help": "a short recipe for both stages: 20 pretraining epochs with the logit-gap "
+                "Segment Prediction loss (SP keeps learning), no snapshots; full-softmax "
+                "fine-tuning with early stopping on full-ranking NDCG@20 (patience 5)",
+        "values": {},
+        "per_config": {
+            "PretrainConfig": {"epochs": 20, "segment_loss": "logit-gap", "save_every": 0},
+            "FinetuneConfig": {"loss": "ce", "valid_protocol": "full", "patience": 5},
+        },
     },
 }
 
@@ -524,11 +536,24 @@ def to_dict(config) -> dict:
     return dataclasses.asdict(config)
 
 
-def preset_values(name: str) -> dict:
-    """The values of preset `name` (a copy)."""
+def preset_values(name: str, classes=()) -> dict:
+    """The values of preset `name` for a command whose config classes are `classes`.
+
+    Args:
+        name: str. A key of `PRESETS`.
+        classes: the command's config classes; their `per_config` values are
+            added to the preset's common `values`.
+
+    Returns:
+        A new `{field: value}` dict.
+    """
     if name not in PRESETS:
         raise ConfigError("preset", name, f"must be one of {', '.join(PRESETS)}")
-    return dict(PRESETS[name]["values"])
+    preset = PRESETS[name]
+    values = dict(preset["values"])
+    for cls in classes:
+        values.update(preset.get("per_config", {}).get(cls.__name__, {}))
+    return values
 
 
 def read_config_file(path: str) -> dict:

@@ -307,3 +307,14 @@ def test_lastfm_end_to_end(tmp_path):
     assert cli.main(["finetune", *common, "--pretrained", str(tmp_path / "pre"), "--output",
                      str(tmp_path / "ft"), "--epochs", "3"]) == 0
     assert cli.main(["evaluate", "--model", str(tmp_path / "ft"), *common]) == 0
+
+
+def test_the_fast_preset_sets_each_stage_apart():
+    """`--preset fast`: its pretraining values reach `pretrain`, its fine-tuning values
+    `finetune`, though both have `epochs`."""
+    pre = _parse(PRE + ["--preset", "fast"]).configs[1]
+    fine = _parse(FT + ["--preset", "fast"]).configs[1]
+    assert (pre.epochs, pre.segment_loss, pre.save_every) == (20, "logit-gap", 0)
+    assert (fine.loss, fine.valid_protocol, fine.patience) == ("ce", "full", 5)
+    assert fine.epochs == cli.build_parser().parse_args(FT).configs[1].epochs
+    assert _parse(PRE + ["--preset", "fast", "--epochs", "3"]).configs[1].epochs == 3
