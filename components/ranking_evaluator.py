@@ -37,6 +37,7 @@ def RankingEvaluator(
     evaluated on the same data), when there is one.
     """
     from s3rec_tf import artifacts
+    from s3rec_tf.io import write_json_atomic
     from s3rec_tf.data.prepared import open_prepared
     from s3rec_tf.evaluation_gate import bless, flatten
     from s3rec_tf.training import evaluate_model
@@ -54,7 +55,7 @@ def RankingEvaluator(
     report = {"model": model.uri, "metrics": current, "negatives": data.sample_source,
               "baseline_model": baseline_model.uri if baseline_model else None,
               "baseline_metrics": baseline, **decision}
-    artifacts.write_json_atomic(os.path.join(evaluation.uri, "metrics.json"), report)
+    write_json_atomic(os.path.join(evaluation.uri, "metrics.json"), report)
     blessing.set_int_custom_property("blessed", int(decision["blessed"]))
     blessing.set_string_custom_property("current_model", model.uri)
     blessing.set_int_custom_property("current_model_id", model.id)

@@ -21,7 +21,7 @@ equal-shaped tensors while histories differ in length and the export takes
 raw string ids. The handler is a plain `ModelHandler`, so `RunInference`
 still does the batching, the model sharing per worker and its metrics.
 
-Output directory (written with `s3rec_tf.artifacts.write_atomic_dir`:
+Output directory (written with `s3rec_tf.io.write_atomic_dir`:
 nothing appears until every file is complete):
 
 - `recommendations-SSSSS-of-NNNNN.tfrecord`: one `tf.Example` per user with
@@ -266,7 +266,8 @@ def recommend_batch(data_dir: str, name: str | None, export_dir: str, output_dir
     import apache_beam as beam
     from apache_beam.options.pipeline_options import PipelineOptions
 
-    from s3rec_tf import ann, artifacts, serving
+    from s3rec_tf import ann, serving
+    from s3rec_tf.io import write_atomic_dir, write_json_atomic
     from s3rec_tf.data import preprocess
 
     if k < 1:
@@ -306,9 +307,9 @@ def recommend_batch(data_dir: str, name: str | None, export_dir: str, output_dir
             "elapsed_s": round(elapsed, 2),
             "users_per_s": round(users / elapsed, 1) if elapsed > 0 else None,
             "files": sorted(f for f in os.listdir(staging) if f.startswith(OUTPUT_STEM))})
-        artifacts.write_json_atomic(os.path.join(staging, SUMMARY), summary)
+        write_json_atomic(os.path.join(staging, SUMMARY), summary)
 
-    artifacts.write_atomic_dir(output_dir, fill)
+    write_atomic_dir(output_dir, fill)
     return summary
 
 

@@ -567,7 +567,8 @@ def scale_table(report: dict) -> str:
 
 def run_scale(args) -> int:
     """`bench --scale`: synth, prepare, pretrain, fine-tune, evaluate at each size."""
-    from s3rec_tf import artifacts, provenance
+    from s3rec_tf import provenance
+    from s3rec_tf.io import write_json_atomic
     sizes = {s: parse_size(s) for s in args.sizes}
     workdir = args.workdir or tempfile.mkdtemp(prefix="s3rec-scale-")
     specs = [s for s in scale_plan(sizes, workdir, args.steps, args.warmup, args.eval_users,
@@ -597,7 +598,7 @@ def run_scale(args) -> int:
         print(f"[{spec['key']}] {json.dumps({k: v for k, v in result.items() if k in ('wall_s', 'throughput', 'epoch_s_extrapolated', 'peak_rss_mb', 'peak_tree_rss_mb')})}",
               flush=True)
         report["finished_at"] = time.strftime("%Y-%m-%dT%H:%M:%SZ", time.gmtime())
-        artifacts.write_json_atomic(out, report)  # each stage lands as soon as it is done
+        write_json_atomic(out, report)  # each stage lands as soon as it is done
         if spec is last_of[size] and not args.keep_data:
             import shutil
             shutil.rmtree(os.path.join(workdir, size), ignore_errors=True)
@@ -782,8 +783,8 @@ def main(argv=None) -> int:
               **provenance.record()}
     out = args.output or os.path.join("results", f"bench-{time.strftime('%Y%m%d-%H%M%S')}.json")
     os.makedirs(os.path.dirname(os.path.abspath(out)), exist_ok=True)
-    from s3rec_tf import artifacts
-    artifacts.write_json_atomic(out, report)
+    from s3rec_tf.io import write_json_atomic
+    write_json_atomic(out, report)
     print(format_table(report))
     if args.catalogue:
         print(catalogue_table(report))

@@ -561,8 +561,9 @@ def run(args) -> int:
         print(json.dumps({k: summary[k] for k in ("users", "k", "index", "elapsed_s",
                                                    "users_per_s")}, sort_keys=True))
         if args.record:
-            from s3rec_tf import artifacts, provenance
-            artifacts.write_json_atomic(args.record, {**summary, **provenance.record()})
+            from s3rec_tf import provenance
+            from s3rec_tf.io import write_json_atomic
+            write_json_atomic(args.record, {**summary, **provenance.record()})
             print(f"Recorded {args.record}")
         print(f"Wrote {args.output}")
         return 0
@@ -602,9 +603,10 @@ def run(args) -> int:
             print("Fine-tuning done on this worker; the chief writes the model and metrics")
             return 0
         if args.record:
-            from s3rec_tf import artifacts, provenance
+            from s3rec_tf import provenance
+            from s3rec_tf.io import write_json_atomic
             os.makedirs(os.path.dirname(os.path.abspath(args.record)), exist_ok=True)
-            artifacts.write_json_atomic(args.record, {
+            write_json_atomic(args.record, {
                 **summary, **provenance.record(),
                 "protocols": ["full", "sampled"], "wall_time_s": round(time.time() - start, 1)})
             history = os.path.join(args.output, "history.jsonl")
@@ -617,6 +619,7 @@ def run(args) -> int:
         return 0
     if args.command == "evaluate":
         from s3rec_tf import artifacts
+        from s3rec_tf.io import write_json_atomic
         from s3rec_tf.training import evaluate_model
         model_dir = resolve_model_dir(args.model)
         model, manifest = artifacts.load_next_item_model(model_dir)
@@ -627,7 +630,7 @@ def run(args) -> int:
         results = evaluate_model(model, data, protocols)  # at the model's max_length
         print_metrics(results)
         out = args.output or os.path.join(model_dir, "evaluation.json")
-        artifacts.write_json_atomic(out, {"model": os.path.abspath(model_dir),
+        write_json_atomic(out, {"model": os.path.abspath(model_dir),
                                           "dataset": data.name, "metrics": results,
                                           "negatives": data.sample_source,
                                           "wall_time_s": round(time.time() - start, 2)})

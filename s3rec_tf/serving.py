@@ -59,6 +59,7 @@ import numpy as np
 import tensorflow as tf
 
 from s3rec_tf import artifacts
+from s3rec_tf.io import write_atomic_dir, write_json_atomic
 from s3rec_tf import ids as ids_lib
 from s3rec_tf.errors import ArtifactError
 from s3rec_tf.models import NextItemModel, ranking
@@ -304,7 +305,7 @@ def export_serving_model(model_dir: str, output_base: str | None, version: int |
             archive.write_out(out, verbose=False)
         extra = os.path.join(out, "assets.extra")
         os.makedirs(extra, exist_ok=True)
-        artifacts.write_json_atomic(os.path.join(extra, "manifest.json"),
+        write_json_atomic(os.path.join(extra, "manifest.json"),
                                     {**manifest, "serving": {"default_k": default_k,
                                                              "signatures": list(SIGNATURES),
                                                              "num_items": num_items}})
@@ -313,7 +314,7 @@ def export_serving_model(model_dir: str, output_base: str | None, version: int |
         _write_model_card(extra, model_dir, manifest, default_k, num_items)
 
     # nothing appears at `target` (nor a parent this call made) unless the export completes
-    artifacts.write_atomic_dir(target, fill, replace=False)
+    write_atomic_dir(target, fill, replace=False)
     return target
 
 
@@ -388,7 +389,7 @@ def _write_model_card(directory: str, model_dir: str, manifest: dict, default_k:
         "serving": {"signatures": list(SIGNATURES), "default_k": default_k,
                     "num_items": num_items},
     }
-    artifacts.write_json_atomic(os.path.join(directory, MODEL_CARD + ".json"), card)
+    write_json_atomic(os.path.join(directory, MODEL_CARD + ".json"), card)
     data, arch, train = card["data"], card["architecture"], card["training"]
 
     def values(d):

@@ -787,7 +787,7 @@ def prepare(input_dir: str, output_dir: str, config: PrepareConfig | None = None
             `<name>.csv` + `<name>_attributes.csv`; `<name>.parquet` +
             `<name>_attributes.parquet`; `<name>.inter` + `<name>.item`).
         output_dir: where the prepared data goes (`s3rec_tf.data.prepared`),
-            written with `s3rec_tf.artifacts.write_atomic_dir`.
+            written with `s3rec_tf.io.write_atomic_dir`.
         config: `PrepareConfig`.
         beam_args: Beam pipeline options (default: DirectRunner, 2 processes).
 
@@ -803,7 +803,7 @@ def prepare(input_dir: str, output_dir: str, config: PrepareConfig | None = None
     """
     from apache_beam.options.pipeline_options import PipelineOptions
 
-    from s3rec_tf.artifacts import write_atomic_dir, write_json_atomic
+    from s3rec_tf.io import write_atomic_dir, write_json_atomic
 
     config = config or PrepareConfig()
     inter_path, _ = _input_files(input_dir, config)  # fail early and clearly

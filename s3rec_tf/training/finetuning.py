@@ -17,6 +17,7 @@ from s3rec_tf.data import inputs as inputs_lib
 from s3rec_tf.data import streaming
 from s3rec_tf.data.reader import SequenceData, write_generated_negatives
 from s3rec_tf.evaluation import RankingEvaluator
+from s3rec_tf.io import write_atomic_dir, write_json_atomic
 from s3rec_tf.models import NextItemModel
 from s3rec_tf.monitoring import fit_verbosity
 from s3rec_tf.training import distribute
@@ -189,11 +190,11 @@ def _finetune(data, output_dir, write_to, dist, pretrained, encoder_config, conf
                "train_wall_time_s": round(train_time, 2), "metrics": results,
                "negatives": data.sample_source, "seed": config.seed,
                "pretrained": hyper["pretrained"], "loss": config.loss}
-    artifacts.write_atomic_dir(best_dir, lambda tmp: shutil.copytree(running_best, tmp,
+    write_atomic_dir(best_dir, lambda tmp: shutil.copytree(running_best, tmp,
                                                                     dirs_exist_ok=True))
     write_generated_negatives(data, write_to)
     save_run_config(write_to, encoder_config, config)
-    artifacts.write_json_atomic(os.path.join(write_to, "metrics.json"), summary)
+    write_json_atomic(os.path.join(write_to, "metrics.json"), summary)
     _log(verbose, f"Fine-tuning done in {train_time:.1f}s; best epoch {best['epoch'] + 1}; "
                   f"model -> {best_dir}")
     return summary
