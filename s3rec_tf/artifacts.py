@@ -52,7 +52,7 @@ def serialize_model(model) -> dict:
 
 
 def save_model(path: str, model, kind: str, vocabulary: dict, hyperparameters: dict,
-               extra: dict | None = None, merge: bool = False) -> str:
+               extra: dict | None = None, merge: bool = False, replace: bool = False) -> str:
     """Saves a `S3RecPretrainer` (`kind="pretrained"`) or `NextItemModel`.
 
     Args:
@@ -68,6 +68,8 @@ def save_model(path: str, model, kind: str, vocabulary: dict, hyperparameters: d
             what else it holds (a pretraining run's output directory): the
             weights first, the manifest last (see `write_atomic_dir`).
             Defaults to `False`.
+        replace: bool. Replace an existing non-empty `path` (see
+            `write_atomic_dir`). Defaults to `False`: it is refused.
     """
     if kind not in KINDS:
         raise ValueError(f"`kind` must be one of {KINDS}. Received: {kind!r}")
@@ -89,7 +91,7 @@ def save_model(path: str, model, kind: str, vocabulary: dict, hyperparameters: d
         write_json_atomic(os.path.join(tmp, MANIFEST), manifest)
         return [WEIGHTS, MANIFEST]  # the manifest last: it marks the weights complete
 
-    write_atomic_dir(path, fill, merge=merge)
+    write_atomic_dir(path, fill, replace=replace, merge=merge)
     return path
 
 

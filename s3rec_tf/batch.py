@@ -240,7 +240,7 @@ def _users_counted(result):
 def recommend_batch(data_dir: str, name: str | None, export_dir: str, output_dir: str,
                     k: int = 10, exclude_history: bool = True, index: str = "brute",
                     beam_args: list | None = None, batch_size: int = DEFAULT_BATCH_SIZE,
-                    pipeline=None) -> dict:
+                    pipeline=None, replace: bool = False) -> dict:
     """Writes every user's top-k to `output_dir` (TFRecord, Parquet, `summary.json`).
 
     Args:
@@ -248,13 +248,15 @@ def recommend_batch(data_dir: str, name: str | None, export_dir: str, output_dir
         name: dataset name (file stem); not needed for a prepared dataset.
         export_dir: export base or version directory (`s3rec-tf export`, a
             Pusher's destination).
-        output_dir: the output directory, replaced when it exists; nothing
-            appears there unless the whole run completes.
+        output_dir: the output directory; nothing appears there unless the
+            whole run completes.
         k: int >= 1. exclude_history: bool. index: `brute` | `scann`.
         beam_args: Beam options (default: `s3rec_tf.data.preprocess.default_beam_args`,
             the DirectRunner with 2 processes).
         batch_size: most users per `RunInference` call.
         pipeline: a ready `beam.Pipeline` (a TFX component's) instead of `beam_args`.
+        replace: bool. Replace an existing non-empty `output_dir` (else it is
+            refused). Defaults to `False`.
 
     Returns:
         The summary (also `<output_dir>/summary.json`).
@@ -267,8 +269,8 @@ def recommend_batch(data_dir: str, name: str | None, export_dir: str, output_dir
     from apache_beam.options.pipeline_options import PipelineOptions
 
     from s3rec_tf import ann, serving
-    from s3rec_tf.io import write_atomic_dir, write_json_atomic
     from s3rec_tf.data import preprocess
+    from s3rec_tf.io import write_atomic_dir, write_json_atomic
 
     if k < 1:
         raise ValueError(f"k must be >= 1. Received: k={k}")
@@ -309,7 +311,7 @@ def recommend_batch(data_dir: str, name: str | None, export_dir: str, output_dir
             "files": sorted(f for f in os.listdir(staging) if f.startswith(OUTPUT_STEM))})
         write_json_atomic(os.path.join(staging, SUMMARY), summary)
 
-    write_atomic_dir(output_dir, fill)
+    write_atomic_dir(output_dir, fill, replace=replace)
     return summary
 
 

@@ -278,6 +278,12 @@ def _check_recommend(parser, ns):
         parser.error("argument --user: needs --data and --name (the user's sequences)")
 
 
+def _add_overwrite_flag(p, what="the output folder"):
+    p.add_argument("--overwrite", action="store_true",
+                   help=f"replace {what} if s3rec-tf wrote it (an earlier output of this "
+                        f"command); a folder s3rec-tf did not write is refused even so")
+
+
 def _add_index_flag(p):
     from s3rec_tf import ann
     p.add_argument("--index", choices=ann.INDEXES, default=ann.DEFAULT_INDEX,
@@ -306,6 +312,7 @@ def build_parser() -> argparse.ArgumentParser:
     p.add_argument("--max-length", type=number_type(int, 3), default=40)
     p.add_argument("--name", default="Synthetic")
     p.add_argument("--seed", type=_SEED, default=0)
+    _add_overwrite_flag(p)
 
     p = sub.add_parser("prepare", help="Beam preprocessing: raw data -> prepared TFRecords")
     p.add_argument("--input", required=True, help="directory with the raw files")
@@ -320,6 +327,7 @@ def build_parser() -> argparse.ArgumentParser:
     p.add_argument("--beam-arg", action="append", default=None, dest="beam_args",
                    help="a Beam pipeline option, repeatable (default: DirectRunner, "
                         "multi-processing, 2 workers), e.g. --beam-arg=--runner=DataflowRunner")
+    _add_overwrite_flag(p)
 
     p = sub.add_parser("pretrain", help="pretrain with AAP, MIP, MAP and SP",
                        config_classes=(EncoderConfig, PretrainConfig))
@@ -329,6 +337,8 @@ def build_parser() -> argparse.ArgumentParser:
     p.add_argument("--tensorboard", metavar="DIR",
                    help="write TensorBoard scalars here (the four losses, their sum, the "
                         "learning rate)")
+    _add_overwrite_flag(p, "the output folder (an earlier run: started afresh instead of "
+                           "resumed)")
     _add_config_flags(p, EncoderConfig, "encoder (paper defaults)")
     _add_config_flags(p, PretrainConfig, "pretraining (paper defaults)")
     p.finalize()
@@ -347,6 +357,8 @@ def build_parser() -> argparse.ArgumentParser:
     _add_config_flags(p, FinetuneConfig, "fine-tuning (paper defaults)")
     p.add_argument("--record", help="also write a results JSON (metrics, command, seed, "
                                     "commit, machine, wall time) to this path")
+    _add_overwrite_flag(p, "the output folder (an earlier run: started afresh instead of "
+                           "resumed) and the --record file")
     p.finalize()
 
     p = sub.add_parser("evaluate", help="rank the validation and test answers",
@@ -358,8 +370,10 @@ def build_parser() -> argparse.ArgumentParser:
     p.add_argument("--stream", action="store_true",
                    help="read a prepared directory (`s3rec-tf prepare` output) as a stream: "
                         "users are ranked chunk by chunk, so memory does not grow with them")
-    p.add_argument("--output", help="JSON file for the metrics "
-                                    "(default: <model>/evaluation.json)")
+    p.add_argument("--output", help="JSON file for the metrics (default: "
+                                    "<model>/evaluation.json, replaced: the one file evaluate "
+                                    "adds to the model folder it reads)")
+    _add_overwrite_flag(p, "the --output file")
     p.finalize()
 
     p = sub.add_parser("export", help="write a TF Serving SavedModel of a fine-tuned model")
@@ -370,6 +384,7 @@ def build_parser() -> argparse.ArgumentParser:
     p.add_argument("--k", type=count(), default=10, help="k of the serving_default signature")
     p.add_argument("--vocabulary", help="file with one raw item id per line (line i = item "
                                         "i+1); default: the paper format's ids 1..N")
+    _add_overwrite_flag(p, "<output>/<version> (other versions are kept)")
 
     p = sub.add_parser("recommend", help="top-k items for a history or a known user, "
                                          "from an export", check=_check_recommend)
@@ -394,7 +409,7 @@ def build_parser() -> argparse.ArgumentParser:
                    help="a prepared dataset (s3rec-tf prepare), or a directory with <NAME>.txt")
     p.add_argument("--name", help="dataset name (for <NAME>.txt)")
     p.add_argument("--output", required=True,
-                   help="output directory (replaced; appears only when complete)")
+                   help="output directory (appears only when complete)")
     p.add_argument("-k", type=count(), default=10)
     p.add_argument("--include-history", action="store_true",
                    help="allow items of the history in the results")
@@ -407,6 +422,7 @@ def build_parser() -> argparse.ArgumentParser:
                         "multi-processing, 2 workers), e.g. --beam-arg=--runner=DataflowRunner")
     p.add_argument("--record", help="also write a results JSON (users/s, command, commit, "
                                     "machine) to this path")
+    _add_overwrite_flag(p, "the output folder and the --record file")
 
     sub.add_parser("bench", help="speed benchmarks (see `s3rec-tf bench --help`)",
                    add_help=False)
@@ -423,6 +439,7 @@ def build_parser() -> argparse.ArgumentParser:
     p.add_argument("--data", help="dataset directory, to record its vocabulary")
     p.add_argument("--name")
     p.add_argument("--num-heads", type=count(), default=config.EncoderConfig().num_heads)
+    _add_overwrite_flag(p)
     return parser
 
 
@@ -483,6 +500,85 @@ def resolve_model_dir(path: str) -> str:
     return path
 
 
+#: The file that marks a folder as `s3rec-tf synth`'s output (its parameters).
+SYNTH_RECORD = "synth.json"
+#: What marks an export's version folder as this project's.
+EXPORT_MARKER = os.path.join("assets.extra", "manifest.json")
+
+
+def _pretrained(args):
+    return None if args.pretrained.lower() == "none" else args.pretrained
+
+
+def check_outputs(args) -> dict:
+    """Every output path of `args.command`, checked before any work (`s3rec_tf.outputs`).
+
+    Returns:
+        `{path: decision}` for each output folder or file the command writes.
+
+    Raises:
+        OutputError: an output that may not be written.
+    """
+    from s3rec_tf import outputs
+    from s3rec_tf.artifacts import MANIFEST
+    from s3rec_tf.errors import OutputError
+    command, overwrite = args.command, getattr(args, "overwrite", False)
+    found = {}
+
+    def folder(path, inputs, markers, resumable=False):
+        found[path] = outputs.check_output_dir(path, inputs, overwrite, resumable, markers)
+
+    def record(path, inputs, replace=overwrite):
+        if path:
+            found[path] = outputs.check_output_file(path, inputs, replace)
+
+    if command == "synth":
+        folder(args.output, (), (SYNTH_RECORD,))
+    elif command == "prepare":
+        from s3rec_tf.data.prepared import STATS
+        folder(args.output, (args.input,), (STATS,))
+    elif command in ("pretrain", "finetune"):
+        inputs = (args.data, _pretrained(args) if command == "finetune" else None)
+        folder(args.output, inputs, (os.path.join("best", MANIFEST) if command == "finetune"
+                                     else MANIFEST,), resumable=True)
+        if args.tensorboard:
+            if os.path.lexists(args.tensorboard) and not os.path.isdir(args.tensorboard):
+                raise OutputError(args.tensorboard, "is a file, expected a folder for the "
+                                                    "TensorBoard logs")
+            outputs.check_inputs(args.tensorboard, inputs)
+        if command == "finetune":
+            record(args.record, inputs)
+    elif command == "evaluate":
+        if args.output:
+            record(args.output, (args.data, args.model))
+        else:  # the one file evaluate adds to the model folder it reads
+            record(os.path.join(resolve_model_dir(args.model), "evaluation.json"),
+                   (args.data,), replace=True)
+    elif command == "export":
+        if os.path.lexists(args.output) and not os.path.isdir(args.output):
+            raise OutputError(args.output, "is a file, expected the serving base directory")
+        if args.version is None:
+            args.version = int(time.time())
+        folder(os.path.join(args.output, str(args.version)), (args.model, args.vocabulary),
+               (EXPORT_MARKER,))
+    elif command == "recommend-batch":
+        from s3rec_tf.batch import SUMMARY
+        folder(args.output, (args.model, args.data), (SUMMARY,))
+        record(args.record, (args.model, args.data))
+    elif command == "import-weights":
+        folder(args.output, (args.weights, args.data), (MANIFEST,))
+    return found
+
+
+def _replaced(args, found: dict) -> None:
+    """Says on stderr which earlier outputs the command replaced."""
+    from s3rec_tf.outputs import REPLACE
+    for path, decision in found.items():
+        if decision == REPLACE:
+            print(f"s3rec-tf {args.command}: replaced {path} (an earlier s3rec-tf output, "
+                  f"--overwrite)", file=sys.stderr)
+
+
 def _workload(args) -> str:
     if args.command == "pretrain":
         return "pretrain"
@@ -493,7 +589,16 @@ def _workload(args) -> str:
 
 
 def run(args) -> int:
-    from s3rec_tf import runtime
+    found = check_outputs(args)  # before any work: nothing is read, trained or written
+    code = _run(args, found)
+    if code == 0:
+        _replaced(args, found)
+    return code
+
+
+def _run(args, found: dict) -> int:
+    from s3rec_tf import outputs, runtime
+    replace = {path: decision == outputs.REPLACE for path, decision in found.items()}
     runtime.configure(_workload(args), getattr(args, "intra_op_threads", "auto"),
                       getattr(args, "inter_op_threads", "auto"),
                       {"on": True, "off": False}.get(getattr(args, "onednn", "auto"), "auto"),
@@ -509,8 +614,21 @@ def run(args) -> int:
         # users are written as they are drawn: memory bounded by the catalogue
         attrs, seqs = synthetic.iter_generate(users, args.items, args.topics, args.attributes,
                                               args.min_length, args.max_length, args.seed)
-        paths = synthetic.write(args.output, seqs, attrs, args.name)
-        print(f"Wrote {paths['users']} users, {paths['interactions']} interactions, "
+        from s3rec_tf.io import write_atomic_dir, write_json_atomic
+        written = {}
+
+        def fill(tmp):
+            written.update(synthetic.write(tmp, seqs, attrs, args.name))
+            write_json_atomic(os.path.join(tmp, SYNTH_RECORD), {
+                "name": args.name, "users": written["users"], "items": args.items,
+                "topics": args.topics, "attributes": args.attributes,
+                "min_length": args.min_length, "max_length": args.max_length,
+                "seed": args.seed, "interactions": written["interactions"]})
+
+        write_atomic_dir(args.output, fill, replace=replace[args.output])
+        paths = {k: os.path.join(args.output, os.path.basename(written[k]))
+                 for k in ("sequences", "attributes")}
+        print(f"Wrote {written['users']} users, {written['interactions']} interactions, "
               f"{args.items} items: {paths['sequences']}, {paths['attributes']}")
         return 0
     if args.command == "parity":
@@ -526,8 +644,9 @@ def run(args) -> int:
     if args.command == "export":
         from s3rec_tf import ids, serving
         vocabulary = ids.read_vocabulary(args.vocabulary) if args.vocabulary else None
-        path = serving.export_serving_model(resolve_model_dir(args.model), args.output,
-                                            args.version, vocabulary, args.k)
+        path = serving.export_serving_model(
+            resolve_model_dir(args.model), args.output, args.version, vocabulary, args.k,
+            replace=replace[os.path.join(args.output, str(args.version))])
         print(f"Exported {path}")
         return 0
     if args.command == "recommend":
@@ -557,7 +676,8 @@ def run(args) -> int:
         from s3rec_tf import batch, provenance  # noqa: F401  (records the commit at start)
         summary = batch.recommend_batch(args.data, args.name, args.model, args.output, args.k,
                                         not args.include_history, args.index, args.beam_args,
-                                        args.batch_size or batch.DEFAULT_BATCH_SIZE)
+                                        args.batch_size or batch.DEFAULT_BATCH_SIZE,
+                                        replace=replace[args.output])
         print(json.dumps({k: summary[k] for k in ("users", "k", "index", "elapsed_s",
                                                    "users_per_s")}, sort_keys=True))
         if args.record:
@@ -571,14 +691,16 @@ def run(args) -> int:
         from s3rec_tf.training import import_original_weights
         data = _read(argparse.Namespace(**{**vars(args), "output": None,
                                            "negatives_seed": 0})) if args.data else None
-        import_original_weights(args.weights, args.output, data, args.num_heads)
+        import_original_weights(args.weights, args.output, data, args.num_heads,
+                                replace=replace[args.output])
         print(f"Imported {args.weights} -> {args.output}")
         return 0
     if args.command == "prepare":
         from s3rec_tf.data import preprocess
         stats = preprocess.prepare(args.input, args.output, preprocess.PrepareConfig(
             input_format=args.input_format, name=args.name, k_core=args.k_core,
-            strict=args.strict, seed=args.seed), args.beam_args)
+            strict=args.strict, seed=args.seed), args.beam_args,
+            replace=replace[args.output])
         print(json.dumps({k: v for k, v in stats.items() if k not in ("config", "input")},
                          sort_keys=True))
         print(f"Prepared {args.output}")
@@ -587,18 +709,19 @@ def run(args) -> int:
         from s3rec_tf.training import run_pretraining
         data = _read(args)
         encoder_config, pretrain_config = args.configs
-        run_pretraining(data, args.output, encoder_config, pretrain_config,
-                        tensorboard_dir=args.tensorboard)
+        with outputs.replacing(args.output, found[args.output]):
+            run_pretraining(data, args.output, encoder_config, pretrain_config,
+                            tensorboard_dir=args.tensorboard)
         return 0
     if args.command == "finetune":
         from s3rec_tf import provenance  # noqa: F401  (records the commit at start)
         from s3rec_tf.training import run_finetuning
         data = _read(args)
-        pretrained = None if args.pretrained.lower() == "none" else args.pretrained
         start = time.time()
         encoder_config, finetune_config = args.configs
-        summary = run_finetuning(data, args.output, pretrained, encoder_config, finetune_config,
-                                 tensorboard_dir=args.tensorboard)
+        with outputs.replacing(args.output, found[args.output]):
+            summary = run_finetuning(data, args.output, _pretrained(args), encoder_config,
+                                     finetune_config, tensorboard_dir=args.tensorboard)
         if summary.get("chief") is False:  # another worker of a multi-worker run
             print("Fine-tuning done on this worker; the chief writes the model and metrics")
             return 0

@@ -65,20 +65,40 @@ def _ancestors(path: str) -> list:
 
 
 def _replace(src: str, dst: str) -> None:
-    """Renames `src` to `dst`, replacing what is there (a directory too)."""
+    """Renames `src` to `dst`, replacing what is there (a directory too).
+
+    An existing directory is first renamed aside, and removed only once `src`
+    is in place: at every moment one complete version exists.
+    """
     if os.path.lexists(dst) and (os.path.isdir(src) or
                                  (os.path.isdir(dst) and not os.path.islink(dst))):
         parent = os.path.dirname(dst)
         old = tempfile.mkdtemp(prefix=f".{os.path.basename(dst)}.old-", dir=parent)
         os.rmdir(old)
         os.replace(dst, old)
-        os.replace(src, dst)
-        shutil.rmtree(old, ignore_errors=True)
+        try:
+            os.replace(src, dst)
+        except BaseException:
+            os.replace(old, dst)  # put the old version back
+            raise
+        shutil.rmtree(old)
     else:
         os.replace(src, dst)
 
 
-def write_atomic_dir(path: str, fill, replace: bool = True, merge: bool = False) -> None:
+def _is_nonempty_dir(path: str) -> bool:
+    return os.path.isdir(path) and not os.path.islink(path) and bool(os.listdir(path))
+
+
+def _check_target(path: str, replace: bool, merge: bool) -> None:
+    """Refuses a `path` that `write_atomic_dir` may not write (see there)."""
+    if os.path.lexists(path) and not os.path.isdir(path):
+        raise ArtifactError(f"{path}: is a file, expected a directory")
+    if not (replace or merge) and _is_nonempty_dir(path):
+        raise ArtifactError(f"{path}: already exists and is not empty")
+
+
+def write_atomic_dir(path: str, fill, replace: bool = False, merge: bool = False) -> None:
     """Calls `fill(tmp_dir)` then moves `tmp_dir` to `path`.
 
     The one way this library writes a directory: nothing appears at `path`
@@ -86,13 +106,19 @@ def write_atomic_dir(path: str, fill, replace: bool = True, merge: bool = False)
     the temporary directory and any parent directories this call created are
     removed, so a failed write leaves the file system as it was.
 
+    An absent `path` or an empty directory is written; a file is always
+    refused; a non-empty directory is refused unless `replace` or `merge`
+    says what to do with it. Whether an existing directory may be replaced is
+    the caller's decision, made before any work (`s3rec_tf.outputs`).
+
     Args:
         path: str. The directory to create.
         fill: callable `fill(tmp_dir)` writing the contents. With `merge` it
             may return the names it wrote in the order they are to be moved.
-        replace: bool. Replace an existing `path` (default); when False an
-            existing `path` is refused with an `ArtifactError` before `fill`
-            runs.
+        replace: bool. Replace an existing non-empty `path`: it is renamed
+            aside, the new directory renamed into place, and only then is the
+            old one removed. Defaults to `False`: an existing non-empty `path`
+            is refused with an `ArtifactError` before `fill` runs.
         merge: bool. Keep what an existing `path` holds besides what `fill`
             wrote (a run's output directory, which also holds its checkpoint
             and snapshots): each entry `fill` wrote replaces its namesake in
@@ -102,14 +128,14 @@ def write_atomic_dir(path: str, fill, replace: bool = True, merge: bool = False)
     """
     path = os.path.abspath(path)
     _check_parent(path)
-    if not replace and os.path.lexists(path):
-        raise ArtifactError(f"{path} already exists")
+    _check_target(path, replace, merge)
     parent = os.path.dirname(path)
     created = _missing_ancestors(path)
     os.makedirs(parent, exist_ok=True)
     tmp = tempfile.mkdtemp(prefix=f".{os.path.basename(path)}.tmp-", dir=parent)
     try:
         order = fill(tmp)
+        _check_target(path, replace, merge)  # nothing appeared there meanwhile
         if merge and os.path.isdir(path):
             written = os.listdir(tmp)
             names = [n for n in (order or []) if n in written]
@@ -117,9 +143,7 @@ def write_atomic_dir(path: str, fill, replace: bool = True, merge: bool = False)
                 _replace(os.path.join(tmp, name), os.path.join(path, name))
             os.rmdir(tmp)
         elif os.path.lexists(path):
-            if not replace:
-                raise ArtifactError(f"{path} already exists")
-            _replace(tmp, path)
+            _replace(tmp, path)  # a non-empty one only with `replace` (checked above)
         else:
             os.replace(tmp, path)
     except BaseException:

@@ -223,7 +223,7 @@ def resolve_export_dir(path: str) -> str:
 
 def export_serving_model(model_dir: str, output_base: str | None, version: int | None = None,
                          vocabulary: list | None = None, default_k: int = 10,
-                         target_dir: str | None = None) -> str:
+                         target_dir: str | None = None, replace: bool = False) -> str:
     """Writes the serving SavedModel of a fine-tuned model directory.
 
     Args:
@@ -236,6 +236,8 @@ def export_serving_model(model_dir: str, output_base: str | None, version: int |
         default_k: int. `k` of `serving_default`. Defaults to `10`.
         target_dir: str | None. Write the SavedModel exactly here instead of
             `<output_base>/<version>` (a TFX model's `Format-Serving`).
+        replace: bool. Replace an existing version directory (else it is
+            refused); other versions are kept. Defaults to `False`.
 
     Beside the SavedModel, `assets.extra/` holds the model's `manifest.json`,
     TF Serving's warm-up requests (`WARMUP_FILE`: requests for
@@ -269,7 +271,8 @@ def export_serving_model(model_dir: str, output_base: str | None, version: int |
     serving_model.set_weights(model.get_weights())
     version = int(version if version is not None else time.time())
     target = target_dir or os.path.join(output_base, str(version))
-    if os.path.lexists(target):
+    if not replace and os.path.lexists(target) and not (os.path.isdir(target)
+                                                        and not os.listdir(target)):
         raise ArtifactError(f"{target} already exists; choose another --version")
 
     def fill(out):
@@ -314,7 +317,7 @@ def export_serving_model(model_dir: str, output_base: str | None, version: int |
         _write_model_card(extra, model_dir, manifest, default_k, num_items)
 
     # nothing appears at `target` (nor a parent this call made) unless the export completes
-    write_atomic_dir(target, fill, replace=False)
+    write_atomic_dir(target, fill, replace=replace)
     return target
 
 

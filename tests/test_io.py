@@ -55,3 +55,44 @@ def test_write_file_atomic_replaces_whole_files_only(tmp_path, monkeypatch):
         io.write_file_atomic(str(path), "three\n")
     assert path.read_text() == "two\n"
     assert sorted(os.listdir(tmp_path / "d")) == ["m.json", "n.txt"], "no temporary left"
+
+
+def test_an_existing_directory_is_replaced_only_when_asked(tmp_path):
+    def fill(tmp):
+        open(os.path.join(tmp, "new"), "w").write("new")
+    out = tmp_path / "out"
+    out.mkdir()
+    io.write_atomic_dir(str(out), fill)  # an empty folder is written
+    assert os.listdir(out) == ["new"]
+    (out / "keep").write_text("the user's")
+    with pytest.raises(ArtifactError, match="already exists and is not empty"):
+        io.write_atomic_dir(str(out), fill)  # the default: refused, before fill runs
+    assert sorted(os.listdir(out)) == ["keep", "new"]
+    io.write_atomic_dir(str(out), fill, replace=True)
+    assert os.listdir(out) == ["new"]
+    assert os.listdir(tmp_path) == ["out"], "the old folder is removed, nothing left aside"
+    # a file is never replaced by a folder, even when asked
+    (tmp_path / "f").write_text("file")
+    for replace in (False, True):
+        with pytest.raises(ArtifactError, match="is a file, expected a directory"):
+            io.write_atomic_dir(str(tmp_path / "f"), fill, replace=replace)
+    assert (tmp_path / "f").read_text() == "file"
+
+
+def test_a_failed_replace_keeps_the_old_directory(tmp_path, monkeypatch):
+    out = tmp_path / "out"
+    out.mkdir()
+    (out / "old").write_text("old")
+    real = os.replace
+    calls = []
+
+    def second_rename_fails(src, dst):
+        calls.append(dst)
+        if len(calls) == 2:  # the new folder into place
+            raise OSError("disk full")
+        return real(src, dst)
+    monkeypatch.setattr(os, "replace", second_rename_fails)
+    with pytest.raises(OSError, match="disk full"):
+        io.write_atomic_dir(str(out), lambda tmp: None, replace=True)
+    monkeypatch.setattr(os, "replace", real)
+    assert os.listdir(out) == ["old"] and os.listdir(tmp_path) == ["out"]

@@ -778,7 +778,7 @@ def check_prepared(output_dir: str, sources: dict) -> dict:
 
 
 def prepare(input_dir: str, output_dir: str, config: PrepareConfig | None = None,
-            beam_args: list | None = None) -> dict:
+            beam_args: list | None = None, replace: bool = False) -> dict:
     """Runs the preprocessing pipeline; the output appears only when complete.
 
     Args:
@@ -790,6 +790,8 @@ def prepare(input_dir: str, output_dir: str, config: PrepareConfig | None = None
             written with `s3rec_tf.io.write_atomic_dir`.
         config: `PrepareConfig`.
         beam_args: Beam pipeline options (default: DirectRunner, 2 processes).
+        replace: bool. Replace an existing non-empty `output_dir` (else it is
+            refused). Defaults to `False`.
 
     Returns:
         The stats dict (also in `<output_dir>/stats.json`); `dropped_rows`
@@ -828,7 +830,7 @@ def prepare(input_dir: str, output_dir: str, config: PrepareConfig | None = None
             write_json_atomic(os.path.join(staging, prepared_lib.STATS), stats)
         result.update(check_prepared(staging, {"interactions": inter_path}))
 
-    write_atomic_dir(output_dir, fill)
+    write_atomic_dir(output_dir, fill, replace=replace)
     return result
 
 

@@ -143,7 +143,7 @@ def _finetune(data, output_dir, write_to, dist, pretrained, encoder_config, conf
         if improved:
             best.update(epoch=epoch, score=scores[metric], wait=0)
             artifacts.save_model(running_best, model, "finetuned", vocabulary, hyper,
-                                 {"best_epoch": epoch + 1, "valid": scores})
+                                 {"best_epoch": epoch + 1, "valid": scores}, replace=True)
         else:
             best["wait"] += 1
         # this epoch's (a distributed variable under tf.distribute)
@@ -190,8 +190,8 @@ def _finetune(data, output_dir, write_to, dist, pretrained, encoder_config, conf
                "train_wall_time_s": round(train_time, 2), "metrics": results,
                "negatives": data.sample_source, "seed": config.seed,
                "pretrained": hyper["pretrained"], "loss": config.loss}
-    write_atomic_dir(best_dir, lambda tmp: shutil.copytree(running_best, tmp,
-                                                                    dirs_exist_ok=True))
+    write_atomic_dir(best_dir, lambda tmp: shutil.copytree(running_best, tmp, dirs_exist_ok=True),
+                     replace=True)  # the run's own best model, from an earlier completion
     write_generated_negatives(data, write_to)
     save_run_config(write_to, encoder_config, config)
     write_json_atomic(os.path.join(write_to, "metrics.json"), summary)

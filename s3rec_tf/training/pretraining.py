@@ -108,7 +108,8 @@ def _pretrain(data, output_dir, write_to, dist, encoder_config, config, verbose,
         resume.save(epoch=epoch + 1)
         if config.save_every and (epoch + 1) % config.save_every == 0:
             artifacts.save_model(os.path.join(write_to, f"epochs-{epoch + 1}"), model,
-                                 "pretrained", vocabulary, hyper, {"epochs_done": epoch + 1})
+                                 "pretrained", vocabulary, hyper, {"epochs_done": epoch + 1},
+                                 replace=True)  # the run's own snapshot
 
     if first_epoch < config.epochs:
         dataset = (streaming.pretrain_stream(

@@ -10,8 +10,7 @@ import tensorflow as tf
 
 from s3rec_tf.errors import ArtifactError
 from s3rec_tf.io import write_json_atomic
-
-RESUME_DIR = "_resume"
+from s3rec_tf.outputs import RESUME_DIR
 
 
 def _field_defaults(config_class) -> dict:
