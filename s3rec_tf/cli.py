@@ -467,6 +467,12 @@ def _read(args):
           f"{data.num_interactions()} interactions, {data.num_attributes} attributes "
           f"({data.users_too_short} users with fewer than 3 items dropped); "
           f"negatives: {data.sample_source}", flush=True)
+    if data.attribute_rows_dropped:
+        print(f"s3rec-tf {getattr(args, 'command', 'read')}: "
+              f"{os.path.join(args.data, args.name + '_item2attributes.json')}: "
+              f"{data.attribute_rows_dropped} attribute row(s) dropped: their items are above "
+              f"the largest item id of {args.name}.txt ({data.num_items})", file=sys.stderr,
+              flush=True)
     return data
 
 

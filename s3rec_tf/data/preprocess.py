@@ -828,7 +828,14 @@ def prepare(input_dir: str, output_dir: str, config: PrepareConfig | None = None
             stats["dropped_rows"] = [f"{p}:{r}: {why}" if r else f"{p}: {why}" for p, r, why
                                      in find_bad_rows(input_dir, config, NUM_DROPPED_NAMED)]
             write_json_atomic(os.path.join(staging, prepared_lib.STATS), stats)
-        result.update(check_prepared(staging, {"interactions": inter_path}))
+        try:
+            result.update(check_prepared(staging, {"interactions": inter_path}))
+        except DataError as e:  # no user left: name the first dropped row and its reason
+            bad = find_bad_rows(input_dir, config, 1) if stats["malformed_interactions"] else []
+            if not bad:
+                raise
+            path, row, reason = bad[0]
+            raise DataError(path, f"{reason}; {e.reason}", line=row) from None
 
     write_atomic_dir(output_dir, fill, replace=replace)
     return result
