@@ -342,12 +342,14 @@ def test_data_without_attributes_pretrains_without_aap_and_map(tmp_path, capfd):
 
 def test_dropped_attribute_rows_are_counted_on_stderr(tmp_path, capsys):
     import argparse
+
+    from s3rec_tf.cli.commands import _read
     # 150 items in 5 users of 30 (enough for 99 negatives each); items 151 and 152 unknown
     _write_data(tmp_path, {"D.txt": "".join(
         f"{u + 1} " + " ".join(str(u * 30 + i) for i in range(1, 31)) + "\n" for u in range(5)),
         "D_item2attributes.json": json.dumps({"1": [1], "151": [2], "152": [1]})})
-    data = cli._read(argparse.Namespace(command="pretrain", data=str(tmp_path), name="D",
-                                        negatives_seed=0))
+    data = _read(argparse.Namespace(command="pretrain", data=str(tmp_path), name="D",
+                                    negatives_seed=0))
     assert data.attribute_rows_dropped == 2 and sorted(data.item_attributes) == [1]
     err = capsys.readouterr().err.strip().splitlines()
     assert err == [f"s3rec-tf pretrain: {tmp_path / 'D_item2attributes.json'}: 2 attribute "
