@@ -85,8 +85,9 @@ def main(argv=None) -> int:
                   f"logits pos {r['pos_logit']:.2f} neg {r['neg_logit']:.2f}  "
                   f"({r['samples']} samples)", flush=True)
     if args.json:
-        from s3rec_tf import artifacts, provenance
-        artifacts.write_json_atomic(args.json, {
+        from s3rec_tf import provenance
+        from s3rec_tf.io import write_json_atomic
+        write_json_atomic(args.json, {
             "command": " ".join(["python", "benchmarks/probe_segment_prediction.py",
                                  *(argv if argv is not None else sys.argv[1:])]),
             "commit": provenance.git_commit(), "machine": provenance.machine(),

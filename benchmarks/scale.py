@@ -331,7 +331,8 @@ def scale_table(report: dict) -> str:
 
 def run_scale(args, argv) -> int:
     """`--scale`: synth, prepare, pretrain, fine-tune, evaluate at each size."""
-    from s3rec_tf import artifacts, provenance
+    from s3rec_tf import provenance
+    from s3rec_tf.io import write_json_atomic
     sizes = {s: parse_size(s) for s in args.sizes}
     workdir = args.workdir or tempfile.mkdtemp(prefix="s3rec-scale-")
     specs = [s for s in scale_plan(sizes, workdir, args.steps, args.warmup, args.eval_users,
@@ -361,7 +362,7 @@ def run_scale(args, argv) -> int:
         shown = {k: v for k, v in result.items() if k in SHOWN}
         print(f"[{spec['key']}] {json.dumps(shown)}", flush=True)
         report["finished_at"] = time.strftime("%Y-%m-%dT%H:%M:%SZ", time.gmtime())
-        artifacts.write_json_atomic(out, report)  # each stage lands as soon as it is done
+        write_json_atomic(out, report)  # each stage lands as soon as it is done
         if spec is last_of[size] and not args.keep_data:
             import shutil
             shutil.rmtree(os.path.join(workdir, size), ignore_errors=True)

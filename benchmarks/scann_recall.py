@@ -27,7 +27,8 @@ sys.path.insert(0, os.path.dirname(os.path.dirname(os.path.abspath(__file__))))
 
 
 def main(argv=None) -> int:
-    from s3rec_tf import ann, artifacts, provenance
+    from s3rec_tf import ann, provenance
+    from s3rec_tf.io import write_json_atomic
 
     defaults = ann.ScannConfig()
     p = argparse.ArgumentParser(description=__doc__.splitlines()[0])
@@ -83,7 +84,7 @@ def main(argv=None) -> int:
           f"{scann_latency['median_ms']} ms (p95 {scann_latency['p95_ms']}), brute force "
           f"{brute_latency['median_ms']} ms (p95 {brute_latency['p95_ms']})")
     if args.output:
-        artifacts.write_json_atomic(args.output, result)
+        write_json_atomic(args.output, result)
         print(f"Wrote {args.output}")
     return 0
 

@@ -53,6 +53,7 @@ import tensorflow as tf  # noqa: E402
 from tensorflow.core.protobuf import saved_model_pb2  # noqa: E402
 
 from s3rec_tf import artifacts, ids, provenance, serving  # noqa: E402
+from s3rec_tf.io import write_json_atomic  # noqa: E402
 from s3rec_tf.layers import SequenceEncoder  # noqa: E402  the encoder's one import here
 from s3rec_tf.models import NextItemModel  # noqa: E402
 
@@ -377,7 +378,7 @@ def main(argv=None) -> int:
                                         for r in s["results"]),
               "note": args.note, **provenance.record({"command": command})}
     os.makedirs(os.path.dirname(os.path.abspath(args.output)), exist_ok=True)
-    artifacts.write_json_atomic(args.output, record)
+    write_json_atomic(args.output, record)
     print(f"wrote {args.output}")
     return 0
 

@@ -87,7 +87,8 @@ def _stage(command: list, log_path: str) -> float:
 def run(data: str, name: str, recipe: str, pretrain_seed: int, finetune_seed: int,
         workdir: str, records: str, extra: list) -> dict:
     """Pretrains and fine-tunes, timed; writes and returns the record."""
-    from s3rec_tf import artifacts, provenance
+    from s3rec_tf import provenance
+    from s3rec_tf.io import write_json_atomic
 
     out = record_path(records, name, recipe, pretrain_seed)
     if os.path.exists(out):
@@ -130,7 +131,7 @@ def run(data: str, name: str, recipe: str, pretrain_seed: int, finetune_seed: in
         **{k: v for k, v in provenance.record().items() if k != "command"},
         "command": " ".join([os.path.relpath(__file__, ROOT), *sys.argv[1:]]),
     }
-    artifacts.write_json_atomic(out, report)
+    write_json_atomic(out, report)
     print(f"time to quality: {name} / {recipe} / pretraining seed {pretrain_seed}: "
           f"{report['wall_time_s']:.0f} s, test full HR@10 "
           f"{report['metrics']['test/full']['HR@10']:.4f} NDCG@10 "

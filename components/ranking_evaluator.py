@@ -41,6 +41,7 @@ def RankingEvaluator(
     what the pushed export serves), named in `metrics.json` and the blessing.
     """
     from s3rec_tf import artifacts
+    from s3rec_tf.io import write_json_atomic
     from s3rec_tf.data.prepared import open_prepared
     from s3rec_tf.evaluation_gate import bless, flatten
     from s3rec_tf.models.ranking import check_history_rule
@@ -61,7 +62,7 @@ def RankingEvaluator(
               "negatives": data.sample_source,
               "baseline_model": baseline_model.uri if baseline_model else None,
               "baseline_metrics": baseline, **decision}
-    artifacts.write_json_atomic(os.path.join(evaluation.uri, "metrics.json"), report)
+    write_json_atomic(os.path.join(evaluation.uri, "metrics.json"), report)
     blessing.set_int_custom_property("blessed", int(decision["blessed"]))
     blessing.set_string_custom_property("current_model", model.uri)
     blessing.set_string_custom_property("history_rule", history_rule)

@@ -365,9 +365,9 @@ def report_of(args, results: dict, repeats: int, **fields) -> dict:
 
 def write_report(report: dict, out: str) -> None:
     """Writes the JSON at `out` (its folder made if needed), atomically."""
-    from s3rec_tf import artifacts
+    from s3rec_tf.io import write_json_atomic
     os.makedirs(os.path.dirname(os.path.abspath(out)), exist_ok=True)
-    artifacts.write_json_atomic(out, report)
+    write_json_atomic(out, report)
 
 
 def format_table(report: dict) -> str:

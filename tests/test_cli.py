@@ -19,9 +19,11 @@ def run_cli(*args):
 
 
 def test_bad_input_is_one_line_and_exit_code_2(tmp_path):
-    (tmp_path / "Bad.txt").write_text("1 2 3 4\n2 5 x 7\n")
-    (tmp_path / "Bad_item2attributes.json").write_text("{}")
-    proc = run_cli("pretrain", "--data", str(tmp_path), "--name", "Bad", "--output",
+    data = tmp_path / "data"
+    data.mkdir()
+    (data / "Bad.txt").write_text("1 2 3 4\n2 5 x 7\n")
+    (data / "Bad_item2attributes.json").write_text("{}")
+    proc = run_cli("pretrain", "--data", str(data), "--name", "Bad", "--output",
                    str(tmp_path / "out"), "--epochs", "1")
     assert proc.returncode == 2
     err = [line for line in proc.stderr.splitlines() if line.strip()]
