@@ -68,7 +68,7 @@ def test_synth_pretrain_finetune_evaluate_export_recommend(tmp_path, capsys):
     assert json.loads(out.read_text())["history_rule"] == "remove"
     assert cli.main(["evaluate", "--model", str(tmp_path / "ft"), "--data", str(data),
                      "--name", "Synthetic", "--protocol", "full", "--output", str(out),
-                     "--history-rule", "original"]) == 0
+                     "--history-rule", "original", "--overwrite"]) == 0
     assert json.loads(out.read_text())["history_rule"] == "original"
 
     assert cli.main(["export", "--model", str(tmp_path / "ft"), "--output",
