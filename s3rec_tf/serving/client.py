@@ -89,7 +89,7 @@ class Recommender:
         for r, h in enumerate(histories):
             for position, item in enumerate(h):
                 if not str(item).strip():
-                    raise ValueError(f"history {r}, position {position + 1}: empty item id")
+                    raise ValueError(f"history {r + 1}, position {position + 1}: empty item id")
         width = max([len(h) for h in histories] + [1])
         batch = [[str(i) for i in h] + [""] * (width - len(h)) for h in histories]
         if self._scann is not None:
