@@ -11,13 +11,14 @@ from s3rec_tf.data.inputs import proposal_weights
 from s3rec_tf.layers import (DEFAULT_LENGTH_BUCKETS, SequenceEncoder, encode_bucketed,
                              encode_positions, gather_rows)
 from s3rec_tf.models import ranking
+from s3rec_tf.models.fitting import DatasetFitMixin
 
 LOSSES = FINETUNE_LOSSES
 _DEFAULTS = FinetuneConfig()
 
 
 @keras.saving.register_keras_serializable(package="s3rec_tf")
-class NextItemModel(keras.Model):
+class NextItemModel(DatasetFitMixin, keras.Model):
     """SASRec-style next-item prediction with causal attention.
 
     Scores are dot products of the last position's output with the item
