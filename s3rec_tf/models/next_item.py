@@ -16,6 +16,9 @@ from s3rec_tf.models.fitting import DatasetFitMixin
 LOSSES = FINETUNE_LOSSES
 _DEFAULTS = FinetuneConfig()
 
+#: Recommendations per history of `NextItemModel.predict` (serving's `default_k` too).
+DEFAULT_PREDICT_K = 10
+
 
 @keras.saving.register_keras_serializable(package="s3rec_tf")
 class NextItemModel(DatasetFitMixin, keras.Model):
@@ -56,6 +59,8 @@ class NextItemModel(DatasetFitMixin, keras.Model):
             `s3rec_tf.runtime.batch_shards()` (2 for `bce` under the command
             line's 2-core CPU settings; 1 for `ce`, which keeps TensorFlow's
             threading). Defaults to `None`.
+        predict_k: int. Items `predict` recommends per history. Defaults to
+            `DEFAULT_PREDICT_K` (10).
 
     Batches are dicts of int `[batch, seq_len]` tensors: `input_ids`,
     `target_pos` (the next item per position, 0 = no target) and, for `bce`,
@@ -67,8 +72,12 @@ class NextItemModel(DatasetFitMixin, keras.Model):
                  sampled_negatives: int = _DEFAULTS.sampled_negatives,
                  proposal: str = _DEFAULTS.proposal,
                  in_batch_negatives: bool = _DEFAULTS.in_batch_negatives,
-                 item_counts=None, batch_shards: int | None = None, **kwargs):
+                 item_counts=None, batch_shards: int | None = None,
+                 predict_k: int = DEFAULT_PREDICT_K, **kwargs):
         super().__init__(**kwargs)
+        if int(predict_k) < 1:
+            raise ValueError(f"`predict_k` must be >= 1. Received: predict_k={predict_k!r}")
+        self.predict_k = int(predict_k)
         if batch_shards is not None and int(batch_shards) < 1:
             raise ValueError(f"`batch_shards` must be >= 1 or None. Received: {batch_shards!r}")
         self.batch_shards = None if batch_shards is None else int(batch_shards)
@@ -89,12 +98,41 @@ class NextItemModel(DatasetFitMixin, keras.Model):
                                          tf.float32)
             self._log_targets = tf.cast(tf.math.log(counts / tf.reduce_sum(counts)), tf.float32)
         self.loss_tracker = keras.metrics.Mean(name="loss")
+        # not tracked as the model's state: model files and checkpoints keep their layout
+        object.__setattr__(self, "_ranking_metrics", [])
         self.encoder.build()
         self.built = True
 
+    def compile(self, optimizer="rmsprop", loss=None, loss_weights=None, metrics=None,
+                **kwargs):
+        """Keras `compile`; `metrics` are ranking metrics of validation batches.
+
+        The training loss is the model's own (the constructor's `loss`).
+        `metrics` (e.g. `s3rec_tf.models.ranking_metrics.ranking_metrics()`,
+        or keras-rs ranking metrics) are updated by `test_step` on ranking
+        batches (`s3rec_tf.data.ranking_inputs.ranking_dataset`), with
+        `y_true`/`y_pred` from `ranking_lists`; `fit(validation_data=...)`
+        logs them as `val_<name>`.
+        """
+        object.__setattr__(self, "_ranking_metrics", list(metrics or []))
+        super().compile(optimizer=optimizer, loss=loss, loss_weights=loss_weights, **kwargs)
+
+    def get_compile_config(self):
+        config = super().get_compile_config()
+        if config and self._ranking_metrics:
+            config["metrics"] = [keras.saving.serialize_keras_object(m)
+                                 for m in self._ranking_metrics]
+        return config
+
+    def compile_from_config(self, config):
+        """Compiles as `get_compile_config` recorded (`keras.models.load_model`)."""
+        self.compile(**keras.saving.deserialize_keras_object(config))
+        if self.built:
+            self.optimizer.build(self.trainable_variables)
+
     @property
     def metrics(self):
-        return [self.loss_tracker]
+        return [self.loss_tracker, *self._ranking_metrics]
 
     @property
     def finetuned_variables(self):
@@ -133,6 +171,37 @@ class NextItemModel(DatasetFitMixin, keras.Model):
         """
         return tf.matmul(self.last_output(input_ids, training=training),
                          self.encoder.item_table, transpose_b=True)
+
+    def predict_step(self, data):
+        """Top-k recommendations: `model.predict(histories)`.
+
+        Each history is ranked over the whole catalogue under the history
+        rule `remove`: the history's own items, padding and the mask id are
+        never recommended (`s3rec_tf.models.ranking.excluded_items`), as in
+        serving's `serving_default`.
+
+        Args:
+            data: int `[batch, length]` item ids (`1..num_items`, oldest
+                first, left-padded with 0, `length <= max_length`), or a
+                dict with them as `input_ids` (a fine-tuning or validation
+                batch).
+
+        Returns:
+            dict: `item_ids` int32 `[batch, k]` (best first) and `scores`
+            float32 `[batch, k]`, `k = min(predict_k, num_items)`. Where
+            fewer than `k` items are eligible, the rest of the row has id 0
+            (padding, never an item) and score `-inf`.
+        """
+        x, _, _ = keras.utils.unpack_x_y_sample_weight(data)
+        if isinstance(x, dict):
+            x = x["input_ids"]
+        input_ids = tf.cast(x, tf.int32)
+        scores = self.score_last(input_ids, training=False)
+        excluded = ranking.excluded_items(self.encoder.num_items, input_ids)
+        scores = tf.where(excluded, tf.constant(float("-inf"), scores.dtype), scores)
+        top_scores, top_ids = tf.math.top_k(scores, min(self.predict_k, self.encoder.num_items))
+        eligible = top_scores > float("-inf")
+        return {"item_ids": tf.where(eligible, top_ids, 0), "scores": top_scores}
 
     def compute_loss_value(self, batch, training=None):
         input_ids = tf.cast(batch["input_ids"], tf.int32)
@@ -236,8 +305,42 @@ class NextItemModel(DatasetFitMixin, keras.Model):
         self.loss_tracker.update_state(loss)
         return {"loss": self.loss_tracker.result()}
 
+    def ranking_lists(self, batch):
+        """`(y_true, y_pred)` of a ranking batch, in keras-rs's list convention.
+
+        Args:
+            batch: a batch of `s3rec_tf.data.ranking_inputs.ranking_dataset`.
+                Full ranking (`answers`, `history`): the lists are the item
+                table's columns, `[batch, item_size]`; padding, the mask id
+                and the input history (the history rule `remove`) are left
+                out, except the answer itself, ranked by its own score (as
+                `s3rec_tf.evaluation.RankingEvaluator`). Sampled
+                (`candidates`): the answer and its negatives, `[batch, 100]`.
+
+        Returns:
+            float32 `y_true` (1 at the answer, 0 at the other eligible ids,
+            -1 at ids left out) and float32 `y_pred` (scores), same shape.
+        """
+        input_ids = tf.cast(batch["input_ids"], tf.int32)
+        if "candidates" in batch:
+            candidates = tf.cast(batch["candidates"], tf.int32)
+            query = self.last_output(input_ids, training=False)
+            scores = tf.einsum("bh,bch->bc", query,
+                               gather_rows(self.encoder.item_table, candidates))
+            return tf.one_hot(tf.zeros_like(candidates[:, 0]), tf.shape(candidates)[1]), scores
+        scores = self.score_last(input_ids, training=False)
+        answer = tf.one_hot(tf.cast(batch["answers"], tf.int32), tf.shape(scores)[1])
+        excluded = ranking.excluded_items(self.encoder.num_items, batch["history"])
+        left_out = tf.logical_and(excluded, answer < 1)
+        return tf.where(left_out, -1.0, answer), scores
+
     def test_step(self, data):
         batch = data[0] if isinstance(data, tuple) else data
+        if "answers" in batch or "candidates" in batch:  # a ranking batch
+            y_true, y_pred = self.ranking_lists(batch)
+            for metric in self._ranking_metrics:
+                metric.update_state(y_true, y_pred)
+            return {m.name: m.result() for m in self._ranking_metrics}
         self.loss_tracker.update_state(self.compute_loss_value(batch, training=False))
         return {"loss": self.loss_tracker.result()}
 
@@ -246,7 +349,8 @@ class NextItemModel(DatasetFitMixin, keras.Model):
                 "length_buckets": list(self.length_buckets) if self.length_buckets else None,
                 "sampled_negatives": self.sampled_negatives, "proposal": self.proposal,
                 "in_batch_negatives": self.in_batch_negatives,
-                "batch_shards": self.batch_shards, "name": self.name}
+                "batch_shards": self.batch_shards, "predict_k": self.predict_k,
+                "name": self.name}
 
     @classmethod
     def from_config(cls, config):
@@ -257,4 +361,5 @@ class NextItemModel(DatasetFitMixin, keras.Model):
                    proposal=config.get("proposal", _DEFAULTS.proposal),
                    in_batch_negatives=config.get("in_batch_negatives",
                                                  _DEFAULTS.in_batch_negatives),
-                   batch_shards=config.get("batch_shards"), name=config.get("name"))
+                   batch_shards=config.get("batch_shards"),
+                   predict_k=config.get("predict_k", DEFAULT_PREDICT_K), name=config.get("name"))
