@@ -12,6 +12,7 @@ from s3rec_tf.layers import (DEFAULT_LENGTH_BUCKETS, SequenceEncoder, encode_buc
                              encode_positions, gather_rows)
 from s3rec_tf.models import ranking
 from s3rec_tf.models.fitting import DatasetFitMixin
+from s3rec_tf.models.ranking_metrics import AnswerRankMetric
 
 LOSSES = FINETUNE_LOSSES
 _DEFAULTS = FinetuneConfig()
@@ -334,12 +335,35 @@ class NextItemModel(DatasetFitMixin, keras.Model):
         left_out = tf.logical_and(excluded, answer < 1)
         return tf.where(left_out, -1.0, answer), scores
 
+    def answer_ranks(self, batch):
+        """0-based rank of each answer of a ranking batch, int32 `[batch]`.
+
+        The ranks `ranking_lists` implies, computed as
+        `s3rec_tf.evaluation.RankingEvaluator` does: full ranking by
+        `ranking.answer_ranks` (no `[batch, item_size]` list is built),
+        sampled by counting the negatives that score strictly higher.
+        """
+        input_ids = tf.cast(batch["input_ids"], tf.int32)
+        if "candidates" in batch:
+            query = self.last_output(input_ids, training=False)
+            scores = tf.einsum("bh,bch->bc", query, gather_rows(
+                self.encoder.item_table, tf.cast(batch["candidates"], tf.int32)))
+            return tf.reduce_sum(tf.cast(scores[:, 1:] > scores[:, :1], tf.int32), axis=1)
+        return ranking.answer_ranks(
+            self.score_last(input_ids, training=False), tf.cast(batch["answers"], tf.int32),
+            ranking.excluded_ids(self.encoder.num_items, batch["history"]))
+
     def test_step(self, data):
         batch = data[0] if isinstance(data, tuple) else data
         if "answers" in batch or "candidates" in batch:  # a ranking batch
-            y_true, y_pred = self.ranking_lists(batch)
-            for metric in self._ranking_metrics:
-                metric.update_state(y_true, y_pred)
+            if all(isinstance(m, AnswerRankMetric) for m in self._ranking_metrics):
+                ranks = self.answer_ranks(batch)
+                for metric in self._ranking_metrics:
+                    metric.update_from_ranks(ranks)
+            else:  # metrics of lists (keras-rs)
+                y_true, y_pred = self.ranking_lists(batch)
+                for metric in self._ranking_metrics:
+                    metric.update_state(y_true, y_pred)
             return {m.name: m.result() for m in self._ranking_metrics}
         self.loss_tracker.update_state(self.compute_loss_value(batch, training=False))
         return {"loss": self.loss_tracker.result()}

@@ -51,10 +51,17 @@ def answer_ranks(y_true, y_pred):
     return tf.reduce_sum(tf.cast(higher, tf.float32), axis=1), has_answer
 
 
-class _AnswerRankMetric(keras.metrics.Mean):
-    """Mean over lists of a function of the answer's rank (lists without one ignored)."""
+class AnswerRankMetric(keras.metrics.Mean):
+    """Mean over lists of a function of the answer's 0-based rank.
+
+    `update_state(y_true, y_pred)` takes lists (lists without an answer are
+    not counted); `update_from_ranks(ranks)` takes the ranks themselves, as
+    `NextItemModel.answer_ranks` computes them without building the lists
+    (what `NextItemModel.test_step` does when every metric is one of these).
+    """
 
     def value(self, ranks):
+        """The per-list value, float32 `[batch]`, of float32 `ranks`."""
         raise NotImplementedError
 
     def update_state(self, y_true, y_pred, sample_weight=None):
@@ -62,11 +69,16 @@ class _AnswerRankMetric(keras.metrics.Mean):
         weight = tf.cast(has_answer, tf.float32)
         if sample_weight is not None:
             weight *= tf.reshape(tf.cast(sample_weight, tf.float32), [-1])
-        return super().update_state(self.value(ranks), sample_weight=weight)
+        return self.update_from_ranks(ranks, weight)
+
+    def update_from_ranks(self, ranks, sample_weight=None):
+        """Adds lists by their answer's 0-based rank, `[batch]`."""
+        return super().update_state(self.value(tf.cast(ranks, tf.float32)),
+                                    sample_weight=sample_weight)
 
 
 @keras.saving.register_keras_serializable(package="s3rec_tf")
-class HitRate(_AnswerRankMetric):
+class HitRate(AnswerRankMetric):
     """HR@k: the share of answers ranked in the top `k` (`s3rec_tf.metrics.hit_rate`).
 
     Args:
@@ -88,7 +100,7 @@ class HitRate(_AnswerRankMetric):
 
 
 @keras.saving.register_keras_serializable(package="s3rec_tf")
-class NDCG(_AnswerRankMetric):
+class NDCG(AnswerRankMetric):
     """NDCG@k with one answer per list, `[rank < k] / log2(rank + 2)` (`s3rec_tf.metrics.ndcg`).
 
     Args:
@@ -111,7 +123,7 @@ class NDCG(_AnswerRankMetric):
 
 
 @keras.saving.register_keras_serializable(package="s3rec_tf")
-class MRR(_AnswerRankMetric):
+class MRR(AnswerRankMetric):
     """Mean reciprocal rank, `1 / (rank + 1)` (`s3rec_tf.metrics.mrr`).
 
     Args:

@@ -38,6 +38,17 @@ def test_answer_ranks_follow_the_evaluators_rule():
     assert has_answer.numpy().all()
 
 
+@pytest.mark.parametrize("protocol", ["full", "sampled"])
+def test_the_models_ranks_are_those_of_its_lists(tiny_data, protocol):
+    model = _model(tiny_data)
+    arrays = inputs.eval_arrays(tiny_data, "valid", 10)
+    arrays.history[:5, -1] = arrays.answers[:5]  # answers in their own history
+    batch = next(iter(ranking_dataset(arrays, protocol, batch_size=40)))
+    ranks, has_answer = rm.answer_ranks(*model.ranking_lists(batch))
+    np.testing.assert_array_equal(model.answer_ranks(batch).numpy(), ranks.numpy())
+    assert has_answer.numpy().all()
+
+
 def test_formulas_and_ties_count_for_the_answer():
     y_true = np.array([[1, 0, 0, -1], [0, 1, 0, 0], [0, 0, 0, 0]], np.float32)
     y_pred = np.array([[0.5, 0.5, 0.1, 9.0], [0.3, 0.1, 0.2, 0.0], [1, 2, 3, 4]], np.float32)
@@ -46,6 +57,9 @@ def test_formulas_and_ties_count_for_the_answer():
                           (rm.NDCG(3), (1 + 1 / np.log2(4)) / 2), (rm.NDCG(2), 0.5),
                           (rm.MRR(), (1 + 1 / 3) / 2)]:
         metric.update_state(y_true, y_pred)
+        assert float(metric.result()) == pytest.approx(value, abs=1e-7), metric.name
+        metric.reset_state()
+        metric.update_from_ranks(np.array([0, 2]))
         assert float(metric.result()) == pytest.approx(value, abs=1e-7), metric.name
 
 
