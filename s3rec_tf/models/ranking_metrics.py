@@ -160,9 +160,14 @@ def ranking_metrics(protocol: str = "full", implementation: str = "s3rec") -> li
                          f"Received: implementation={implementation!r}")
     hr_ks, ndcg_ks = ((metrics_lib.FULL_KS, metrics_lib.FULL_KS) if protocol == "full"
                       else (metrics_lib.SAMPLED_HR_KS, metrics_lib.SAMPLED_NDCG_KS))
+    hr, ndcg, mrr = HitRate, NDCG, MRR
     if implementation == "keras-rs":
         import keras_rs
-        return ([keras_rs.metrics.RecallAtK(k=k, name=f"HR@{k}") for k in hr_ks]
-                + [keras_rs.metrics.NDCG(k=k, name=f"NDCG@{k}") for k in ndcg_ks]
-                + [keras_rs.metrics.MeanReciprocalRank(name="MRR")])
-    return ([HitRate(k) for k in hr_ks] + [NDCG(k) for k in ndcg_ks] + [MRR()])
+        hr = lambda k: keras_rs.metrics.RecallAtK(k=k, name=f"HR@{k}")  # noqa: E731
+        ndcg = lambda k: keras_rs.metrics.NDCG(k=k, name=f"NDCG@{k}")  # noqa: E731
+        mrr = lambda: keras_rs.metrics.MeanReciprocalRank(name="MRR")  # noqa: E731
+    if protocol == "full":  # in the order of `s3rec_tf.metrics`'s dicts
+        out = [metric(k) for k in metrics_lib.FULL_KS for metric in (hr, ndcg)]
+    else:
+        out = [hr(k) for k in hr_ks] + [ndcg(k) for k in ndcg_ks]
+    return out + [mrr()]
