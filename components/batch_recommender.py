@@ -37,7 +37,8 @@ def BatchRecommender(
         print("BatchRecommender: skipped (the model was not pushed)", flush=True)
         return
     summary = batch.recommend_batch(examples.uri, None, pushed_model.uri, recommendations.uri,
-                                    k=k, index=index, pipeline=beam_pipeline)
+                                    k=k, index=index, pipeline=beam_pipeline,
+                                    replace=True)  # TFX's own artifact folder
     recommendations.set_int_custom_property("skipped", 0)
     recommendations.set_int_custom_property("num_users", summary["users"])
     recommendations.set_int_custom_property("k", k)

@@ -212,7 +212,10 @@ def create_pipeline(pipeline_name: str, pipeline_root: str, data_dir: str, datas
     evaluate = RankingEvaluator(examples=prepared, model=finetune.outputs["model"],
                                 baseline_model=latest_blessed.outputs["model"],
                                 thresholds=json.dumps(thresholds or {}, sort_keys=True),
-                                compare_metric=compare_metric)
+                                compare_metric=compare_metric,
+                                # the rule fine-tuning validates with ranks the test too
+                                history_rule=hparams.configs(finetune_hparams,
+                                                             "finetune")[1].history_rule)
     pusher = tfx.components.Pusher(
         model=finetune.outputs["model"], model_blessing=evaluate.outputs["blessing"],
         push_destination=tfx.proto.PushDestination(

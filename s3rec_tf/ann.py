@@ -30,12 +30,12 @@ DEFAULT_INDEX = "brute"
 
 @dataclasses.dataclass(frozen=True)
 class ScannConfig:
-    """How the ScaNN index is built (defaults measured by `scripts/scann_recall.py`)."""
+    """How the ScaNN index is built (defaults measured by `benchmarks/scann_recall.py`)."""
 
     #: Catalogues of at least this many items are partitioned by the tree first; None:
     #: never (hashing over every item, then re-scoring, is what
-    #: `results/scann-recall-1M.json` measures; in trial runs at a million random items
-    #: the tree, searching half its leaves, was both slower and less exact).
+    #: `benchmarks/results/scann-recall-1M.json` measures; in trial runs at a million
+    #: random items the tree, searching half its leaves, was both slower and less exact).
     partition_min_items: int | None = None
     #: Leaves of the tree: `round(sqrt(N) * leaves_per_sqrt)`.
     leaves_per_sqrt: float = 1.0

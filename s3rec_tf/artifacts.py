@@ -12,23 +12,22 @@ A model directory holds:
 Manifests of format 1 (`LEGACY_FORMAT`: the encoder's configuration and a
 few fields by kind instead of `model`) still load.
 
-Directories are written to a temporary sibling and renamed into place, so an
-interrupted save never leaves a directory that looks complete.
+Directories are written with `s3rec_tf.io.write_atomic_dir` (to a temporary
+sibling, then renamed into place), so an interrupted save never leaves a
+directory that looks complete.
 """
 
 from __future__ import annotations
 
-import hashlib
 import json
 import os
-import shutil
-import tempfile
 
 import numpy as np
 
 import s3rec_tf
 from s3rec_tf.errors import ArtifactError
 from s3rec_tf.ids import vocabulary_of  # noqa: F401  (the manifests' vocabulary, re-exported)
+from s3rec_tf.io import sha256_file, write_atomic_dir, write_json_atomic
 
 MANIFEST = "manifest.json"
 WEIGHTS = "model.weights.h5"
@@ -38,158 +37,6 @@ LEGACY_FORMAT = "s3rec_tf.model/1"
 #: Model kinds and the class of each one's task model.
 KINDS = ("pretrained", "finetuned")
 _CLASSES = {"pretrained": "S3RecPretrainer", "finetuned": "NextItemModel"}
-
-
-def sha256_file(path: str) -> str:
-    digest = hashlib.sha256()
-    with open(path, "rb") as f:
-        for chunk in iter(lambda: f.read(1 << 20), b""):
-            digest.update(chunk)
-    return digest.hexdigest()
-
-
-def _missing_ancestors(path: str) -> list:
-    """The directories above `path` that do not exist yet, deepest first."""
-    missing = []
-    parent = os.path.dirname(path)
-    while parent and not os.path.exists(parent):
-        missing.append(parent)
-        up = os.path.dirname(parent)
-        if up == parent:
-            break
-        parent = up
-    return missing
-
-
-def _remove_empty(dirs) -> None:
-    for d in dirs:  # deepest first
-        try:
-            os.rmdir(d)
-        except OSError:
-            break
-
-
-def _check_parent(path: str) -> None:
-    for ancestor in [os.path.dirname(path), *_ancestors(os.path.dirname(path))]:
-        if os.path.exists(ancestor) and not os.path.isdir(ancestor):
-            raise ArtifactError(f"{ancestor}: is a file, expected a directory (to hold "
-                                f"{path})")
-
-
-def _ancestors(path: str) -> list:
-    out = []
-    while True:
-        up = os.path.dirname(path)
-        if not up or up == path:
-            return out
-        out.append(up)
-        path = up
-
-
-def _replace(src: str, dst: str) -> None:
-    """Renames `src` to `dst`, replacing what is there (a directory too)."""
-    if os.path.lexists(dst) and (os.path.isdir(src) or
-                                 (os.path.isdir(dst) and not os.path.islink(dst))):
-        parent = os.path.dirname(dst)
-        old = tempfile.mkdtemp(prefix=f".{os.path.basename(dst)}.old-", dir=parent)
-        os.rmdir(old)
-        os.replace(dst, old)
-        os.replace(src, dst)
-        shutil.rmtree(old, ignore_errors=True)
-    else:
-        os.replace(src, dst)
-
-
-def write_atomic_dir(path: str, fill, replace: bool = True, merge: bool = False) -> None:
-    """Calls `fill(tmp_dir)` then moves `tmp_dir` to `path`.
-
-    The one way this library writes a directory: nothing appears at `path`
-    until `fill` has returned; if `fill` raises (a refusal, a crash, Ctrl-C),
-    the temporary directory and any parent directories this call created are
-    removed, so a failed write leaves the file system as it was.
-
-    Args:
-        path: str. The directory to create.
-        fill: callable `fill(tmp_dir)` writing the contents. With `merge` it
-            may return the names it wrote in the order they are to be moved.
-        replace: bool. Replace an existing `path` (default); when False an
-            existing `path` is refused with an `ArtifactError` before `fill`
-            runs.
-        merge: bool. Keep what an existing `path` holds besides what `fill`
-            wrote (a run's output directory, which also holds its checkpoint
-            and snapshots): each entry `fill` wrote replaces its namesake in
-            `path` by one rename, in the order `fill` returns (name order for
-            the rest), so the entry moved last can mark the others complete.
-            Defaults to `False`.
-    """
-    path = os.path.abspath(path)
-    _check_parent(path)
-    if not replace and os.path.lexists(path):
-        raise ArtifactError(f"{path} already exists")
-    parent = os.path.dirname(path)
-    created = _missing_ancestors(path)
-    os.makedirs(parent, exist_ok=True)
-    tmp = tempfile.mkdtemp(prefix=f".{os.path.basename(path)}.tmp-", dir=parent)
-    try:
-        order = fill(tmp)
-        if merge and os.path.isdir(path):
-            written = os.listdir(tmp)
-            names = [n for n in (order or []) if n in written]
-            for name in names + sorted(set(written) - set(names)):
-                _replace(os.path.join(tmp, name), os.path.join(path, name))
-            os.rmdir(tmp)
-        elif os.path.lexists(path):
-            if not replace:
-                raise ArtifactError(f"{path} already exists")
-            _replace(tmp, path)
-        else:
-            os.replace(tmp, path)
-    except BaseException:
-        shutil.rmtree(tmp, ignore_errors=True)
-        _remove_empty(created)
-        raise
-
-
-def write_file_atomic(path: str, content) -> None:
-    """Writes `content` (str or bytes) to `path` via a temporary sibling and a rename.
-
-    A reader never sees a half-written file; a failure leaves `path` (and its
-    directory) as they were.
-    """
-    path = os.path.abspath(path)
-    _check_parent(path)
-    if os.path.isdir(path):
-        raise ArtifactError(f"{path}: is a directory, expected a file")
-    created = _missing_ancestors(path)
-    os.makedirs(os.path.dirname(path), exist_ok=True)
-    data = content.encode() if isinstance(content, str) else content
-    fd, tmp = tempfile.mkstemp(prefix=f".{os.path.basename(path)}.tmp-",
-                               dir=os.path.dirname(path))
-    try:
-        with os.fdopen(fd, "wb") as f:
-            f.write(data)
-        os.replace(tmp, path)
-    except BaseException:
-        if os.path.exists(tmp):
-            os.remove(tmp)
-        _remove_empty(created)
-        raise
-
-
-def write_json_atomic(path: str, obj) -> None:
-    """`obj` as indented, key-sorted JSON, written with `write_file_atomic`."""
-    write_file_atomic(path, json.dumps(obj, indent=2, sort_keys=True,
-                                       default=_json_default) + "\n")
-
-
-def _json_default(o):
-    if isinstance(o, (np.integer,)):
-        return int(o)
-    if isinstance(o, (np.floating,)):
-        return float(o)
-    if isinstance(o, np.ndarray):
-        return o.tolist()
-    raise TypeError(f"not JSON serialisable: {type(o).__name__}")
 
 
 def serialize_model(model) -> dict:
@@ -205,7 +52,7 @@ def serialize_model(model) -> dict:
 
 
 def save_model(path: str, model, kind: str, vocabulary: dict, hyperparameters: dict,
-               extra: dict | None = None, merge: bool = False) -> str:
+               extra: dict | None = None, merge: bool = False, replace: bool = False) -> str:
     """Saves a `S3RecPretrainer` (`kind="pretrained"`) or `NextItemModel`.
 
     Args:
@@ -221,6 +68,8 @@ def save_model(path: str, model, kind: str, vocabulary: dict, hyperparameters: d
             what else it holds (a pretraining run's output directory): the
             weights first, the manifest last (see `write_atomic_dir`).
             Defaults to `False`.
+        replace: bool. Replace an existing non-empty `path` (see
+            `write_atomic_dir`). Defaults to `False`: it is refused.
     """
     if kind not in KINDS:
         raise ValueError(f"`kind` must be one of {KINDS}. Received: {kind!r}")
@@ -242,7 +91,7 @@ def save_model(path: str, model, kind: str, vocabulary: dict, hyperparameters: d
         write_json_atomic(os.path.join(tmp, MANIFEST), manifest)
         return [WEIGHTS, MANIFEST]  # the manifest last: it marks the weights complete
 
-    write_atomic_dir(path, fill, merge=merge)
+    write_atomic_dir(path, fill, replace=replace, merge=merge)
     return path
 
 

@@ -21,7 +21,7 @@ equal-shaped tensors while histories differ in length and the export takes
 raw string ids. The handler is a plain `ModelHandler`, so `RunInference`
 still does the batching, the model sharing per worker and its metrics.
 
-Output directory (written with `s3rec_tf.artifacts.write_atomic_dir`:
+Output directory (written with `s3rec_tf.io.write_atomic_dir`:
 nothing appears until every file is complete):
 
 - `recommendations-SSSSS-of-NNNNN.tfrecord`: one `tf.Example` per user with
@@ -240,7 +240,7 @@ def _users_counted(result):
 def recommend_batch(data_dir: str, name: str | None, export_dir: str, output_dir: str,
                     k: int = 10, exclude_history: bool = True, index: str = "brute",
                     beam_args: list | None = None, batch_size: int = DEFAULT_BATCH_SIZE,
-                    pipeline=None) -> dict:
+                    pipeline=None, replace: bool = False) -> dict:
     """Writes every user's top-k to `output_dir` (TFRecord, Parquet, `summary.json`).
 
     Args:
@@ -248,13 +248,15 @@ def recommend_batch(data_dir: str, name: str | None, export_dir: str, output_dir
         name: dataset name (file stem); not needed for a prepared dataset.
         export_dir: export base or version directory (`s3rec-tf export`, a
             Pusher's destination).
-        output_dir: the output directory, replaced when it exists; nothing
-            appears there unless the whole run completes.
+        output_dir: the output directory; nothing appears there unless the
+            whole run completes.
         k: int >= 1. exclude_history: bool. index: `brute` | `scann`.
         beam_args: Beam options (default: `s3rec_tf.data.preprocess.default_beam_args`,
             the DirectRunner with 2 processes).
         batch_size: most users per `RunInference` call.
         pipeline: a ready `beam.Pipeline` (a TFX component's) instead of `beam_args`.
+        replace: bool. Replace an existing non-empty `output_dir` (else it is
+            refused). Defaults to `False`.
 
     Returns:
         The summary (also `<output_dir>/summary.json`).
@@ -266,8 +268,9 @@ def recommend_batch(data_dir: str, name: str | None, export_dir: str, output_dir
     import apache_beam as beam
     from apache_beam.options.pipeline_options import PipelineOptions
 
-    from s3rec_tf import ann, artifacts, serving
+    from s3rec_tf import ann, serving
     from s3rec_tf.data import preprocess
+    from s3rec_tf.io import write_atomic_dir, write_json_atomic
 
     if k < 1:
         raise ValueError(f"k must be >= 1. Received: k={k}")
@@ -306,9 +309,9 @@ def recommend_batch(data_dir: str, name: str | None, export_dir: str, output_dir
             "elapsed_s": round(elapsed, 2),
             "users_per_s": round(users / elapsed, 1) if elapsed > 0 else None,
             "files": sorted(f for f in os.listdir(staging) if f.startswith(OUTPUT_STEM))})
-        artifacts.write_json_atomic(os.path.join(staging, SUMMARY), summary)
+        write_json_atomic(os.path.join(staging, SUMMARY), summary)
 
-    artifacts.write_atomic_dir(output_dir, fill)
+    write_atomic_dir(output_dir, fill, replace=replace)
     return summary
 
 

@@ -79,6 +79,23 @@ TRAINING_ROWS = ("sequences", "prefixes")
 #: concatenation of all sequences (the paper's), or of the batch's users' sequences.
 SEGMENT_NEGATIVES = ("all", "batch")
 
+#: What a full ranking does with the items of the user's history (the items before
+#: the answer), in evaluation, validation and serving (`s3rec_tf.models.ranking`);
+#: the first is the default. `remove`: they leave the ranking, and an answer that is
+#: one of them is a miss (what the export serves, `exclude_history` true); `original`:
+#: they stay with score 0, the answer too when it is one of them, and the padding and
+#: mask rows are ranked as well (the original code's rule, comparable with the papers
+#: that reuse its evaluation); `keep`: they stay with their own scores (the export with
+#: `exclude_history` false).
+HISTORY_RULES = ("remove", "original", "keep")
+
+#: The help of every `history_rule` option (a `FinetuneConfig` field, `evaluate`'s flag).
+HISTORY_RULE_HELP = ("full ranking's treatment of the user's history items: remove: they "
+                     "leave the ranking and a repeat answer is a miss (what the export "
+                     "serves); original: they score 0, the answer too (the original code's, "
+                     "comparable with the literature); keep: they keep their scores (the "
+                     "export with exclude_history false)")
+
 
 def _shuffle_buffer(what: str):
     return _param(0, f"0: read all users into memory and shuffle all {what} each epoch (the "
@@ -307,6 +324,8 @@ class FinetuneConfig(_Validated):
     valid_protocol: str = _param("sampled", "early stopping on sampled MRR (99 negatives) "
                                             "or full-ranking NDCG@20",
                                  choices=("sampled", "full"))
+    history_rule: str = _param(HISTORY_RULES[0], HISTORY_RULE_HELP,
+                               choices=HISTORY_RULES)
     seed: int = _seed(42, "seed of initialisation, dropout, shuffling and negatives")
     trim_padding: bool = _param(True, "cut each batch's columns of pure padding (same "
                                       "results, faster)")
@@ -344,9 +363,11 @@ class FinetuneConfig(_Validated):
         return "MRR" if self.valid_protocol == "sampled" else "NDCG@20"
 
 
-#: Named recipes: values over the defaults. A preset's keys that a command
-#: has no field for are ignored by that command (`best` changes fine-tuning
-#: only). `--preset` < `--config FILE` < flags.
+#: Named recipes: values over the defaults. `values` apply to every command
+#: that has a field of that name; `per_config` values only to the commands whose
+#: config class is named (pretraining and fine-tuning both have `epochs`, for
+#: example). A preset's keys that a command has no field for are ignored by that
+#: command (`best` changes fine-tuning only). `--preset` < `--config FILE` < flags.
 PRESETS = {
     "paper": {
         "help": "the paper's recipe: the defaults (BCE fine-tuning with one sampled "
@@ -354,9 +375,19 @@ PRESETS = {
         "values": {},
     },
     "best": {
-        "help": "the best measured fine-tuning recipe (README, Results): full-softmax "
+        "help": "the best measured fine-tuning recipe (docs/results.md): full-softmax "
                 "loss, early stopping on full-ranking NDCG@20; pretraining as the paper",
         "values": {"loss": "ce", "valid_protocol": "full"},
+    },
+    "fast": {
+        "help": "a short recipe for both stages: 20 pretraining epochs with the logit-gap "
+                "Segment Prediction loss (SP keeps learning), no snapshots; full-softmax "
+                "fine-tuning with early stopping on full-ranking NDCG@20 (patience 5)",
+        "values": {},
+        "per_config": {
+            "PretrainConfig": {"epochs": 20, "segment_loss": "logit-gap", "save_every": 0},
+            "FinetuneConfig": {"loss": "ce", "valid_protocol": "full", "patience": 5},
+        },
     },
 }
 
@@ -505,11 +536,24 @@ def to_dict(config) -> dict:
     return dataclasses.asdict(config)
 
 
-def preset_values(name: str) -> dict:
-    """The values of preset `name` (a copy)."""
+def preset_values(name: str, classes=()) -> dict:
+    """The values of preset `name` for a command whose config classes are `classes`.
+
+    Args:
+        name: str. A key of `PRESETS`.
+        classes: the command's config classes; their `per_config` values are
+            added to the preset's common `values`.
+
+    Returns:
+        A new `{field: value}` dict.
+    """
     if name not in PRESETS:
         raise ConfigError("preset", name, f"must be one of {', '.join(PRESETS)}")
-    return dict(PRESETS[name]["values"])
+    preset = PRESETS[name]
+    values = dict(preset["values"])
+    for cls in classes:
+        values.update(preset.get("per_config", {}).get(cls.__name__, {}))
+    return values
 
 
 def read_config_file(path: str) -> dict:

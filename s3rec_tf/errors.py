@@ -56,3 +56,17 @@ class ConfigError(S3RecError, ValueError):
         self.related = tuple(related)
         text = reason if field is None else f"`{field}` {reason}. Received: {field}={value!r}"
         super().__init__(f"{source}: {text}" if source else text)
+
+
+class OutputError(S3RecError):
+    """An output path a command may not write (see `s3rec_tf.outputs`).
+
+    Args:
+        path: str. The output path.
+        reason: str. Why it is refused.
+    """
+
+    def __init__(self, path: str, reason: str):
+        self.path = str(path)
+        self.reason = reason
+        super().__init__(f"{self.path}: {reason}")

@@ -6,6 +6,7 @@ import numpy as np
 import tensorflow as tf
 
 from s3rec_tf import metrics as metrics_lib
+from s3rec_tf.config import HISTORY_RULES
 from s3rec_tf.data.inputs import EvalArrays
 from s3rec_tf.layers import gather_rows
 from s3rec_tf.models import ranking
@@ -30,30 +31,37 @@ def eval_batch_size(item_size: int) -> int:
 class RankingEvaluator:
     """Ranks each user's answer against all items or against sampled negatives.
 
-    Full ranking scores every item, excludes the items of the user's input
-    history and the non-items (padding, mask id), and ranks the answer by the
-    number of remaining items that score strictly higher. The sampled
-    protocol ranks the answer among itself and its 99 negatives. In both, an
-    item that ties with the answer counts for the answer (the original's
-    order among ties is arbitrary: `np.argpartition`, and numpy's default
-    `argsort`, which is not stable).
+    Full ranking scores every item and ranks the answer under `history_rule`
+    (`ranking.answer_ranks`): by default (`remove`) the non-items (padding,
+    mask id) and the items of the user's input history leave the ranking,
+    and an answer that is one of them is a miss, as the export serves. The
+    sampled protocol ranks the answer among itself and its 99 negatives,
+    which are never items of the user's sequence (`s3rec_tf.data.negatives`),
+    so no history rule applies to it: the answer is ranked by its own score,
+    as in the paper. Outside the `original` rule, an item that ties with the
+    answer counts for the answer (the original's order among ties is
+    arbitrary: `np.argpartition`, and numpy's default `argsort`, which is not
+    stable).
 
     Args:
         model: `NextItemModel`.
         batch_size: int | None. Users per scoring batch. Defaults to
             `eval_batch_size` of the model's catalogue.
+        history_rule: one of `HISTORY_RULES`, for full ranking. Defaults to
+            `remove`.
     """
 
-    def __init__(self, model, batch_size: int | None = None):
+    def __init__(self, model, batch_size: int | None = None,
+                 history_rule: str = HISTORY_RULES[0]):
         self.model = model
+        self.history_rule = ranking.check_history_rule(history_rule)
         num_items = model.encoder.num_items
         self.batch_size = int(batch_size or eval_batch_size(model.encoder.item_size))
 
         @tf.function(reduce_retracing=True)
         def full_ranks(input_ids, answers, history):
             scores = self.model.score_last(input_ids, training=False)
-            return ranking.answer_ranks(scores, answers,
-                                        ranking.excluded_ids(num_items, history))
+            return ranking.answer_ranks(scores, answers, num_items, history, self.history_rule)
 
         @tf.function(reduce_retracing=True)
         def sampled_ranks(input_ids, candidates):
@@ -66,7 +74,8 @@ class RankingEvaluator:
         self._sampled_ranks = sampled_ranks
 
     def ranks(self, arrays: EvalArrays, protocol: str) -> np.ndarray:
-        """0-based rank of each user's answer under `protocol` (`full`/`sampled`)."""
+        """0-based rank of each user's answer under `protocol` (`full`/`sampled`):
+        float64, `inf` for an answer the history rule makes a miss."""
         if protocol not in PROTOCOLS:
             raise ValueError(f"`protocol` must be one of {PROTOCOLS}. Received: {protocol!r}")
         if protocol == "sampled" and arrays.negatives is None:
@@ -84,8 +93,8 @@ class RankingEvaluator:
                 cand = np.concatenate([arrays.answers[lo:hi, None],
                                        arrays.negatives[lo:hi]], axis=1).astype(np.int32)
                 r = self._sampled_ranks(x, tf.constant(cand))
-            out.append(r.numpy())
-        return np.concatenate(out) if out else np.zeros(0, np.int32)
+            out.append(r.numpy().astype(np.float64))
+        return np.concatenate(out) if out else np.zeros(0, np.float64)
 
     def evaluate(self, arrays: EvalArrays, protocol: str) -> dict:
         """Metrics of `protocol` on one split."""

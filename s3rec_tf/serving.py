@@ -59,6 +59,7 @@ import numpy as np
 import tensorflow as tf
 
 from s3rec_tf import artifacts
+from s3rec_tf.io import write_atomic_dir, write_json_atomic
 from s3rec_tf import ids as ids_lib
 from s3rec_tf.errors import ArtifactError
 from s3rec_tf.models import NextItemModel, ranking
@@ -222,7 +223,7 @@ def resolve_export_dir(path: str) -> str:
 
 def export_serving_model(model_dir: str, output_base: str | None, version: int | None = None,
                          vocabulary: list | None = None, default_k: int = 10,
-                         target_dir: str | None = None) -> str:
+                         target_dir: str | None = None, replace: bool = False) -> str:
     """Writes the serving SavedModel of a fine-tuned model directory.
 
     Args:
@@ -235,6 +236,8 @@ def export_serving_model(model_dir: str, output_base: str | None, version: int |
         default_k: int. `k` of `serving_default`. Defaults to `10`.
         target_dir: str | None. Write the SavedModel exactly here instead of
             `<output_base>/<version>` (a TFX model's `Format-Serving`).
+        replace: bool. Replace an existing version directory (else it is
+            refused); other versions are kept. Defaults to `False`.
 
     Beside the SavedModel, `assets.extra/` holds the model's `manifest.json`,
     TF Serving's warm-up requests (`WARMUP_FILE`: requests for
@@ -268,7 +271,8 @@ def export_serving_model(model_dir: str, output_base: str | None, version: int |
     serving_model.set_weights(model.get_weights())
     version = int(version if version is not None else time.time())
     target = target_dir or os.path.join(output_base, str(version))
-    if os.path.lexists(target):
+    if not replace and os.path.lexists(target) and not (os.path.isdir(target)
+                                                        and not os.listdir(target)):
         raise ArtifactError(f"{target} already exists; choose another --version")
 
     def fill(out):
@@ -304,7 +308,7 @@ def export_serving_model(model_dir: str, output_base: str | None, version: int |
             archive.write_out(out, verbose=False)
         extra = os.path.join(out, "assets.extra")
         os.makedirs(extra, exist_ok=True)
-        artifacts.write_json_atomic(os.path.join(extra, "manifest.json"),
+        write_json_atomic(os.path.join(extra, "manifest.json"),
                                     {**manifest, "serving": {"default_k": default_k,
                                                              "signatures": list(SIGNATURES),
                                                              "num_items": num_items}})
@@ -313,7 +317,7 @@ def export_serving_model(model_dir: str, output_base: str | None, version: int |
         _write_model_card(extra, model_dir, manifest, default_k, num_items)
 
     # nothing appears at `target` (nor a parent this call made) unless the export completes
-    artifacts.write_atomic_dir(target, fill, replace=False)
+    write_atomic_dir(target, fill, replace=replace)
     return target
 
 
@@ -388,7 +392,7 @@ def _write_model_card(directory: str, model_dir: str, manifest: dict, default_k:
         "serving": {"signatures": list(SIGNATURES), "default_k": default_k,
                     "num_items": num_items},
     }
-    artifacts.write_json_atomic(os.path.join(directory, MODEL_CARD + ".json"), card)
+    write_json_atomic(os.path.join(directory, MODEL_CARD + ".json"), card)
     data, arch, train = card["data"], card["architecture"], card["training"]
 
     def values(d):
@@ -488,7 +492,7 @@ class Recommender:
         for r, h in enumerate(histories):
             for position, item in enumerate(h):
                 if not str(item).strip():
-                    raise ValueError(f"history {r}, position {position + 1}: empty item id")
+                    raise ValueError(f"history {r + 1}, position {position + 1}: empty item id")
         width = max([len(h) for h in histories] + [1])
         batch = [[str(i) for i in h] + [""] * (width - len(h)) for h in histories]
         if self._scann is not None:

@@ -6,6 +6,7 @@ import pytest
 
 from s3rec_tf import artifacts
 from s3rec_tf.errors import ArtifactError
+from s3rec_tf.io import write_json_atomic
 from s3rec_tf.layers import SequenceEncoder
 from s3rec_tf.models import NextItemModel, S3RecPretrainer
 
@@ -56,54 +57,6 @@ def test_vocabulary_mismatch_says_what_differs():
         artifacts.check_vocabulary(manifest, {**VOCAB, "fingerprint": "zzz"}, "m")
 
 
-def test_failed_write_leaves_nothing(tmp_path):
-    def fill(tmp):
-        open(os.path.join(tmp, "half"), "w").write("x")
-        raise RuntimeError("boom")
-    with pytest.raises(RuntimeError):
-        artifacts.write_atomic_dir(str(tmp_path / "out"), fill)
-    assert os.listdir(tmp_path) == []
-
-
-def test_refused_or_failed_writes_leave_no_folder_behind(tmp_path):
-    # a failed fill removes the parent folders the call created
-    def fill(tmp):
-        raise RuntimeError("boom")
-    with pytest.raises(RuntimeError):
-        artifacts.write_atomic_dir(str(tmp_path / "a" / "b" / "out"), fill)
-    assert os.listdir(tmp_path) == []
-    # replace=False refuses an existing directory before filling
-    (tmp_path / "x").mkdir()
-    (tmp_path / "x" / "keep").write_text("1")
-    with pytest.raises(ArtifactError, match="already exists"):
-        artifacts.write_atomic_dir(str(tmp_path / "x"), lambda tmp: None, replace=False)
-    assert (tmp_path / "x" / "keep").read_text() == "1"
-    # a file where a parent directory should be is an ArtifactError, not a traceback
-    (tmp_path / "f").write_text("file")
-    with pytest.raises(ArtifactError, match="is a file, expected a directory"):
-        artifacts.write_atomic_dir(str(tmp_path / "f" / "out"), lambda tmp: None)
-    with pytest.raises(ArtifactError, match="is a file, expected a directory"):
-        artifacts.write_json_atomic(str(tmp_path / "f" / "m.json"), {})
-    assert sorted(os.listdir(tmp_path)) == ["f", "x"]
-
-
-def test_write_file_atomic_replaces_whole_files_only(tmp_path, monkeypatch):
-    path = tmp_path / "d" / "n.txt"
-    artifacts.write_file_atomic(str(path), "one\n")
-    artifacts.write_file_atomic(str(path), b"two\n")
-    assert path.read_text() == "two\n"
-    artifacts.write_json_atomic(str(tmp_path / "d" / "m.json"), {"b": np.int64(2), "a": 1.5})
-    assert (tmp_path / "d" / "m.json").read_text() == '{\n  "a": 1.5,\n  "b": 2\n}\n'
-
-    def broken_replace(src, dst):
-        raise OSError("disk full")
-    monkeypatch.setattr(os, "replace", broken_replace)
-    with pytest.raises(OSError):
-        artifacts.write_file_atomic(str(path), "three\n")
-    assert path.read_text() == "two\n"
-    assert sorted(os.listdir(tmp_path / "d")) == ["m.json", "n.txt"], "no temporary left"
-
-
 def _as_format_1(path):
     """Rewrites a manifest into format 1: the encoder's config and fields by kind."""
     manifest_path = os.path.join(path, artifacts.MANIFEST)
@@ -116,7 +69,7 @@ def _as_format_1(path):
                         loss_weights=config["loss_weights"])
     else:
         manifest["loss"] = config["loss"]
-    artifacts.write_json_atomic(manifest_path, manifest)
+    write_json_atomic(manifest_path, manifest)
 
 
 def test_manifest_carries_the_keras_config(tmp_path):

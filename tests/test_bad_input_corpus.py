@@ -8,8 +8,8 @@ directory tree is compared before and after). A serving case asserts a clear
 error or a correct answer. Property-based tests feed random lines, bytes,
 histories and k.
 
-The README states the corpus size; `test_readme_states_the_corpus_size`
-keeps the two in step.
+Output paths (existing files, foreign folders, the inputs themselves) have
+their own corpus: `tests/test_outputs.py`.
 """
 
 from __future__ import annotations
@@ -30,7 +30,6 @@ from s3rec_tf import cli, serving
 from s3rec_tf.data import reader
 from s3rec_tf.errors import DataError
 
-ROOT = os.path.dirname(os.path.dirname(os.path.abspath(__file__)))
 SMALL = ["--hidden-size", "16", "--max-length", "10", "--batch-size", "64"]
 PROPERTY = settings(max_examples=30, deadline=None,
                     suppress_health_check=[HealthCheck.function_scoped_fixture,
@@ -306,6 +305,57 @@ def test_tabular_columns_by_name_and_dropped_rows_named(tmp_path, capfd):
     assert [attrs[x - 1] for x in prepared.item_attributes[a]] == ["red"]
 
 
+
+def test_every_row_bad_names_the_first_row_and_its_reason(tmp_path, capfd):
+    data = tmp_path / "in"
+    data.mkdir()
+    (data / "S.csv").write_text("user_id,item_id,timestamp\n" +
+                                "".join(f"u{u},i{i},never\n" for u in range(3) for i in range(4)))
+    assert_refused(capfd, ["prepare", "--input", data, "--format", "csv", "--name", "S",
+                           "--output", tmp_path / "out", "--beam-arg=--runner=DirectRunner"],
+                   tmp_path, r"S\.csv:2: timestamp 'never' is not a number in 'u0,i0,never'; "
+                             r"no user has 3 or more valid events \(12 malformed rows")
+
+
+def test_data_without_attributes_pretrains_without_aap_and_map(tmp_path, capfd):
+    """An attribute file `{}`: fine-tuning and evaluation need none; pretraining switches
+    AAP and MAP off, says so in one line and records it in config.json."""
+    from s3rec_tf.data import synthetic
+    seqs, attrs = synthetic.generate(num_users=40, num_items=ITEMS, num_topics=4,
+                                     num_attributes=10, max_length=12, seed=3)
+    synthetic.write(str(tmp_path / "data"), seqs, {}, "N")
+    assert (tmp_path / "data" / "N_item2attributes.json").read_text() == "{}"
+    code, out, err = run_cli(capfd, ["pretrain", "--data", tmp_path / "data", "--name", "N",
+                                     "--output", tmp_path / "pre", *SMALL, "--num-layers", "1",
+                                     "--epochs", "1"])
+    assert code == 0 and err == ["Pretraining: N has no item attributes: AAP and MAP are "
+                                 "switched off (aap_weight=0, map_weight=0, recorded in "
+                                 "config.json)"], err
+    saved = json.loads((tmp_path / "pre" / "config.json").read_text())
+    assert (saved["aap_weight"], saved["map_weight"], saved["mip_weight"]) == (0.0, 0.0, 1.0)
+    code, out, err = run_cli(capfd, ["finetune", "--data", tmp_path / "data", "--name", "N",
+                                     "--pretrained", tmp_path / "pre", "--output",
+                                     tmp_path / "ft", *SMALL, "--num-layers", "1",
+                                     "--epochs", "1"])
+    assert code == 0 and not err, err
+
+
+def test_dropped_attribute_rows_are_counted_on_stderr(tmp_path, capsys):
+    import argparse
+
+    from s3rec_tf.cli.commands import _read
+    # 150 items in 5 users of 30 (enough for 99 negatives each); items 151 and 152 unknown
+    _write_data(tmp_path, {"D.txt": "".join(
+        f"{u + 1} " + " ".join(str(u * 30 + i) for i in range(1, 31)) + "\n" for u in range(5)),
+        "D_item2attributes.json": json.dumps({"1": [1], "151": [2], "152": [1]})})
+    data = _read(argparse.Namespace(command="pretrain", data=str(tmp_path), name="D",
+                                    negatives_seed=0))
+    assert data.attribute_rows_dropped == 2 and sorted(data.item_attributes) == [1]
+    err = capsys.readouterr().err.strip().splitlines()
+    assert err == [f"s3rec-tf pretrain: {tmp_path / 'D_item2attributes.json'}: 2 attribute "
+                   f"row(s) dropped: their items are above the largest item id of D.txt (150)"]
+
+
 # -------------------------------------------------------------- arguments ---
 # Ranges of numeric options (batch sizes, epochs, k, lengths, probabilities):
 # checked when the command line is parsed. name -> (argv, stderr pattern).
@@ -480,7 +530,8 @@ CHECKPOINT_CASES = {
         r"Tiny\.txt: is a file, expected the serving base directory"),
     "export: version exists": (
         lambda r, t: ["export", "--model", r["ft"], "--output", r["serve"], "--version", "1"],
-        r"serve/1 already exists"),
+        r"serve/1: already holds an s3rec-tf output \(assets\.extra/manifest\.json\); "
+        r"--overwrite replaces it"),
     "export: vocabulary file missing": (
         lambda r, t: ["export", "--model", r["ft"], "--output", t / "s", "--vocabulary",
                       t / "v.txt"], r"v\.txt: file not found"),
@@ -703,7 +754,7 @@ RECOMMEND_CASES = {
     "history covers the catalogue": (ALL, 5, [], 1, 0, r"nothing to recommend: every item"),
     "fewer eligible than k": (ALL[2:], 5, [], 0, 2, None),
     "history included": (ALL, 5, ["--include-history"], 0, 5, None),
-    "empty id": (["3", " "], 3, [], 2, 0, r"error: history 0, position 2: empty item id"),
+    "empty id": (["3", " "], 3, [], 2, 0, r"error: history 1, position 2: empty item id"),
 }
 
 
@@ -767,7 +818,8 @@ def test_random_bytes_on_the_command_line_give_exit_2_and_one_line(tmp_path, cap
     (ws / "B_item2attributes.json").write_bytes(attrs)
     # reading comes first; `--pretrained` names nothing, so no run can start
     assert_refused(capfd, ["finetune", "--data", ws, "--name", "B", "--pretrained", ws / "none",
-                           "--output", ws / "out"], ws, r"B\.txt|B_item2attributes\.json|none")
+                           "--output", tmp_path / "out"], tmp_path,
+                   r"B\.txt|B_item2attributes\.json|none")
 
 
 HISTORY_IDS = st.one_of(st.sampled_from(ALL), st.sampled_from(["0", "201", "nope", "1e3", "-4",
@@ -802,18 +854,11 @@ def test_random_histories_never_answer_an_excluded_padding_or_unknown_id(loaded,
 # ------------------------------------------------------------------ census ---
 
 CLASSES = {
-    "data files": len(DATA_FILE_CASES) + 1,
-    "tabular input": len(TABULAR_CASES) + 3,
+    "data files": len(DATA_FILE_CASES) + 3,
+    "tabular input": len(TABULAR_CASES) + 4,
     "arguments": len(ARGUMENT_CASES),
     "checkpoints and resumes": len(CHECKPOINT_CASES) + 1,
     "serving requests": (len(SERVING_CASES) + len(SERVING_SHAPE_CASES) + len(REST_CASES)
                          + len(RECOMMEND_CASES)),
 }
 
-
-def test_readme_states_the_corpus_size():
-    with open(os.path.join(ROOT, "README.md")) as f:
-        text = f.read()
-    match = re.search(r"(\d+) cases, 0 tracebacks, 0 silent acceptances, 0 leftovers", text)
-    assert match, "README: the corpus result line is missing"
-    assert int(match.group(1)) == sum(CLASSES.values()), CLASSES

@@ -19,9 +19,11 @@ def run_cli(*args):
 
 
 def test_bad_input_is_one_line_and_exit_code_2(tmp_path):
-    (tmp_path / "Bad.txt").write_text("1 2 3 4\n2 5 x 7\n")
-    (tmp_path / "Bad_item2attributes.json").write_text("{}")
-    proc = run_cli("pretrain", "--data", str(tmp_path), "--name", "Bad", "--output",
+    data = tmp_path / "data"
+    data.mkdir()
+    (data / "Bad.txt").write_text("1 2 3 4\n2 5 x 7\n")
+    (data / "Bad_item2attributes.json").write_text("{}")
+    proc = run_cli("pretrain", "--data", str(data), "--name", "Bad", "--output",
                    str(tmp_path / "out"), "--epochs", "1")
     assert proc.returncode == 2
     err = [line for line in proc.stderr.splitlines() if line.strip()]
@@ -53,6 +55,7 @@ def test_synth_pretrain_finetune_evaluate_export_recommend(tmp_path, capsys):
                      "--record", str(record)]) == 0
     rec = json.loads(record.read_text())
     assert rec["seed"] == 42 and rec["best_epoch"] in (1, 2) and rec["wall_time_s"] > 0
+    assert rec["history_rule"] == "remove"  # validation's and the test metrics' rule
     assert rec["machine"]["cpu_count"] and "runtime" in rec["machine"] and "commit" in rec
     history = (tmp_path / "results" / "Synthetic_run_ce_validsampled_seed42.history.jsonl")
     assert [json.loads(line)["epoch"] for line in history.read_text().splitlines()] == [1, 2]
@@ -62,6 +65,11 @@ def test_synth_pretrain_finetune_evaluate_export_recommend(tmp_path, capsys):
     metrics = json.loads(out.read_text())["metrics"]
     assert set(metrics) == {"valid/full", "test/full"}
     assert 0.0 <= metrics["test/full"]["HR@20"] <= 1.0
+    assert json.loads(out.read_text())["history_rule"] == "remove"
+    assert cli.main(["evaluate", "--model", str(tmp_path / "ft"), "--data", str(data),
+                     "--name", "Synthetic", "--protocol", "full", "--output", str(out),
+                     "--history-rule", "original"]) == 0
+    assert json.loads(out.read_text())["history_rule"] == "original"
 
     assert cli.main(["export", "--model", str(tmp_path / "ft"), "--output",
                      str(tmp_path / "serving"), "--version", "1"]) == 0
@@ -233,6 +241,32 @@ def test_strategy_flag_of_pretrain_and_finetune(command, tmp_path, synthetic_dir
     assert not out.exists()
 
 
+def test_history_rule_and_repeat_rate_flags(tmp_path, capsys):
+    from s3rec_tf.config import HISTORY_RULES
+    parser = cli.build_parser()
+    ft = parser.parse_args([*FT, "--history-rule", "original"])
+    assert ft.configs[1].history_rule == "original"
+    assert parser.parse_args(FT).configs[1].history_rule == HISTORY_RULES[0] == "remove"
+    ev = parser.parse_args(["evaluate", "--model", "m", "--data", "d", "--name", "n"])
+    assert ev.history_rule == "remove"
+    for argv in (["evaluate", "--model", "m", "--data", "d", "--name", "n",
+                  "--history-rule", "hybrid"], [*FT, "--history-rule", "hybrid"],
+                 ["synth", "--output", str(tmp_path / "x"), "--repeat-rate", "1.5"]):
+        with pytest.raises(SystemExit) as e:
+            parser.parse_args(argv)
+        assert e.value.code == 2
+    capsys.readouterr()
+    # no repeats by default; with a rate, users come back to their items
+    for rate, name in ((None, "a"), ("0", "b"), ("0.5", "c")):
+        flags = ["--repeat-rate", rate] if rate else []
+        assert cli.main(["synth", "--output", str(tmp_path / name), "--users", "40",
+                         "--items", "150", *flags]) == 0
+    text = {n: (tmp_path / n / "Synthetic.txt").read_text() for n in "abc"}
+    assert text["a"] == text["b"] != text["c"]
+    users = [line.split()[1:] for line in text["c"].splitlines()]
+    assert sum(len(set(u)) < len(u) for u in users) > 20
+
+
 def test_flags_derive_from_the_config_dataclasses():
     """No second list of defaults: every field is a flag, with its default and help."""
     from s3rec_tf.config import EncoderConfig, FinetuneConfig, PretrainConfig, to_dict
@@ -275,3 +309,14 @@ def test_lastfm_end_to_end(tmp_path):
     assert cli.main(["finetune", *common, "--pretrained", str(tmp_path / "pre"), "--output",
                      str(tmp_path / "ft"), "--epochs", "3"]) == 0
     assert cli.main(["evaluate", "--model", str(tmp_path / "ft"), *common]) == 0
+
+
+def test_the_fast_preset_sets_each_stage_apart():
+    """`--preset fast`: its pretraining values reach `pretrain`, its fine-tuning values
+    `finetune`, though both have `epochs`."""
+    pre = _parse(PRE + ["--preset", "fast"]).configs[1]
+    fine = _parse(FT + ["--preset", "fast"]).configs[1]
+    assert (pre.epochs, pre.segment_loss, pre.save_every) == (20, "logit-gap", 0)
+    assert (fine.loss, fine.valid_protocol, fine.patience) == ("ce", "full", 5)
+    assert fine.epochs == cli.build_parser().parse_args(FT).configs[1].epochs
+    assert _parse(PRE + ["--preset", "fast", "--epochs", "3"]).configs[1].epochs == 3

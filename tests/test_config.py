@@ -104,15 +104,29 @@ def test_every_field_documents_itself():
 
 
 def test_presets_name_only_known_fields():
-    names = {f.name for cls in (EncoderConfig, PretrainConfig, FinetuneConfig)
-             for f in dataclasses.fields(cls)}
-    assert set(PRESETS) == {"paper", "best"}
+    classes = {cls.__name__: cls for cls in (EncoderConfig, PretrainConfig, FinetuneConfig)}
+    names = {f.name for cls in classes.values() for f in dataclasses.fields(cls)}
+    assert set(PRESETS) == {"paper", "best", "fast"}
     for preset in PRESETS.values():
         assert set(preset["values"]) <= names and preset["help"]
+        for cls_name, values in preset.get("per_config", {}).items():
+            # a per-config value builds that config: known field, allowed value
+            classes[cls_name](**values)
     assert config.preset_values("paper") == {}
     assert config.preset_values("best") == {"loss": "ce", "valid_protocol": "full"}
     with pytest.raises(ConfigError, match="preset"):
         config.preset_values("fastest")
+
+
+def test_a_preset_can_set_each_stage_apart():
+    """`fast` gives pretraining and fine-tuning their own epochs."""
+    pre = config.preset_values("fast", (EncoderConfig, PretrainConfig))
+    fine = config.preset_values("fast", (EncoderConfig, FinetuneConfig))
+    assert pre["epochs"] == 20 and pre["segment_loss"] == "logit-gap"
+    assert "epochs" not in fine and fine["loss"] == "ce"
+    assert "segment_loss" not in fine and "loss" not in pre
+    # without the classes: the common values only
+    assert config.preset_values("fast") == {}
 
 
 def test_layer_and_loss_weight_defaults_derive_from_the_config():

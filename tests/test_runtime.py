@@ -146,7 +146,7 @@ def test_precision_reaches_the_runtime_from_the_command_line(monkeypatch, tmp_pa
 
     monkeypatch.setattr(runtime, "configure", configure)
     with pytest.raises(SystemExit):
-        cli.main(["pretrain", "--data", str(tmp_path), "--name", "X", "--output",
+        cli.main(["pretrain", "--data", str(tmp_path / "data"), "--name", "X", "--output",
                   str(tmp_path / "o"), "--precision", "mixed-bfloat16"])
     assert seen["args"][-1] == "mixed-bfloat16"
 

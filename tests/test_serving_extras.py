@@ -8,6 +8,7 @@ import tensorflow as tf
 from tensorflow_serving.apis import prediction_log_pb2
 
 from s3rec_tf import artifacts, serving
+from s3rec_tf.io import write_json_atomic
 from s3rec_tf import ids as ids_lib
 from s3rec_tf.layers import SequenceEncoder
 from s3rec_tf.models import NextItemModel
@@ -25,7 +26,7 @@ def _finetune_output(root, data, best_epoch=2, run_best_epoch=2):
     best = artifacts.save_model(os.path.join(root, "best"), NextItemModel(encoder),
                                 "finetuned", artifacts.vocabulary_of(data), HYPER,
                                 {"best_epoch": best_epoch, "valid": {"MRR": 0.25}})
-    artifacts.write_json_atomic(os.path.join(root, "metrics.json"),
+    write_json_atomic(os.path.join(root, "metrics.json"),
                                 {"best_epoch": run_best_epoch, "metrics": RUN_METRICS})
     return best
 
@@ -87,7 +88,7 @@ def test_model_card_ignores_metrics_of_another_run(tiny_data, tmp_path):
     assert card["metrics"] == {} and card["metrics_source"] is None
     assert "None recorded" in open(os.path.join(extra, serving.MODEL_CARD + ".md")).read()
     # `s3rec-tf evaluate` of this very model is used instead
-    artifacts.write_json_atomic(os.path.join(best, "evaluation.json"),
+    write_json_atomic(os.path.join(best, "evaluation.json"),
                                 {"model": os.path.abspath(best), "metrics": RUN_METRICS})
     path = serving.export_serving_model(best, str(tmp_path / "serving"), version=2)
     card = json.load(open(os.path.join(path, "assets.extra", serving.MODEL_CARD + ".json")))

@@ -118,7 +118,7 @@ def read_sample_file(path: str, user_ids, num_items: int,
 
 def write_sample_file(path: str, user_ids, negatives) -> None:
     """Writes negatives in `<Name>_sample.txt` format (atomically)."""
-    from s3rec_tf.artifacts import write_file_atomic
+    from s3rec_tf.io import write_file_atomic
     write_file_atomic(path, "".join(" ".join(str(v) for v in [user, *(int(x) for x in row)])
                                     + "\n" for user, row in zip(user_ids, negatives)))
 

@@ -778,7 +778,7 @@ def check_prepared(output_dir: str, sources: dict) -> dict:
 
 
 def prepare(input_dir: str, output_dir: str, config: PrepareConfig | None = None,
-            beam_args: list | None = None) -> dict:
+            beam_args: list | None = None, replace: bool = False) -> dict:
     """Runs the preprocessing pipeline; the output appears only when complete.
 
     Args:
@@ -787,9 +787,11 @@ def prepare(input_dir: str, output_dir: str, config: PrepareConfig | None = None
             `<name>.csv` + `<name>_attributes.csv`; `<name>.parquet` +
             `<name>_attributes.parquet`; `<name>.inter` + `<name>.item`).
         output_dir: where the prepared data goes (`s3rec_tf.data.prepared`),
-            written with `s3rec_tf.artifacts.write_atomic_dir`.
+            written with `s3rec_tf.io.write_atomic_dir`.
         config: `PrepareConfig`.
         beam_args: Beam pipeline options (default: DirectRunner, 2 processes).
+        replace: bool. Replace an existing non-empty `output_dir` (else it is
+            refused). Defaults to `False`.
 
     Returns:
         The stats dict (also in `<output_dir>/stats.json`); `dropped_rows`
@@ -803,7 +805,7 @@ def prepare(input_dir: str, output_dir: str, config: PrepareConfig | None = None
     """
     from apache_beam.options.pipeline_options import PipelineOptions
 
-    from s3rec_tf.artifacts import write_atomic_dir, write_json_atomic
+    from s3rec_tf.io import write_atomic_dir, write_json_atomic
 
     config = config or PrepareConfig()
     inter_path, _ = _input_files(input_dir, config)  # fail early and clearly
@@ -826,9 +828,16 @@ def prepare(input_dir: str, output_dir: str, config: PrepareConfig | None = None
             stats["dropped_rows"] = [f"{p}:{r}: {why}" if r else f"{p}: {why}" for p, r, why
                                      in find_bad_rows(input_dir, config, NUM_DROPPED_NAMED)]
             write_json_atomic(os.path.join(staging, prepared_lib.STATS), stats)
-        result.update(check_prepared(staging, {"interactions": inter_path}))
+        try:
+            result.update(check_prepared(staging, {"interactions": inter_path}))
+        except DataError as e:  # no user left: name the first dropped row and its reason
+            bad = find_bad_rows(input_dir, config, 1) if stats["malformed_interactions"] else []
+            if not bad:
+                raise
+            path, row, reason = bad[0]
+            raise DataError(path, f"{reason}; {e.reason}", line=row) from None
 
-    write_atomic_dir(output_dir, fill)
+    write_atomic_dir(output_dir, fill, replace=replace)
     return result
 
 

@@ -62,6 +62,8 @@ class SequenceData:
             `negatives.source_label`).
         users_too_short: int. Users dropped for having fewer than
             `MIN_SEQUENCE_LENGTH` items.
+        attribute_rows_dropped: int. Rows of the attribute file dropped for
+            naming an item above the largest item id of the interactions.
     """
 
     name: str
@@ -73,6 +75,7 @@ class SequenceData:
     sample_negatives: np.ndarray | None = None
     sample_source: str | None = None
     users_too_short: int = 0
+    attribute_rows_dropped: int = 0
 
     def __post_init__(self):
         # the one guard between any source of data and the int32 tensors of the model
@@ -323,9 +326,10 @@ def read_dataset(data_dir: str, name: str, negatives_seed: int = 0) -> SequenceD
     if item_attributes:
         check_id_density(attr_path, "attribute", num_attributes, len(np.unique(
             np.concatenate([a for a in item_attributes.values()] + [np.zeros(0, np.int32)]))))
-    item_attributes = {i: a for i, a in item_attributes.items() if i <= num_items}
-    data = SequenceData(name, user_ids, sequences, num_items, num_attributes, item_attributes,
-                        users_too_short=len(all_sequences) - len(keep))
+    kept = {i: a for i, a in item_attributes.items() if i <= num_items}
+    data = SequenceData(name, user_ids, sequences, num_items, num_attributes, kept,
+                        users_too_short=len(all_sequences) - len(keep),
+                        attribute_rows_dropped=len(item_attributes) - len(kept))
     if os.path.exists(sample_path):
         data.sample_negatives = read_sample_negatives(sample_path, user_ids, num_items)
         data.sample_source = sample_path

@@ -36,7 +36,7 @@ import numpy as np
 import tensorflow as tf
 
 from s3rec_tf import ids
-from s3rec_tf.config import SEGMENT_NEGATIVES
+from s3rec_tf.config import HISTORY_RULES, SEGMENT_NEGATIVES
 from s3rec_tf.data import inputs as inputs_lib
 from s3rec_tf.data import prepared as prepared_lib
 from s3rec_tf.data.reader import SequenceData
@@ -296,9 +296,9 @@ class StreamSplit:
 class StreamEvaluator:
     """`RankingEvaluator` over a `StreamSplit`: same metrics, users read in chunks."""
 
-    def __init__(self, model):
+    def __init__(self, model, history_rule: str = HISTORY_RULES[0]):
         from s3rec_tf.evaluation import RankingEvaluator
-        self.evaluator = RankingEvaluator(model)
+        self.evaluator = RankingEvaluator(model, history_rule=history_rule)
 
     def ranks(self, source: StreamSplit, protocol: str) -> np.ndarray:
         return stream_ranks(self.evaluator, source.prepared_dir, source.split, protocol,
@@ -313,10 +313,10 @@ class StreamEvaluator:
 
 def evaluate_stream(model, prepared_dir: str, protocols=("full", "sampled"),
                     splits=("valid", "test"), max_length: int | None = None,
-                    limit: int | None = None) -> dict:
+                    limit: int | None = None, history_rule: str = HISTORY_RULES[0]) -> dict:
     """`training.evaluate_model`'s metrics, the users streamed from `prepared_dir`."""
     max_length = max_length or model.encoder.max_length
-    evaluator = StreamEvaluator(model)
+    evaluator = StreamEvaluator(model, history_rule)
     return {f"{split}/{protocol}": evaluator.evaluate(
                 StreamSplit(prepared_dir, split, max_length, limit), protocol)
             for split in splits for protocol in protocols}

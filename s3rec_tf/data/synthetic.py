@@ -6,6 +6,9 @@ items within a topic are drawn with a Zipf-like popularity skew, and each
 item's attributes are mostly its topic's attributes plus a little noise. So
 attributes predict items (what AAP/MAP learn), items predict the next item
 (what MIP/SP and fine-tuning learn), and a popularity baseline is beatable.
+With a `repeat_rate`, users also come back to items they had before (repeat
+consumption: music, local businesses, groceries), what the full ranking's
+history rule (`s3rec_tf.models.ranking.answer_ranks`) is about.
 """
 
 from __future__ import annotations
@@ -17,7 +20,9 @@ import tempfile
 import numpy as np
 
 
-def _check(num_items: int, min_length: int, max_length: int) -> None:
+def _check(num_items: int, min_length: int, max_length: int, repeat_rate: float = 0.0) -> None:
+    if not 0.0 <= repeat_rate <= 1.0:
+        raise ValueError(f"`repeat_rate` must be in [0, 1]. Received: repeat_rate={repeat_rate}")
     if num_items < max_length + 100:
         raise ValueError(f"`num_items` must exceed max_length + 100 so that 99 negatives "
                          f"remain per user. Received: num_items={num_items}, "
@@ -35,7 +40,7 @@ def _cdf(p):
 
 def iter_generate(num_users: int = 1000, num_items: int = 500, num_topics: int = 20,
                   num_attributes: int = 60, min_length: int = 5, max_length: int = 40,
-                  seed: int = 0):
+                  seed: int = 0, repeat_rate: float = 0.0):
     """`(item_attributes, sequences)`: the attributes, then the users one at a time.
 
     The same draws as `generate` (which collects it), made in memory bounded
@@ -45,7 +50,7 @@ def iter_generate(num_users: int = 1000, num_items: int = 500, num_topics: int =
     (one `random()`, `searchsorted(side="right")`), so the output is
     identical to calling `choice(..., p=...)` and its cost is O(log n).
     """
-    _check(num_items, min_length, max_length)
+    _check(num_items, min_length, max_length, repeat_rate)
     rng = np.random.default_rng(seed)
     num_topics = max(1, min(num_topics, num_items // 5))
     item_topic = rng.integers(0, num_topics, size=num_items)
@@ -87,15 +92,21 @@ def iter_generate(num_users: int = 1000, num_items: int = 500, num_topics: int =
             chosen: list = []
             seen: set = set()
             while len(chosen) < lengths[u]:
-                if random() < 0.85:
-                    topic = int(transition_cdfs[topic].searchsorted(random(), side="right"))
-                else:
-                    topic = int(integers(num_topics))
-                item = int(topic_items[topic][
-                    topic_cdfs[topic].searchsorted(random(), side="right")]) + 1
-                if item not in seen:
-                    seen.add(item)
-                    chosen.append(item)
+                # one draw per event decides a repeat; none at all without repeats,
+                # so the output of repeat_rate 0 is that of a generator without them
+                if repeat_rate and chosen and random() < repeat_rate:
+                    chosen.append(chosen[int(integers(len(chosen)))])
+                    continue
+                item = 0
+                while not item or item in seen:  # a new item: redraw the seen ones
+                    if random() < 0.85:
+                        topic = int(transition_cdfs[topic].searchsorted(random(), side="right"))
+                    else:
+                        topic = int(integers(num_topics))
+                    item = int(topic_items[topic][
+                        topic_cdfs[topic].searchsorted(random(), side="right")]) + 1
+                seen.add(item)
+                chosen.append(item)
             yield np.asarray(chosen, dtype=np.int64)
 
     return item_attributes, sequences()
@@ -103,7 +114,7 @@ def iter_generate(num_users: int = 1000, num_items: int = 500, num_topics: int =
 
 def generate(num_users: int = 1000, num_items: int = 500, num_topics: int = 20,
              num_attributes: int = 60, min_length: int = 5, max_length: int = 40,
-             seed: int = 0):
+             seed: int = 0, repeat_rate: float = 0.0):
     """Generates `(sequences, item_attributes)`.
 
     Args:
@@ -114,13 +125,19 @@ def generate(num_users: int = 1000, num_items: int = 500, num_topics: int = 20,
         min_length: int. Shortest sequence (>= 5, the five-core convention).
         max_length: int. Longest sequence.
         seed: int. Every draw comes from this seed.
+        repeat_rate: float in [0, 1]. Probability that an event after a
+            user's first repeats an item of the user's earlier history (drawn
+            uniformly over the earlier events). Defaults to 0: no repeats,
+            and no draw for them.
 
     Returns:
         `(sequences, item_attributes)`: a list of int arrays (item ids, no
-        repeats within a user) and a dict `{item: sorted attribute list}`.
+        repeats within a user unless `repeat_rate`) and a dict
+        `{item: sorted attribute list}`.
     """
     item_attributes, sequences = iter_generate(num_users, num_items, num_topics,
-                                               num_attributes, min_length, max_length, seed)
+                                               num_attributes, min_length, max_length, seed,
+                                               repeat_rate)
     return list(sequences), item_attributes
 
 

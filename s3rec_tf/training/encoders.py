@@ -22,8 +22,11 @@ def build_encoder(data: SequenceData, config: EncoderConfig) -> SequenceEncoder:
 
 
 def import_original_weights(weights_path: str, output_dir: str, data: SequenceData | None = None,
-                            num_heads: int = 2) -> str:
-    """Turns the authors' `.npz` weights into a pretrained model directory."""
+                            num_heads: int = 2, replace: bool = False) -> str:
+    """Turns the authors' `.npz` weights into a pretrained model directory.
+
+    `replace`: replace an existing non-empty `output_dir` (else it is refused).
+    """
     from s3rec_tf import original_weights as ow
     weights = ow.read_npz(weights_path)
     cfg = ow.encoder_config_from_weights(weights, num_heads)
@@ -38,7 +41,7 @@ def import_original_weights(weights_path: str, output_dir: str, data: SequenceDa
     model = S3RecPretrainer(encoder, table)
     ow.load_into_pretrainer(model, weights)
     artifacts.save_model(output_dir, model, "pretrained", vocabulary, cfg,
-                         {"imported_from": os.path.abspath(weights_path)})
+                         {"imported_from": os.path.abspath(weights_path)}, replace=replace)
     return output_dir
 
 

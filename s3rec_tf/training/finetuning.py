@@ -18,6 +18,7 @@ from s3rec_tf.data import streaming
 from s3rec_tf.data.ranking_inputs import ranking_dataset
 from s3rec_tf.data.reader import SequenceData, write_generated_negatives
 from s3rec_tf.evaluation import RankingEvaluator
+from s3rec_tf.io import write_atomic_dir, write_json_atomic
 from s3rec_tf.models import NextItemModel
 from s3rec_tf.models.ranking_metrics import ranking_metrics
 from s3rec_tf.monitoring import fit_verbosity
@@ -134,12 +135,12 @@ def _finetune(data, output_dir, write_to, dist, pretrained, encoder_config, conf
     best = {"epoch": int(resume.value("best_epoch")), "score": resume.value("best_score"),
             "wait": int(resume.value("wait"))}
     if arrays is None:
-        evaluator = streaming.StreamEvaluator(model)
+        evaluator = streaming.StreamEvaluator(model, config.history_rule)
         valid = streaming.StreamSplit(streaming.prepared_dir_of(data), "valid",
                                       encoder_config.max_length)
     else:
         valid = inputs_lib.eval_arrays(data, "valid", encoder_config.max_length)
-        evaluator = RankingEvaluator(model)
+        evaluator = RankingEvaluator(model, history_rule=config.history_rule)
     metric = config.valid_metric
     batch_size = dist.global_batch(config.batch_size)
     num_rows = data.num_users if arrays is None else len(arrays.input_ids)
@@ -161,7 +162,7 @@ def _finetune(data, output_dir, write_to, dist, pretrained, encoder_config, conf
         if improved:
             best.update(epoch=epoch, score=scores[metric], wait=0)
             artifacts.save_model(running_best, model, "finetuned", vocabulary, hyper,
-                                 {"best_epoch": epoch + 1, "valid": scores})
+                                 {"best_epoch": epoch + 1, "valid": scores}, replace=True)
         else:
             best["wait"] += 1
         # this epoch's (a distributed variable under tf.distribute)
@@ -206,17 +207,19 @@ def _finetune(data, output_dir, write_to, dist, pretrained, encoder_config, conf
     if not dist.is_chief:  # the chief tests the best model and writes the outputs
         return {"chief": False, "best_epoch": best["epoch"] + 1}
     best_model, _ = artifacts.load_next_item_model(running_best)
-    results = evaluate_model(best_model, data, max_length=encoder_config.max_length)
+    results = evaluate_model(best_model, data, max_length=encoder_config.max_length,
+                             history_rule=config.history_rule)
     summary = {"dataset": data.name, "best_epoch": best["epoch"] + 1,
                "valid_metric": f"{config.valid_protocol}/{metric}",
                "train_wall_time_s": round(train_time, 2), "metrics": results,
                "negatives": data.sample_source, "seed": config.seed,
-               "pretrained": hyper["pretrained"], "loss": config.loss}
-    artifacts.write_atomic_dir(best_dir, lambda tmp: shutil.copytree(running_best, tmp,
-                                                                    dirs_exist_ok=True))
+               "pretrained": hyper["pretrained"], "loss": config.loss,
+               "history_rule": config.history_rule}
+    write_atomic_dir(best_dir, lambda tmp: shutil.copytree(running_best, tmp, dirs_exist_ok=True),
+                     replace=True)  # the run's own best model, from an earlier completion
     write_generated_negatives(data, write_to)
     save_run_config(write_to, encoder_config, config)
-    artifacts.write_json_atomic(os.path.join(write_to, "metrics.json"), summary)
+    write_json_atomic(os.path.join(write_to, "metrics.json"), summary)
     _log(verbose, f"Fine-tuning done in {train_time:.1f}s; best epoch {best['epoch'] + 1}; "
                   f"model -> {best_dir}")
     return summary

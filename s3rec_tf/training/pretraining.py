@@ -5,6 +5,7 @@ from __future__ import annotations
 import dataclasses
 import json
 import os
+import sys
 import time
 
 import keras
@@ -31,6 +32,9 @@ def run_pretraining(data: SequenceData, output_dir: str,
 
     Rerunning with the same arguments resumes from the last completed epoch.
     The resolved hyperparameters are saved as `<output>/config.json`.
+    Data without attributes (an attribute file `{}`) pretrains with AAP and
+    MAP switched off: their weights are set to 0, said on stderr and
+    recorded in `config.json`.
     `config.strategy` spreads the run over devices or workers
     (`s3rec_tf.training.distribute`); only the chief writes `output_dir`.
 
@@ -44,11 +48,27 @@ def run_pretraining(data: SequenceData, output_dir: str,
         A summary dict (epochs, final losses, wall time, paths).
     """
     encoder_config = encoder_config or EncoderConfig()
-    config = config or PretrainConfig()
+    config = without_attribute_tasks(data, config or PretrainConfig(), verbose)
     dist = distribute.distribution(config.strategy)
     with distribute.write_dir(dist, output_dir) as write_to:
         return _pretrain(data, output_dir, write_to, dist, encoder_config, config, verbose,
                          tensorboard_dir if dist.is_chief else None)
+
+
+def without_attribute_tasks(data: SequenceData, config: PretrainConfig,
+                            verbose: int = 1) -> PretrainConfig:
+    """`config` with AAP and MAP off (weights 0) when `data` has no attributes.
+
+    AAP and MAP predict item attributes: with none they have nothing to
+    learn. Said on stderr when `verbose`.
+    """
+    if data.num_attributes or not (config.aap_weight or config.map_weight):
+        return config
+    if verbose:
+        print(f"Pretraining: {data.name} has no item attributes: AAP and MAP are switched "
+              f"off (aap_weight=0, map_weight=0, recorded in config.json)", file=sys.stderr,
+              flush=True)
+    return dataclasses.replace(config, aap_weight=0.0, map_weight=0.0)
 
 
 def _pretrain(data, output_dir, write_to, dist, encoder_config, config, verbose,
@@ -108,7 +128,8 @@ def _pretrain(data, output_dir, write_to, dist, encoder_config, config, verbose,
         resume.save(epoch=epoch + 1)
         if config.save_every and (epoch + 1) % config.save_every == 0:
             artifacts.save_model(os.path.join(write_to, f"epochs-{epoch + 1}"), model,
-                                 "pretrained", vocabulary, hyper, {"epochs_done": epoch + 1})
+                                 "pretrained", vocabulary, hyper, {"epochs_done": epoch + 1},
+                                 replace=True)  # the run's own snapshot
 
     if first_epoch < config.epochs:
         dataset = (streaming.pretrain_stream(

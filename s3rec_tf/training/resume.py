@@ -8,10 +8,9 @@ import os
 
 import tensorflow as tf
 
-from s3rec_tf import artifacts
 from s3rec_tf.errors import ArtifactError
-
-RESUME_DIR = "_resume"
+from s3rec_tf.io import write_json_atomic
+from s3rec_tf.outputs import RESUME_DIR
 
 
 def _field_defaults(config_class) -> dict:
@@ -72,7 +71,7 @@ class _Resume:
         for k, v in values.items():
             self.state[k].assign(v)
         os.makedirs(self.dir, exist_ok=True)
-        artifacts.write_json_atomic(os.path.join(self.dir, "signature.json"), self.signature)
+        write_json_atomic(os.path.join(self.dir, "signature.json"), self.signature)
         self.manager.save()
 
     def value(self, key):

@@ -6,9 +6,9 @@ import os
 
 import keras
 
-from s3rec_tf import artifacts
 from s3rec_tf import config as config_lib
 from s3rec_tf.config import EncoderConfig
+from s3rec_tf.io import write_json_atomic
 from s3rec_tf.monitoring import TensorBoardLogger
 
 
@@ -34,7 +34,7 @@ def save_run_config(output_dir: str, encoder_config: EncoderConfig, config) -> s
     """
     path = config_lib.saved_config_path(output_dir)
     os.makedirs(output_dir, exist_ok=True)
-    artifacts.write_json_atomic(path, {**config_lib.to_dict(encoder_config),
+    write_json_atomic(path, {**config_lib.to_dict(encoder_config),
                                        **config_lib.to_dict(config)})
     return path
 

@@ -10,7 +10,7 @@ from s3rec_tf.errors import DataError
 
 
 def test_layout_reader_and_the_command_line(tmp_path, synthetic_dir, tiny_data, capsys):
-    from s3rec_tf import cli
+    from s3rec_tf.cli import commands as cli
     out = tmp_path / "prep"
     preprocess.prepare(synthetic_dir, str(out), preprocess.PrepareConfig(name="Tiny", seed=1),
                        beam_args=["--runner=DirectRunner"])

@@ -1,6 +1,6 @@
 """Pretraining dynamics: Segment Prediction must learn, not saturate (issue 17).
 
-`scripts/compare_original_training.py` compares the training steps with the
+`benchmarks/compare_original_training.py` compares the training steps with the
 original code; these tests pin the causes it found.
 """
 
@@ -44,7 +44,7 @@ def test_training_steps_track_the_original_code():
     original `S3RecModel` (hidden 16) on the synthetic `Tiny` set of
     `conftest.py`, 20 of the original `PretrainDataset`'s batches (batch 32,
     the 25 non-empty columns of 50) and the original's four losses before
-    each update, dropout off; made with `scripts/compare_original_training.py
+    each update, dropout off; made with `benchmarks/compare_original_training.py
     --side original --data <synth Tiny> --name Tiny --users 120 --steps 20
     --batch-size 32 --hidden-size 16`. Measured: the largest relative gap
     is 2.5e-6; with Keras's own Adam (repeated embedding rows stepping up
@@ -113,7 +113,7 @@ def test_segment_prediction_learns_on_a_short_sequence_dataset():
     only the saturation bound separates them, narrowly. About a minute of CPU
     time. (With the paper's dropout both this code and the original stay
     saturated far longer; `--segment-loss logit-gap` is the remedy measured
-    in `results/sp-dynamics/`.)
+    in `benchmarks/results/sp-dynamics/`.)
     """
     sp_loss, saturated = train_segment_prediction(adam(1e-3))
     assert sp_loss < math.log(2) - 0.05, sp_loss

@@ -268,6 +268,21 @@ def test_batch_recommender_reads_the_pushed_model_when_switched_on(tiny_raw, tmp
                            batch_recommendations={"top": 5})
 
 
+def test_the_evaluator_ranks_with_the_history_rule_fine_tuning_validates_with(tiny_raw,
+                                                                              tmp_path):
+    from pipeline import local_runner
+
+    def rule(**hparams):
+        pipeline = local_runner.build(str(tmp_path), tiny_raw, "Synthetic",
+                                      **{**TINY, "finetune_hparams": {
+                                          **TINY.get("finetune_hparams", {}), **hparams}})
+        evaluator = [c for c in pipeline.components if c.id == "RankingEvaluator"][0]
+        return evaluator.exec_properties["history_rule"]
+
+    assert rule() == "remove"
+    assert rule(history_rule="original") == "original"
+
+
 def test_an_unknown_hyperparameter_is_an_error_naming_it(tiny_raw, tmp_path):
     from pipeline import local_runner
     with pytest.raises(ValueError, match=r"`epoch` is not a known key"):

@@ -18,8 +18,8 @@ second process running the torch virtualenv's python (this same file with
 records through `.npz`/`.jsonl` files in a work directory.
 
 Usage (the project's venv; the torch venv comes from `setup.sh` there):
-    python scripts/compare_original_training.py --name Beauty --users 2000 --steps 300 \\
-        [--variants original,softplus] [--output results/sp-dynamics]
+    python benchmarks/compare_original_training.py --name Beauty --users 2000 --steps 300 \\
+        [--variants original,softplus] [--output benchmarks/results/sp-dynamics]
 """
 
 from __future__ import annotations
@@ -36,6 +36,8 @@ import time
 import numpy as np
 
 ROOT = os.path.dirname(os.path.dirname(os.path.abspath(__file__)))
+#: Where the records live.
+RESULTS = os.path.join(ROOT, "benchmarks", "results")
 SHARED = os.path.join(ROOT, "..", "shared")
 ORIGINAL_DIR = os.path.join(SHARED, "tools", "original-speed")
 KEYS = ("masked_item_sequence", "pos_items", "neg_items",
@@ -368,7 +370,7 @@ def main(argv=None) -> int:
                         help="the paper's dropout 0.5 in both (masks differ: compare statistics)")
     parser.add_argument("--reuse", action="store_true",
                         help="reuse the original's run already in --work (same arguments)")
-    parser.add_argument("--output", default=os.path.join(ROOT, "results", "sp-dynamics"))
+    parser.add_argument("--output", default=os.path.join(RESULTS, "sp-dynamics"))
     args = parser.parse_args(argv)
     if args.side == "original":
         run_original(args)
@@ -412,7 +414,7 @@ def main(argv=None) -> int:
         ours[name] = run_ours(args, data, batches, init, final, name, variant)
         walls[f"ours:{name}"] = round(time.time() - t, 1)
 
-    meta = {"command": "python scripts/compare_original_training.py " + " ".join(
+    meta = {"command": "python benchmarks/compare_original_training.py " + " ".join(
                 sys.argv[1:] if argv is None else argv),
             "commit": provenance.git_commit(ROOT), "machine": provenance.machine(),
             "data": f"{args.name}: first {args.users} users' pretraining samples, batches of "

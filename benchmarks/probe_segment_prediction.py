@@ -11,7 +11,7 @@ scores above the random one, the share of saturated scores (sigmoid beyond
 0.999 or below 0.001) and the mean logits.
 
 Usage:
-    python scripts/probe_segment_prediction.py --data ../shared/data/s3rec --name Beauty \\
+    python benchmarks/probe_segment_prediction.py --data ../shared/data/s3rec --name Beauty \\
         --model P/epochs-10 P/epochs-20 ../shared/golden/Beauty-epochs-150.weights.npz \\
         [--samples 2000] [--seed 1] [--json OUT]
 """
@@ -85,9 +85,10 @@ def main(argv=None) -> int:
                   f"logits pos {r['pos_logit']:.2f} neg {r['neg_logit']:.2f}  "
                   f"({r['samples']} samples)", flush=True)
     if args.json:
-        from s3rec_tf import artifacts, provenance
-        artifacts.write_json_atomic(args.json, {
-            "command": " ".join(["python", "scripts/probe_segment_prediction.py",
+        from s3rec_tf import provenance
+        from s3rec_tf.io import write_json_atomic
+        write_json_atomic(args.json, {
+            "command": " ".join(["python", "benchmarks/probe_segment_prediction.py",
                                  *(argv if argv is not None else sys.argv[1:])]),
             "commit": provenance.git_commit(), "machine": provenance.machine(),
             "seed": args.seed, "models": rows})

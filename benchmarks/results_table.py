@@ -1,10 +1,23 @@
 #!/usr/bin/env python3
-"""Builds the README's results table from results/*.json (fine-tuning records).
+"""Builds the results tables from the records in benchmarks/results/.
 
-Usage: python scripts/results_table.py [--write]   (--write updates README.md
-between the RESULTS-TABLE markers)
+Three generated blocks, each between `<!-- NAME:START -->` and `<!-- NAME:END -->`
+markers in its file (nothing outside the markers is touched):
+
+- `docs/results.md`, RESULTS-TABLE: every results row (fine-tuning records) and
+  the quality-targets table;
+- `README.md`, HEADLINE-TABLE: per dataset, the paper's S3-Rec, SASRec `ce` and
+  the S3-Rec row validation selects, test full ranking, each row linking its
+  records;
+- `README.md`, SPEED-TABLE: the latest side-by-side bench
+  (`benchmarks/side_by_side.py --original`), its ratio to the original per work.
+
+Usage: python benchmarks/results_table.py [--write | --check]
+    (no flag: print the blocks; --write: update the files; --check: exit 1 if
+    a block differs from what the records give)
 """
 
+import argparse
 import glob
 import json
 import os
@@ -13,7 +26,15 @@ import statistics
 import sys
 
 ROOT = os.path.dirname(os.path.dirname(os.path.abspath(__file__)))
-PAPER = {  # REFERENCE.md
+#: Where the records live.
+RESULTS = os.path.join(ROOT, "benchmarks", "results")
+#: The paper's numbers, as ../shared/docs/REFERENCE.md (the project's reference
+#: numbers) lists them, with their source per protocol.
+PAPER_SOURCES = {
+    "sampled": "the authors' re-runs in the original repository's `reproduce/README.md`",
+    "full": "the original repository's full-ranking figure (`all_rank.PNG`)",
+}
+PAPER = {
     ("Beauty", "sampled", "SASRec"): {"HR@10": .4651, "NDCG@10": .3142, "MRR": .2850},
     ("Beauty", "sampled", "S3-Rec"): {"HR@10": .5687, "NDCG@10": .3816, "MRR": .3390},
     ("LastFM", "sampled", "SASRec"): {"HR@10": .4587, "NDCG@10": .2605, "MRR": .2209},
@@ -77,13 +98,15 @@ def commits(recs) -> str:
 
 def display_command(command: str) -> str:
     """A record's command with the checkout's own path dropped (`<checkout>/../shared/...`
-    reads `../shared/...`), wherever the checkout was."""
-    return re.sub(r"(?<=\s)/\S*?/(?=\.\./shared/)", "", command.replace(ROOT + "/", ""))
+    reads `../shared/...`), wherever the checkout was, and its record where the
+    records now live (`--record results/x.json` reads `--record benchmarks/results/x.json`)."""
+    command = re.sub(r"(?<=\s)/\S*?/(?=\.\./shared/)", "", command.replace(ROOT + "/", ""))
+    return re.sub(r"(?<=--record )results/", "benchmarks/results/", command)
 
 
 def load():
     rows = {}
-    for path in sorted(glob.glob(os.path.join(ROOT, "results", "*.json"))):
+    for path in sorted(glob.glob(os.path.join(RESULTS, "*.json"))):
         with open(path) as f:
             rec = json.load(f)
         if "metrics" not in rec or "valid_metric" not in rec:
@@ -247,25 +270,206 @@ def target_table(rows=None) -> str:
     return "\n".join(out) + "\n"
 
 
-def results_block() -> str:
-    """What the README holds between its RESULTS-TABLE markers."""
-    rows = load()
+def results_block(rows=None) -> str:
+    """What docs/results.md holds between its RESULTS-TABLE markers."""
+    rows = load() if rows is None else rows
     return table(rows) + target_table(rows)
 
 
-def main():
-    text = results_block()
-    if "--write" in sys.argv:
-        readme = os.path.join(ROOT, "README.md")
-        with open(readme) as f:
-            content = f.read()
-        start, end = "<!-- RESULTS-TABLE:START -->", "<!-- RESULTS-TABLE:END -->"
-        head, rest = content.split(start, 1)
-        _, tail = rest.split(end, 1)
-        with open(readme, "w") as f:
-            f.write(head + start + "\n" + text + end + tail)
-    print(text)
+#: The datasets of the headline table, in its order.
+HEADLINE_DATASETS = ("Beauty", "Sports_and_Outdoors", "LastFM")
+#: The metrics of the headline table (test, full ranking).
+HEADLINE_METRICS = ("HR@10", "NDCG@10")
+
+
+def record_links(recs, prefix: str = "benchmarks/results/") -> str:
+    """Markdown links to a row's record files, each named by its seed."""
+    return ", ".join(f"[{rec['seed']}]({prefix}{name}.json)" for rec, name in recs)
+
+
+def headline_table(rows=None) -> str:
+    """What README.md holds between its HEADLINE-TABLE markers: per dataset, the
+    paper's S3-Rec, SASRec `ce` (ours, no pretraining) and the S3-Rec row that
+    validation selects (`selected_rows`), on test full ranking."""
+    rows = load() if rows is None else rows
+    chosen = selected_rows(rows)
+    out = ["| dataset | model | " + " | ".join(f"test {k}" for k in HEADLINE_METRICS)
+           + " | seeds | records (by seed) |",
+           "|" + "---|" * (len(HEADLINE_METRICS) + 4)]
+
+    def ours(dataset, label, recs):
+        out.append(f"| {dataset} | {label} | "
+                   + " | ".join(_stats(recs, k) for k in HEADLINE_METRICS)
+                   + f" | {len(recs)} | {record_links(recs)} |")
+
+    for dataset in HEADLINE_DATASETS:
+        paper = PAPER.get((dataset, "full", "S3-Rec"))
+        if paper:
+            out.append(f"| {dataset} | S3-Rec (paper) | "
+                       + " | ".join(f"{paper[k]:.4f}" for k in HEADLINE_METRICS)
+                       + " | | paper¹ |")
+        base = rows.get((dataset, "sasrec", "ce", "validfull"))
+        if base:
+            ours(dataset, "SASRec `ce` (ours, no pretraining)", base)
+        if dataset in chosen:
+            (_, tag, loss, _), recs = chosen[dataset]
+            budget = pretraining(tag)[1].removeprefix("ours, ")
+            ours(dataset, f"S3-Rec (ours, pretrained {budget}; `{loss}`)", recs)
+    out.append("")
+    out.append(f"¹ Paper: {PAPER_SOURCES['full']}. Ours: mean ± std over fine-tuning "
+               "seeds; the S3-Rec row "
+               f"is the one with the highest mean validation {SELECT_BY[1]} among our "
+               f"pretraining's full-softmax rows with {TARGET_SEEDS}+ seeds.")
+    return "\n".join(out) + "\n"
+
+
+#: Each work of the side-by-side bench, by the first part of its case key.
+WORK = {"pretrain": "pretraining", "finetune_bce": "fine-tuning, `bce`",
+        "finetune_ce": "fine-tuning, `ce` (full softmax)",
+        "finetune_sampled-ce": "fine-tuning, `sampled-ce`",
+        "evaluate_full": "full-ranking evaluation", "prepare": "Beam preparation"}
+
+
+def latest_side_by_side(paths=None):
+    """`(path, report)` of the side-by-side bench (`original` set) that finished last."""
+    found = []
+    for path in paths if paths is not None else glob.glob(os.path.join(RESULTS, "*.json")):
+        with open(path) as f:
+            report = json.load(f)
+        if report.get("original") and report.get("results"):
+            found.append((report.get("finished_at", ""), path, report))
+    if not found:
+        raise ValueError(f"no side-by-side bench record in {RESULTS}")
+    _, path, report = max(found, key=lambda x: x[:2])
+    return path, report
+
+
+def speed_table(path: str, report: dict) -> str:
+    """What README.md holds between its SPEED-TABLE markers: from one side-by-side
+    bench, per work timed against the original, both medians and their ratio."""
+    link = os.path.relpath(path, ROOT)
+    out = ["| work | s3rec-tf | original (same run) | ratio | per round |",
+           "|---|---|---|---|---|"]
+
+    def order(key):
+        work = key.split("/")[0]
+        return (list(WORK).index(work) if work in WORK else len(WORK), key)
+
+    for key in sorted(report["results"], key=order):
+        r = report["results"][key]
+        side = r.get("original")
+        if not side:
+            continue
+        work, dataset = key.split("/", 1)
+        against = "" if side["case"] == key else \
+            f" (its `{side['case'].split('/')[0].split('_', 1)[1]}`)"
+        out.append(f"| {WORK.get(work, work)}, {dataset} | {r['median']:,.0f} {r['unit']} | "
+                   f"{side['median']:,.0f} {r['unit']}{against} | "
+                   f"{r['median'] / side['median']:.1f}x | "
+                   + " / ".join(f"{x:.1f}" for x in side["round_ratios"]) + " |")
+    machine = report.get("machine", {})
+    out.append("")
+    out.append(f"Medians of {report['repeats']} rounds; in each round the original code runs "
+               "first, then each case of ours, on the same machine "
+               f"({machine.get('cpu', '?')}, {machine.get('cpu_count', '?')} cores). "
+               f"Record: [{link}]({link}), commit `{str(report.get('commit'))[:7]}`.")
+    return "\n".join(out) + "\n"
+
+
+class MarkerError(ValueError):
+    """A file lacks a block's markers, or has them out of order."""
+
+
+def markers(name: str):
+    return f"<!-- {name}:START -->", f"<!-- {name}:END -->"
+
+
+def current_block(text: str, name: str, where: str = "the text"):
+    """What `text` holds between `name`'s markers; None when it has neither marker."""
+    start, end = markers(name)
+    if start not in text and end not in text:
+        return None
+    if text.count(start) != 1 or text.count(end) != 1:
+        raise MarkerError(f"{where}: needs exactly one {start} and one {end}")
+    rest = text.split(start, 1)[1]
+    if end not in rest:
+        raise MarkerError(f"{where}: {end} comes before {start}")
+    return rest.split(end, 1)[0].removeprefix("\n")
+
+
+def replace_block(text: str, name: str, block: str, where: str = "the text") -> str:
+    """`text` with `block` between `name`'s markers (on their own lines), nothing else
+    changed; a `MarkerError` naming `where` when the markers are missing."""
+    if current_block(text, name, where) is None:
+        start, end = markers(name)
+        raise MarkerError(f"{where}: no {start} ... {end} markers; add them where the "
+                          "generated block goes")
+    start, end = markers(name)
+    head, rest = text.split(start, 1)
+    return head + start + "\n" + block + rest[rest.index(end):]
+
+
+#: The generated blocks: (file under the checkout, marker name) -> its builder, given
+#: the fine-tuning records (`load`).
+BLOCKS = {("docs/results.md", "RESULTS-TABLE"): results_block,
+          ("README.md", "HEADLINE-TABLE"): headline_table,
+          ("README.md", "SPEED-TABLE"): lambda rows: speed_table(*latest_side_by_side())}
+
+
+def blocks() -> dict:
+    """`{(file, marker name): block}` from the records (read once)."""
+    rows = load()
+    return {where: build(rows) for where, build in BLOCKS.items()}
+
+
+def update(root: str = ROOT, write: bool = False, generated: dict | None = None) -> list:
+    """The `(file, marker name)` blocks under `root` that differ from the records'
+    (rewritten first when `write`); a `MarkerError` for a missing file or marker."""
+    generated = blocks() if generated is None else generated
+    stale = []
+    for rel in dict.fromkeys(path for path, _ in generated):
+        path = os.path.join(root, rel)
+        if not os.path.isfile(path):
+            raise MarkerError(f"{rel}: no such file")
+        with open(path, encoding="utf-8") as f:
+            text = f.read()
+        new = text
+        for (where, name), block in generated.items():
+            if where == rel:
+                new = replace_block(new, name, block, rel)
+                if current_block(text, name, rel) != block:
+                    stale.append((rel, name))
+        if write and new != text:
+            with open(path, "w", encoding="utf-8") as f:
+                f.write(new)
+    return stale
+
+
+def main(argv=None) -> int:
+    parser = argparse.ArgumentParser(prog="benchmarks/results_table.py",
+                                     description=__doc__.split("\n\n")[0])
+    mode = parser.add_mutually_exclusive_group()
+    mode.add_argument("--write", action="store_true", help="update the files' blocks")
+    mode.add_argument("--check", action="store_true",
+                      help="exit 1 if a block differs from what the records give")
+    args = parser.parse_args(argv)
+    generated = blocks()
+    if not (args.write or args.check):
+        for (path, name), block in generated.items():
+            print(f"{path}, {name}:\n{block}")
+        return 0
+    try:
+        stale = update(ROOT, write=args.write, generated=generated)
+    except MarkerError as e:
+        print(f"{parser.prog}: error: {e}", file=sys.stderr)
+        return 2
+    for path, name in stale:
+        print(f"{path}: {name} {'updated' if args.write else 'is stale'}")
+    if args.check and stale:
+        print(f"run: python {parser.prog} --write", file=sys.stderr)
+        return 1
+    return 0
 
 
 if __name__ == "__main__":
-    main()
+    sys.exit(main())

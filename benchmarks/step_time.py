@@ -6,9 +6,9 @@ times the model's `train_step` (one `tf.function`, as Keras compiles it) in
 blocks of 10 steps, `--rounds` passes over the batches, and prints the median
 block's throughput. The input pipeline and Keras's `fit` loop are left out, so
 the figure is the step's own cost. Run it from two checkouts in turn, under the
-same load, to measure what a change gains (README "Performance notes"):
+same load, to measure what a change gains:
 
-    PYTHONPATH=/path/to/checkout python scripts/step_time.py --work bce --name Beauty
+    PYTHONPATH=/path/to/checkout python benchmarks/step_time.py --work bce --name Beauty
 
 `--work`: `pretrain`, a fine-tuning loss (`bce`, `ce`, `sampled-ce`), or
 `evaluate`: full-ranking evaluation of the test split by an untrained model (each

@@ -1,18 +1,18 @@
 #!/usr/bin/env python3
 """Plots validation metrics over fine-tuning epochs, and pretraining losses per head.
 
-Reads the per-epoch histories `results/<run>.history.jsonl` written beside each
-recorded run (`s3rec-tf finetune --record results/<run>.json`) and writes one
-PNG per dataset to `results/plots/<dataset>.png`: a panel per validation
+Reads the per-epoch histories `benchmarks/results/<run>.history.jsonl` written beside each
+recorded run (`s3rec-tf finetune --record benchmarks/results/<run>.json`) and writes one
+PNG per dataset to `benchmarks/results/plots/<dataset>.png`: a panel per validation
 protocol, a line per run (no pretraining, the authors' checkpoint, our own
-pretraining at each epoch budget and variant, named as the README's table names
+pretraining at each epoch budget and variant, named as the results table names
 them; one line per seed; one legend beside the panels).
 
 Pretraining histories (the `history.jsonl` that `s3rec-tf pretrain` writes in
 its output directory: `aap_loss`, `mip_loss`, `map_loss`, `sp_loss`, `loss` per
 epoch) are drawn beside them, one PNG per dataset,
-`results/plots/<dataset>_pretraining.png`, with a panel per head and one for
-the weighted sum, a line per run. They are `results/*pretrain*.history.jsonl`
+`benchmarks/results/plots/<dataset>_pretraining.png`, with a panel per head and one for
+the weighted sum, a line per run. They are `benchmarks/results/*pretrain*.history.jsonl`
 (named `<dataset>_<tag with "pretrain">...`) or the files or pretraining output
 directories given with `--pretraining` (`LABEL=PATH` names a line; a console
 log `*.log` of a run made before `history.jsonl` existed is read from its
@@ -20,7 +20,7 @@ per-epoch lines). The SP panel marks ln 2, the loss of an SP head that cannot
 tell the true segment from a random one. `--pretraining-output FILE` draws every
 given run in one figure in FILE instead.
 
-Usage: python scripts/plot_histories.py [--results DIR] [--output DIR]
+Usage: python benchmarks/plot_histories.py [--results DIR] [--output DIR]
                                         [--pretraining [LABEL=]PATH ...]
                                         [--pretraining-output FILE] [--title T]
 """
@@ -34,6 +34,8 @@ import re
 import sys
 
 ROOT = os.path.dirname(os.path.dirname(os.path.abspath(__file__)))
+#: Where the records live.
+RESULTS = os.path.join(ROOT, "benchmarks", "results")
 sys.path.insert(0, os.path.dirname(os.path.abspath(__file__)))
 from results_table import pretraining as pretraining_cells  # noqa: E402  the tag rule
 #: The validation metric each protocol's runs early-stop on (see `s3rec_tf.training`).
@@ -82,7 +84,7 @@ def describe(run: str):
     parts = run.split("_")
     dataset = "_".join(parts[:-4])
     tag, loss, valid, seed = parts[-4:]
-    cells = pretraining_cells(tag)  # as the README's results table names it
+    cells = pretraining_cells(tag)  # as the results table names it
     if tag == "sasrec" or (cells and cells[0] == "SASRec"):
         label = "no pretraining (SASRec)"
     elif tag == "s3rec-authors":
@@ -249,8 +251,8 @@ def plot_pretraining(runs: dict, output_dir: str, output_file: str | None = None
 
 def main(argv=None) -> int:
     parser = argparse.ArgumentParser(description=__doc__.split("\n")[0])
-    parser.add_argument("--results", default=os.path.join(ROOT, "results"))
-    parser.add_argument("--output", default=os.path.join(ROOT, "results", "plots"))
+    parser.add_argument("--results", default=RESULTS)
+    parser.add_argument("--output", default=os.path.join(RESULTS, "plots"))
     parser.add_argument("--pretraining", nargs="+", metavar="[LABEL=]PATH",
                         help="pretraining history files, console logs or output directories "
                              "(default: <results>/*pretrain*.history.jsonl with per-head "

@@ -1,16 +1,16 @@
 #!/usr/bin/env python3
-"""Log-log plot and README table of the scale bench (`s3rec-tf bench --scale`).
+"""Log-log plot and markdown table of the scale study (`benchmarks/scale.py --scale`).
 
-Reads one or more results files of `s3rec-tf bench --scale` (sizes from
+Reads one or more results files of `benchmarks/scale.py --scale` (sizes from
 several files are merged; a later file's size replaces an earlier one's),
-writes `results/plots/scale.png` (left: seconds per stage against
+writes `benchmarks/results/plots/scale.png` (left: seconds per stage against
 interactions, pretraining/fine-tuning epochs and evaluation extrapolated;
 right: peak resident memory per stage, with the 8 GB target) and prints the
-markdown table for the README, with each stage's log-log slope (1.0: cost
+markdown table, with each stage's log-log slope (1.0: cost
 linear in interactions).
 
-Usage: python scripts/plot_scale.py RESULTS.json [RESULTS.json ...]
-                                    [--output results/plots/scale.png]
+Usage: python benchmarks/plot_scale.py RESULTS.json [RESULTS.json ...]
+                                    [--output benchmarks/results/plots/scale.png]
 """
 
 import argparse
@@ -20,7 +20,10 @@ import os
 import sys
 
 ROOT = os.path.dirname(os.path.dirname(os.path.abspath(__file__)))
+#: Where the records live.
+RESULTS = os.path.join(ROOT, "benchmarks", "results")
 sys.path.insert(0, ROOT)
+sys.path.insert(0, os.path.dirname(os.path.abspath(__file__)))  # beside scale.py
 
 #: Stage -> (the seconds it reports, label).
 STAGES = {"prepare": ("wall_s", "Beam preparation (DirectRunner)"),
@@ -36,7 +39,7 @@ def load(paths) -> dict:
         with open(path) as f:
             part = json.load(f)
         if not part.get("scale"):
-            raise SystemExit(f"plot_scale: {path}: not a `bench --scale` results file")
+            raise SystemExit(f"plot_scale: {path}: not a `scale.py --scale` results file")
         if report is None:
             report = {**part, "sizes": {}, "files": []}
         report["sizes"].update(part["sizes"])
@@ -111,7 +114,7 @@ def plot(report: dict, path: str) -> str:
     from s3rec_tf import config
     # records made before the optimizer option ran with the default one
     optimizer = (report.get("model_config") or {}).get("optimizer", config.OPTIMIZERS[0])
-    fig.suptitle(f"s3rec-tf bench --scale, optimizer {optimizer}, commit "
+    fig.suptitle(f"benchmarks/scale.py --scale, optimizer {optimizer}, commit "
                  f"{str(report.get('commit'))[:10]}, {report['machine']['cpu_count']} CPUs "
                  "(shared)", fontsize=9)
     fig.tight_layout()
@@ -124,8 +127,8 @@ def plot(report: dict, path: str) -> str:
 
 
 def table(report: dict) -> str:
-    """The README table: `bench.scale_table` plus the log-log slopes."""
-    from s3rec_tf.bench import scale_table
+    """The markdown table: `scale.scale_table` plus the log-log slopes."""
+    from scale import scale_table
     fitted = slopes(report)
     text = scale_table(report)
     text += "\n\nLog-log slope of seconds against interactions (1.0 is linear): " + ", ".join(
@@ -135,8 +138,8 @@ def table(report: dict) -> str:
 
 def main(argv=None) -> int:
     parser = argparse.ArgumentParser(description=__doc__.split("\n\n")[0])
-    parser.add_argument("results", nargs="+", help="results JSON of `s3rec-tf bench --scale`")
-    parser.add_argument("--output", default=os.path.join(ROOT, "results", "plots", "scale.png"))
+    parser.add_argument("results", nargs="+", help="results JSON of `benchmarks/scale.py --scale`")
+    parser.add_argument("--output", default=os.path.join(RESULTS, "plots", "scale.png"))
     args = parser.parse_args(argv)
     report = load(args.results)
     print(table(report))

@@ -9,7 +9,7 @@ much of the traced span ran no kernel, one, or several at once, and the ops
 that ran alone (the serial parts of a step, where a core idled).
 
 Usage:
-    python scripts/profile_step.py --name LastFM [--work pretrain|bce|ce|sampled-ce]
+    python benchmarks/profile_step.py --name LastFM [--work pretrain|bce|ce|sampled-ce]
         [--data ../shared/data/s3rec] [--intra-op-threads auto] [--inter-op-threads auto]
         [--onednn auto|on|off]
 

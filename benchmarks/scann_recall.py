@@ -10,7 +10,7 @@ query at a time (batch of one), median and 95th percentile, for ScaNN and
 for brute force in NumPy. The index is built with `s3rec_tf.ann.ScannConfig`
 (the defaults of `recommend --index scann`) unless flags change it.
 
-    python scripts/scann_recall.py --output results/scann-recall-1M.json
+    python benchmarks/scann_recall.py --output benchmarks/results/scann-recall-1M.json
 """
 
 from __future__ import annotations
@@ -27,7 +27,8 @@ sys.path.insert(0, os.path.dirname(os.path.dirname(os.path.abspath(__file__))))
 
 
 def main(argv=None) -> int:
-    from s3rec_tf import ann, artifacts, provenance
+    from s3rec_tf import ann, provenance
+    from s3rec_tf.io import write_json_atomic
 
     defaults = ann.ScannConfig()
     p = argparse.ArgumentParser(description=__doc__.splitlines()[0])
@@ -78,12 +79,12 @@ def main(argv=None) -> int:
         "note": "shared 2-core machine, other jobs running: timings are noisy",
         **provenance.record(),
     }
-    result["command"] = " ".join(["python", "scripts/scann_recall.py", *(argv or sys.argv[1:])])
+    result["command"] = " ".join(["python", "benchmarks/scann_recall.py", *(argv or sys.argv[1:])])
     print(f"recall@{args.k} {recall:.4f}; build {build_s:.1f}s; per query: ScaNN "
           f"{scann_latency['median_ms']} ms (p95 {scann_latency['p95_ms']}), brute force "
           f"{brute_latency['median_ms']} ms (p95 {brute_latency['p95_ms']})")
     if args.output:
-        artifacts.write_json_atomic(args.output, result)
+        write_json_atomic(args.output, result)
         print(f"Wrote {args.output}")
     return 0
 

@@ -1,11 +1,11 @@
-"""The `s3rec-tf` command line.
+"""The command line's arguments: types, flags, the per-command parser and `build_parser`.
 
 Every hyperparameter of the paper is a flag generated from the config
 dataclasses (`s3rec_tf.config`), with the paper's default, help and range.
 Training commands also take `--config FILE` and `--preset`
 (preset < file < flags). Every numeric option is range-checked when parsed.
-Bad input prints one line naming the option, or the file, line and reason,
-and exits with 2.
+A bad option prints one line naming it, or the file, key and reason, and
+exits with 2.
 """
 
 from __future__ import annotations
@@ -13,16 +13,10 @@ from __future__ import annotations
 import argparse
 import dataclasses
 import functools
-import json
-import math
-import os
-import shutil
-import sys
-import time
 import typing
 
 from s3rec_tf import config
-from s3rec_tf.config import _convert, number_type  # noqa: F401  (re-exported)
+from s3rec_tf.config import _convert, number_type
 
 
 # ---------------------------------------------------------------- argument types
@@ -236,7 +230,7 @@ class CommandParser(argparse.ArgumentParser):
         from_file = self._file_values(ns.config) if ns.config else {}
         preset = {}
         if getattr(ns, "preset", None):
-            preset = {k: v for k, v in config.preset_values(ns.preset).items()
+            preset = {k: v for k, v in config.preset_values(ns.preset, self.config_classes).items()
                       if k in self._resolved}
         for dest, default in self._resolved.items():
             for layer in (given, from_file, preset):
@@ -278,6 +272,12 @@ def _check_recommend(parser, ns):
         parser.error("argument --user: needs --data and --name (the user's sequences)")
 
 
+def _add_overwrite_flag(p, what="the output folder"):
+    p.add_argument("--overwrite", action="store_true",
+                   help=f"replace {what} if s3rec-tf wrote it (an earlier output of this "
+                        f"command); a folder s3rec-tf did not write is refused even so")
+
+
 def _add_index_flag(p):
     from s3rec_tf import ann
     p.add_argument("--index", choices=ann.INDEXES, default=ann.DEFAULT_INDEX,
@@ -286,6 +286,7 @@ def _add_index_flag(p):
 
 
 def build_parser() -> argparse.ArgumentParser:
+    """The `s3rec-tf` parser: one subcommand per command of `s3rec_tf.cli.commands`."""
     from s3rec_tf.config import EncoderConfig, FinetuneConfig, PretrainConfig
     parser = argparse.ArgumentParser(
         prog="s3rec-tf", description="S3-Rec in Keras 3: pretrain, fine-tune, evaluate.")
@@ -306,6 +307,10 @@ def build_parser() -> argparse.ArgumentParser:
     p.add_argument("--max-length", type=number_type(int, 3), default=40)
     p.add_argument("--name", default="Synthetic")
     p.add_argument("--seed", type=_SEED, default=0)
+    p.add_argument("--repeat-rate", type=number_type(float, 0, 1), default=0.0,
+                   help="probability that an event repeats an item of the user's earlier "
+                        "history (repeat consumption; 0: none)")
+    _add_overwrite_flag(p)
 
     p = sub.add_parser("prepare", help="Beam preprocessing: raw data -> prepared TFRecords")
     p.add_argument("--input", required=True, help="directory with the raw files")
@@ -320,6 +325,7 @@ def build_parser() -> argparse.ArgumentParser:
     p.add_argument("--beam-arg", action="append", default=None, dest="beam_args",
                    help="a Beam pipeline option, repeatable (default: DirectRunner, "
                         "multi-processing, 2 workers), e.g. --beam-arg=--runner=DataflowRunner")
+    _add_overwrite_flag(p)
 
     p = sub.add_parser("pretrain", help="pretrain with AAP, MIP, MAP and SP",
                        config_classes=(EncoderConfig, PretrainConfig))
@@ -329,6 +335,8 @@ def build_parser() -> argparse.ArgumentParser:
     p.add_argument("--tensorboard", metavar="DIR",
                    help="write TensorBoard scalars here (the four losses, their sum, the "
                         "learning rate)")
+    _add_overwrite_flag(p, "the output folder (an earlier run: started afresh instead of "
+                           "resumed)")
     _add_config_flags(p, EncoderConfig, "encoder (paper defaults)")
     _add_config_flags(p, PretrainConfig, "pretraining (paper defaults)")
     p.finalize()
@@ -347,6 +355,8 @@ def build_parser() -> argparse.ArgumentParser:
     _add_config_flags(p, FinetuneConfig, "fine-tuning (paper defaults)")
     p.add_argument("--record", help="also write a results JSON (metrics, command, seed, "
                                     "commit, machine, wall time) to this path")
+    _add_overwrite_flag(p, "the output folder (an earlier run: started afresh instead of "
+                           "resumed) and the --record file")
     p.finalize()
 
     p = sub.add_parser("evaluate", help="rank the validation and test answers",
@@ -355,11 +365,15 @@ def build_parser() -> argparse.ArgumentParser:
     p.add_argument("--model", required=True, help="fine-tuned model directory")
     _add_data_flags(p)
     p.add_argument("--protocol", choices=("full", "sampled", "both"), default="both")
+    p.add_argument("--history-rule", choices=config.HISTORY_RULES,
+                   default=config.HISTORY_RULES[0], help=config.HISTORY_RULE_HELP)
     p.add_argument("--stream", action="store_true",
                    help="read a prepared directory (`s3rec-tf prepare` output) as a stream: "
                         "users are ranked chunk by chunk, so memory does not grow with them")
-    p.add_argument("--output", help="JSON file for the metrics "
-                                    "(default: <model>/evaluation.json)")
+    p.add_argument("--output", help="JSON file for the metrics (default: "
+                                    "<model>/evaluation.json, replaced: the one file evaluate "
+                                    "adds to the model folder it reads)")
+    _add_overwrite_flag(p, "the --output file")
     p.finalize()
 
     p = sub.add_parser("export", help="write a TF Serving SavedModel of a fine-tuned model")
@@ -370,6 +384,7 @@ def build_parser() -> argparse.ArgumentParser:
     p.add_argument("--k", type=count(), default=10, help="k of the serving_default signature")
     p.add_argument("--vocabulary", help="file with one raw item id per line (line i = item "
                                         "i+1); default: the paper format's ids 1..N")
+    _add_overwrite_flag(p, "<output>/<version> (other versions are kept)")
 
     p = sub.add_parser("recommend", help="top-k items for a history or a known user, "
                                          "from an export", check=_check_recommend)
@@ -394,7 +409,7 @@ def build_parser() -> argparse.ArgumentParser:
                    help="a prepared dataset (s3rec-tf prepare), or a directory with <NAME>.txt")
     p.add_argument("--name", help="dataset name (for <NAME>.txt)")
     p.add_argument("--output", required=True,
-                   help="output directory (replaced; appears only when complete)")
+                   help="output directory (appears only when complete)")
     p.add_argument("-k", type=count(), default=10)
     p.add_argument("--include-history", action="store_true",
                    help="allow items of the history in the results")
@@ -407,6 +422,7 @@ def build_parser() -> argparse.ArgumentParser:
                         "multi-processing, 2 workers), e.g. --beam-arg=--runner=DataflowRunner")
     p.add_argument("--record", help="also write a results JSON (users/s, command, commit, "
                                     "machine) to this path")
+    _add_overwrite_flag(p, "the output folder and the --record file")
 
     sub.add_parser("bench", help="speed benchmarks (see `s3rec-tf bench --help`)",
                    add_help=False)
@@ -423,240 +439,5 @@ def build_parser() -> argparse.ArgumentParser:
     p.add_argument("--data", help="dataset directory, to record its vocabulary")
     p.add_argument("--name")
     p.add_argument("--num-heads", type=count(), default=config.EncoderConfig().num_heads)
+    _add_overwrite_flag(p)
     return parser
-
-
-def _read(args):
-    from s3rec_tf.data import prepared
-    from s3rec_tf.data.reader import read_dataset
-    # reading writes nothing: a run saves drawn negatives with its output
-    flag = ("--shuffle-buffer" if getattr(args, "shuffle_buffer", 0) else
-            "--stream" if getattr(args, "stream", False) else None)
-    if flag:  # streamed: users are read as they are needed
-        from s3rec_tf.errors import DataError
-        if not prepared.is_prepared(args.data):
-            raise DataError(args.data, f"{flag} streams a prepared directory "
-                                       "(the output of `s3rec-tf prepare`); this is not one")
-        data = prepared.open_prepared(args.data, args.name, stream=True)
-        print(f"Streaming {data.name} from {args.data}: {data.num_users} users, "
-              f"{data.num_items} items, {data.num_attributes} attributes; negatives: "
-              f"{data.sample_source}", flush=True)
-        return data
-    if prepared.is_prepared(args.data):  # `s3rec-tf prepare` output: the same contract
-        data = prepared.read_prepared(args.data, args.name)
-    else:
-        data = read_dataset(args.data, args.name, negatives_seed=args.negatives_seed)
-    print(f"Read {data.name}: {data.num_users} users, {data.num_items} items, "
-          f"{data.num_interactions()} interactions, {data.num_attributes} attributes "
-          f"({data.users_too_short} users with fewer than 3 items dropped); "
-          f"negatives: {data.sample_source}", flush=True)
-    return data
-
-
-def user_history(data_dir: str, name: str, user: str) -> list:
-    """The item ids of `user` in the paper format's `<data_dir>/<name>.txt`, oldest first.
-
-    Raises:
-        DataError: the file is missing or malformed, or has no such user.
-    """
-    from s3rec_tf.data.reader import user_histories
-    from s3rec_tf.errors import DataError
-    for user_id, history in user_histories(data_dir, name):
-        if user_id == user.strip():
-            return history
-    raise DataError(os.path.join(data_dir, f"{name}.txt"),
-                    f"no user {user!r} (the first token of each line is the user id)")
-
-
-def print_metrics(results: dict) -> None:
-    """Prints `{split/protocol: {metric: value}}` as a table."""
-    for key, values in results.items():
-        print(f"{key:<16}" + "  ".join(f"{k}={v:.4f}" for k, v in values.items()))
-
-
-def resolve_model_dir(path: str) -> str:
-    """A fine-tuning output dir holds the model in `best/`; accept either."""
-    from s3rec_tf.artifacts import MANIFEST
-    if not os.path.exists(os.path.join(path, MANIFEST)) and \
-            os.path.exists(os.path.join(path, "best", MANIFEST)):
-        return os.path.join(path, "best")
-    return path
-
-
-def _workload(args) -> str:
-    if args.command == "pretrain":
-        return "pretrain"
-    if args.command == "finetune":
-        from s3rec_tf.runtime import training_workload  # imports no TensorFlow
-        return training_workload(args.loss)
-    return "default"
-
-
-def run(args) -> int:
-    from s3rec_tf import runtime
-    runtime.configure(_workload(args), getattr(args, "intra_op_threads", "auto"),
-                      getattr(args, "inter_op_threads", "auto"),
-                      {"on": True, "off": False}.get(getattr(args, "onednn", "auto"), "auto"),
-                      getattr(args, "precision", "float32"))
-    if args.command in ("pretrain", "finetune"):
-        from s3rec_tf.training import distribute
-        # before any TensorFlow op: a multi-worker strategy configures collective ops
-        distribute.distribution(args.configs[1].strategy)
-    if args.command == "synth":
-        from s3rec_tf.data import synthetic
-        users = (synthetic.users_for(args.interactions, args.min_length, args.max_length)
-                 if args.interactions else args.users)
-        # users are written as they are drawn: memory bounded by the catalogue
-        attrs, seqs = synthetic.iter_generate(users, args.items, args.topics, args.attributes,
-                                              args.min_length, args.max_length, args.seed)
-        paths = synthetic.write(args.output, seqs, attrs, args.name)
-        print(f"Wrote {paths['users']} users, {paths['interactions']} interactions, "
-              f"{args.items} items: {paths['sequences']}, {paths['attributes']}")
-        return 0
-    if args.command == "parity":
-        from s3rec_tf.parity import run_parity
-        errors = run_parity(args.weights, args.golden)
-        worst = max(errors.values())
-        for k, v in errors.items():
-            print(f"{k:<26} max relative error {v:.3e}  "
-                  f"{'ok' if v <= args.tolerance else 'FAIL'}")
-        print(f"parity {'passed' if worst <= args.tolerance else 'FAILED'} "
-              f"(tolerance {args.tolerance:g})")
-        return 0 if worst <= args.tolerance else 1
-    if args.command == "export":
-        from s3rec_tf import ids, serving
-        vocabulary = ids.read_vocabulary(args.vocabulary) if args.vocabulary else None
-        path = serving.export_serving_model(resolve_model_dir(args.model), args.output,
-                                            args.version, vocabulary, args.k)
-        print(f"Exported {path}")
-        return 0
-    if args.command == "recommend":
-        from s3rec_tf import serving
-        history = args.items if args.user is None else user_history(args.data, args.name,
-                                                                    args.user)
-        # exit 0: results printed; 1: nothing left to recommend; 2: bad input
-        rec = serving.Recommender(args.model, index=args.index)
-        answer = rec.query([history], args.k, not args.include_history)[0]
-        if args.json:
-            print(json.dumps({"user": args.user, "history_length": len(history),
-                              "items": [i for i, _ in answer["items"]],
-                              "scores": [s for _, s in answer["items"]],
-                              **{k: v for k, v in answer.items() if k != "items"}}))
-        else:
-            for item, score in answer["items"]:
-                print(f"{item} {score:.6f}")
-        if answer["num_unknown"]:
-            print(f"s3rec-tf recommend: {answer['num_unknown']} of {len(history)} given "
-                  f"id(s) are unknown to the model and were ignored", file=sys.stderr)
-        if not answer["items"]:
-            print("s3rec-tf recommend: nothing to recommend: every item of the catalogue is "
-                  "in the history (--include-history allows them)", file=sys.stderr)
-            return 1
-        return 0
-    if args.command == "recommend-batch":
-        from s3rec_tf import batch, provenance  # noqa: F401  (records the commit at start)
-        summary = batch.recommend_batch(args.data, args.name, args.model, args.output, args.k,
-                                        not args.include_history, args.index, args.beam_args,
-                                        args.batch_size or batch.DEFAULT_BATCH_SIZE)
-        print(json.dumps({k: summary[k] for k in ("users", "k", "index", "elapsed_s",
-                                                   "users_per_s")}, sort_keys=True))
-        if args.record:
-            from s3rec_tf import artifacts, provenance
-            artifacts.write_json_atomic(args.record, {**summary, **provenance.record()})
-            print(f"Recorded {args.record}")
-        print(f"Wrote {args.output}")
-        return 0
-    if args.command == "import-weights":
-        from s3rec_tf.training import import_original_weights
-        data = _read(argparse.Namespace(**{**vars(args), "output": None,
-                                           "negatives_seed": 0})) if args.data else None
-        import_original_weights(args.weights, args.output, data, args.num_heads)
-        print(f"Imported {args.weights} -> {args.output}")
-        return 0
-    if args.command == "prepare":
-        from s3rec_tf.data import preprocess
-        stats = preprocess.prepare(args.input, args.output, preprocess.PrepareConfig(
-            input_format=args.input_format, name=args.name, k_core=args.k_core,
-            strict=args.strict, seed=args.seed), args.beam_args)
-        print(json.dumps({k: v for k, v in stats.items() if k not in ("config", "input")},
-                         sort_keys=True))
-        print(f"Prepared {args.output}")
-        return 0
-    if args.command == "pretrain":
-        from s3rec_tf.training import run_pretraining
-        data = _read(args)
-        encoder_config, pretrain_config = args.configs
-        run_pretraining(data, args.output, encoder_config, pretrain_config,
-                        tensorboard_dir=args.tensorboard)
-        return 0
-    if args.command == "finetune":
-        from s3rec_tf import provenance  # noqa: F401  (records the commit at start)
-        from s3rec_tf.training import run_finetuning
-        data = _read(args)
-        pretrained = None if args.pretrained.lower() == "none" else args.pretrained
-        start = time.time()
-        encoder_config, finetune_config = args.configs
-        summary = run_finetuning(data, args.output, pretrained, encoder_config, finetune_config,
-                                 tensorboard_dir=args.tensorboard)
-        if summary.get("chief") is False:  # another worker of a multi-worker run
-            print("Fine-tuning done on this worker; the chief writes the model and metrics")
-            return 0
-        if args.record:
-            from s3rec_tf import artifacts, provenance
-            os.makedirs(os.path.dirname(os.path.abspath(args.record)), exist_ok=True)
-            artifacts.write_json_atomic(args.record, {
-                **summary, **provenance.record(),
-                "protocols": ["full", "sampled"], "wall_time_s": round(time.time() - start, 1)})
-            history = os.path.join(args.output, "history.jsonl")
-            if os.path.exists(history):  # per-epoch validation values, for the plots
-                stem = args.record[:-5] if args.record.endswith(".json") else args.record
-                shutil.copyfile(history, stem + ".history.jsonl")
-            print(f"Recorded {args.record}")
-        print(f"Best epoch {summary['best_epoch']}; metrics of the best model:")
-        print_metrics(summary["metrics"])
-        return 0
-    if args.command == "evaluate":
-        from s3rec_tf import artifacts
-        from s3rec_tf.training import evaluate_model
-        model_dir = resolve_model_dir(args.model)
-        model, manifest = artifacts.load_next_item_model(model_dir)
-        data = _read(argparse.Namespace(**{**vars(args), "output": None}))
-        artifacts.check_vocabulary(manifest, artifacts.vocabulary_of(data), f"model {model_dir}")
-        protocols = ("full", "sampled") if args.protocol == "both" else (args.protocol,)
-        start = time.time()
-        results = evaluate_model(model, data, protocols)  # at the model's max_length
-        print_metrics(results)
-        out = args.output or os.path.join(model_dir, "evaluation.json")
-        artifacts.write_json_atomic(out, {"model": os.path.abspath(model_dir),
-                                          "dataset": data.name, "metrics": results,
-                                          "negatives": data.sample_source,
-                                          "wall_time_s": round(time.time() - start, 2)})
-        print(f"Wrote {out}")
-        return 0
-    raise AssertionError(args.command)
-
-
-def main(argv=None) -> int:
-    argv = list(sys.argv[1:] if argv is None else argv)
-    from s3rec_tf import quiet
-    quiet.install()  # known, harmless library notices only
-    if argv[:1] == ["bench"]:
-        from s3rec_tf import bench
-        return bench.main(argv[1:])
-    args = build_parser().parse_args(argv)
-    from s3rec_tf.errors import S3RecError
-    try:
-        return run(args)
-    except S3RecError as e:
-        print(f"s3rec-tf {args.command}: error: {e}", file=sys.stderr)
-        return 2
-    except ValueError as e:  # argument values rejected by the library
-        print(f"s3rec-tf {args.command}: error: {e}", file=sys.stderr)
-        return 2
-    except KeyboardInterrupt:
-        print(f"s3rec-tf {args.command}: interrupted", file=sys.stderr)
-        return 130
-
-
-if __name__ == "__main__":
-    sys.exit(main())

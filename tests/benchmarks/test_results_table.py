@@ -1,0 +1,195 @@
+"""benchmarks/results_table.py: the results tables from the records."""
+
+import json
+import os
+
+import pytest
+
+from tests.benchmarks import ROOT, script
+
+
+def test_results_table_has_paper_numbers_next_to_ours():
+    table = script("results_table").table()
+    assert "| LastFM | S3-Rec | authors' 150-epoch checkpoint | bce |" in table
+    assert ".6083 / .3577" in table.replace("0.", ".")
+
+
+def test_results_table_names_own_pretraining_budgets_and_variants():
+    tables = script("results_table")
+    assert tables.pretraining("own-pretrain-ep0") == ("SASRec", "none (same code/budget)")
+    assert tables.pretraining("own-pretrain-ep40") == ("S3-Rec", "ours, 40 epochs")
+    assert tables.pretraining("own-pretrain-mask0.5-ep20") == \
+        ("S3-Rec", "ours, 20 epochs, mask0.5")
+    assert tables.pretraining("s3rec-authors") is None
+    assert tables.pretraining("sasrec") is None
+
+
+def test_results_table_shows_commands_relative_to_the_checkout():
+    tables = script("results_table")
+    assert tables.display_command("s3rec-tf finetune --data /x/wt/a/../shared/data/s3rec "
+                                  f"--output {tables.ROOT}/runs/r") == \
+        "s3rec-tf finetune --data ../shared/data/s3rec --output runs/r"
+    assert tables.display_command("s3rec-tf finetune --record results/x.json") == \
+        "s3rec-tf finetune --record benchmarks/results/x.json"
+    assert tables.commits([({"commit": "1231bc0aa+dirty"}, "a"), ({"commit": "1231bc0bb"}, "b"),
+                           ({"commit": "e79a480cc"}, "c")]) == "`1231bc0`, `e79a480`"
+
+
+def test_results_table_names_the_negatives_of_each_sampled_row():
+    tables = script("results_table")
+    assert tables.negatives_label([({"negatives": "../shared/data/s3rec/LastFM_sample.txt"}, "r")]) \
+        == "authors' file"
+    assert tables.negatives_label([({"negatives": "generated(seed=0)"}, "r")]) == \
+        "ours, seed 0, earlier sequential draw (no authors' file)"
+    assert tables.negatives_label([({"negatives": "generated(per-user, seed=3)"}, "r")]) == \
+        "ours, seed 3 (no authors' file)"
+    sampled = tables.table().split("**Full ranking")[0]
+    assert "| negatives |" in sampled
+    lastfm = [line for line in sampled.splitlines() if line.startswith("| LastFM ")]
+    assert lastfm and all("authors' file" in line for line in lastfm)
+
+
+def _record(seed, valid, hr10, ndcg10):
+    return ({"seed": seed, "metrics": {"valid/full": {"NDCG@20": valid},
+                                       "test/full": {"HR@10": hr10, "NDCG@10": ndcg10}}}, "r")
+
+
+def test_quality_targets_select_rows_on_validation_and_judge_them_on_test():
+    tables = script("results_table")
+    three = lambda valid, hr, ndcg: [_record(s, valid, hr, ndcg) for s in (1, 2, 3)]
+    rows = {
+        # the higher test, but lower validation: not selected
+        ("Sports_and_Outdoors", "own-pretrain-ep40", "ce", "validfull"): three(.050, .070, .040),
+        ("Sports_and_Outdoors", "own-pretrain-mipce-ep45", "ce-lr0.0005", "validfull"):
+            three(.053, .0644, .0381),
+        # the highest validation, but too few seeds, a bce loss, or no pretraining
+        ("Sports_and_Outdoors", "own-pretrain-ep60", "ce", "validfull"): three(.06, .07, .04)[:2],
+        ("Sports_and_Outdoors", "own-pretrain-ep60", "bce", "validfull"): three(.06, .07, .04),
+        ("Sports_and_Outdoors", "own-pretrain-ep0", "ce", "validfull"): three(.06, .07, .04),
+        ("Sports_and_Outdoors", "sasrec", "ce", "validfull"): three(.04, .0532, .0317),
+        ("LastFM", "own-pretrain-ep25", "ce", "validfull"): three(.07, .0823, .0451),
+        ("LastFM", "sasrec", "ce", "validfull"): three(.05, .0606, .0350),
+        ("LastFM", "s3rec-authors", "ce", "validfull"): three(.06, .0789, .0451),
+    }
+    chosen = tables.selected_rows(rows)
+    assert chosen["Sports_and_Outdoors"][0][1] == "own-pretrain-mipce-ep45"
+    goals = tables.targets(rows)
+    assert goals["Sports_and_Outdoors"]["HR@10"] == (.065, False)
+    # LastFM: above the best baseline per metric, which an equal value does not meet
+    assert goals["LastFM"] == {"HR@10": (.0789, True), "NDCG@10": (.0451, True)}
+    lines = {line.split(" | ")[0]: line for line in tables.target_table(rows).splitlines()}
+    assert "no: HR@10 -0.9% |" in lines["| Sports_and_Outdoors"]
+    assert "+21% / +20%" in lines["| Sports_and_Outdoors"]
+    assert "no: NDCG@10 +0.0% |" in lines["| LastFM"]
+    assert "| Beauty | none yet |" in lines["| Beauty"]
+
+
+@pytest.mark.parametrize("path,name", list(script("results_table").BLOCKS))
+def test_generated_blocks_are_the_ones_the_records_give(path, name):
+    tables = script("results_table")
+    full = os.path.join(ROOT, path)
+    text = open(full, encoding="utf-8").read() if os.path.isfile(full) else ""
+    shown = tables.current_block(text, name, path)
+    if shown is None:
+        pytest.skip(f"{path} has no {name} markers: nothing generated there to check")
+    generated = tables.blocks()[(path, name)]
+    assert shown == generated, \
+        f"{path}'s {name} block is stale: run python benchmarks/results_table.py --write"
+
+
+def test_blocks_are_replaced_between_their_markers_only(tmp_path):
+    tables = script("results_table")
+    (tmp_path / "docs").mkdir()
+    readme = ("# Title\n\n<!-- HEADLINE-TABLE:START -->\nold\n<!-- HEADLINE-TABLE:END -->\n"
+              "between\n<!-- SPEED-TABLE:START --><!-- SPEED-TABLE:END -->\nend\n")
+    (tmp_path / "README.md").write_text(readme)
+    (tmp_path / "docs" / "results.md").write_text(
+        "intro\n<!-- RESULTS-TABLE:START -->\n<!-- RESULTS-TABLE:END -->\n")
+    generated = {("docs/results.md", "RESULTS-TABLE"): "| a |\n",
+                 ("README.md", "HEADLINE-TABLE"): "| b |\n",
+                 ("README.md", "SPEED-TABLE"): "| c |\n"}
+    assert tables.update(str(tmp_path), generated=generated) == list(generated)
+    assert (tmp_path / "README.md").read_text() == readme  # checked, not written
+    assert tables.update(str(tmp_path), write=True, generated=generated) == list(generated)
+    assert (tmp_path / "README.md").read_text() == (
+        "# Title\n\n<!-- HEADLINE-TABLE:START -->\n| b |\n<!-- HEADLINE-TABLE:END -->\n"
+        "between\n<!-- SPEED-TABLE:START -->\n| c |\n<!-- SPEED-TABLE:END -->\nend\n")
+    assert (tmp_path / "docs" / "results.md").read_text() == (
+        "intro\n<!-- RESULTS-TABLE:START -->\n| a |\n<!-- RESULTS-TABLE:END -->\n")
+    assert tables.update(str(tmp_path), generated=generated) == []
+    assert tables.update(str(tmp_path), write=True, generated=generated) == []
+
+    (tmp_path / "README.md").write_text("# Title\n<!-- HEADLINE-TABLE:START -->\n")
+    with pytest.raises(tables.MarkerError, match="README.md: needs exactly one"):
+        tables.update(str(tmp_path), generated=generated)
+    (tmp_path / "README.md").write_text("# no markers\n")
+    with pytest.raises(tables.MarkerError, match="README.md: no <!-- HEADLINE-TABLE:START -->"):
+        tables.update(str(tmp_path), write=True, generated=generated)
+    assert (tmp_path / "README.md").read_text() == "# no markers\n"
+    with pytest.raises(tables.MarkerError, match="comes before"):
+        tables.replace_block("<!-- X:END --> <!-- X:START -->", "X", "b")
+    (tmp_path / "docs" / "results.md").unlink()
+    with pytest.raises(tables.MarkerError, match="docs/results.md: no such file"):
+        tables.update(str(tmp_path), generated=generated)
+
+
+def test_headline_table_compares_paper_sasrec_and_the_selected_row():
+    tables = script("results_table")
+    three = lambda valid, hr, ndcg: [(rec, f"{name}_seed{rec['seed']}") for rec, name in
+                                     (_record(s, valid, hr, ndcg) for s in (1, 2, 3))]
+    rows = {("LastFM", "own-pretrain-ep25", "ce", "validfull"): three(.07, .0823, .0451),
+            ("LastFM", "own-pretrain-ep50", "ce", "validfull"): three(.06, .09, .05),
+            ("LastFM", "sasrec", "ce", "validfull"): three(.05, .0606, .0350),
+            ("Beauty", "sasrec", "ce", "validfull"): three(.05, .09, .05)}
+    table = tables.headline_table(rows)
+    lines = [line for line in table.splitlines() if line.startswith("| ") and "---" not in line]
+    assert len(lines) - 1 <= 12
+    assert "| LastFM | S3-Rec (paper) | 0.0743 | 0.0427 |" in table
+    lastfm = [line for line in lines if line.startswith("| LastFM | S3-Rec (ours")]
+    assert lastfm == ["| LastFM | S3-Rec (ours, pretrained 25 epochs; `ce`) | 0.0823 ± 0.0000 | "
+                      "0.0451 ± 0.0000 | 3 | [1](benchmarks/results/r_seed1.json), "
+                      "[2](benchmarks/results/r_seed2.json), "
+                      "[3](benchmarks/results/r_seed3.json) |"]
+    assert any(line.startswith("| Beauty | SASRec `ce` (ours") for line in lines)
+    assert not any(line.startswith("| Beauty | S3-Rec (ours") for line in lines)  # none yet
+
+
+def test_speed_table_is_the_latest_side_by_side_bench(tmp_path):
+    tables = script("results_table")
+
+    def bench(path, finished, original=True):
+        side = {"runs": [100.0, 100.0], "median": 100.0, "round_ratios": [9.0, 11.0],
+                "case": "finetune_bce/Beauty"}
+        report = {"finished_at": finished, "repeats": 2, "commit": "abcdef123",
+                  "machine": {"cpu": "CPU", "cpu_count": 2},
+                  "original": {"dir": "o"} if original else None,
+                  "results": {"finetune_ce/Beauty": {"median": 1000.0, "unit": "sequences/s",
+                                                     "original": side},
+                              "finetune_sampled-ce/Beauty": {"median": 5.0, "unit": "x"}}}
+        (tmp_path / path).write_text(json.dumps(report))
+        return str(tmp_path / path)
+
+    older = bench("a.json", "2026-01-02T00:00:00Z")
+    newer = bench("b.json", "2026-01-03T00:00:00Z")
+    bench("c.json", "2026-01-04T00:00:00Z", original=False)
+    path, report = tables.latest_side_by_side([older, newer, str(tmp_path / "c.json")])
+    assert path == newer
+    table = tables.speed_table(path, report)
+    assert ("| fine-tuning, `ce` (full softmax), Beauty | 1,000 sequences/s | "
+            "100 sequences/s (its `bce`) | 10.0x | 9.0 / 11.0 |") in table
+    assert "sampled-ce" not in table and "commit `abcdef1`" in table
+    with pytest.raises(ValueError, match="no side-by-side bench record"):
+        tables.latest_side_by_side([str(tmp_path / "c.json")])
+
+
+def test_check_and_write_exit_codes(tmp_path, monkeypatch, capsys):
+    tables = script("results_table")
+    monkeypatch.setattr(tables, "ROOT", str(tmp_path))
+    monkeypatch.setattr(tables, "blocks", lambda: {("README.md", "SPEED-TABLE"): "| c |\n"})
+    (tmp_path / "README.md").write_text("# no markers\n")
+    assert tables.main(["--check"]) == 2
+    assert "error: README.md: no <!-- SPEED-TABLE:START -->" in capsys.readouterr().err
+    (tmp_path / "README.md").write_text("<!-- SPEED-TABLE:START -->\n<!-- SPEED-TABLE:END -->\n")
+    assert tables.main(["--check"]) == 1
+    assert tables.main(["--write"]) == 0 and tables.main(["--check"]) == 0
+    assert "README.md: SPEED-TABLE updated" in capsys.readouterr().out

@@ -1,0 +1,46 @@
+"""benchmarks/time_to_quality.py: one timed run on a tiny dataset, and its record."""
+import importlib.util
+import json
+import os
+
+import pytest
+
+ROOT = os.path.dirname(os.path.dirname(os.path.dirname(os.path.abspath(__file__))))
+
+
+def _module():
+    path = os.path.join(ROOT, "benchmarks", "time_to_quality.py")
+    spec = importlib.util.spec_from_file_location("time_to_quality", path)
+    module = importlib.util.module_from_spec(spec)
+    spec.loader.exec_module(module)
+    return module
+
+
+def test_a_run_writes_one_record_with_time_quality_and_curves(tmp_path, capsys):
+    from s3rec_tf.data import synthetic
+    ttq = _module()
+    data = tmp_path / "data"
+    attrs, seqs = synthetic.iter_generate(60, 200, 5, 20, 5, 12, 0)
+    synthetic.write(str(data), seqs, attrs, "Tiny")
+    records = tmp_path / "records"
+    ttq.main(["--data", str(data), "--name", "Tiny", "--recipe", "fast",
+              "--pretrain-seed", "3", "--workdir", str(tmp_path / "runs"),
+              "--records", str(records), "--", "--epochs", "2", "--hidden-size", "16"])
+    path = records / "Tiny_fast_pretrain-seed3.json"
+    record = json.loads(path.read_text())
+    assert (record["dataset"], record["recipe"], record["pretrain_seed"]) == ("Tiny", "fast", 3)
+    assert record["wall_time_s"] == pytest.approx(record["pretrain_s"] + record["finetune_s"],
+                                                  abs=0.2)
+    assert 0 < record["pretrain_s"] and 0 < record["finetune_s"]
+    assert set(record["metrics"]["test/full"]) >= {"HR@10", "NDCG@10"}
+    assert [c["epoch"] for c in record["pretrain_curves"]] == [1, 2]
+    assert set(record["pretrain_curves"][0]) >= {"aap_loss", "mip_loss", "map_loss", "sp_loss"}
+    assert record["sp_final_loss"] == record["pretrain_curves"][-1]["sp_loss"]
+    assert record["sp_alive"] == (record["sp_final_loss"] < ttq.SP_ALIVE)
+    assert record["alone"] == (record["load_average_start"][0] < ttq.ALONE_LOAD)
+    assert record["commit"] and record["machine"]["cpu_count"]
+    # a record is never overwritten
+    with pytest.raises(SystemExit, match="exists"):
+        ttq.main(["--data", str(data), "--name", "Tiny", "--recipe", "fast",
+                  "--pretrain-seed", "3", "--workdir", str(tmp_path / "runs2"),
+                  "--records", str(records)])
