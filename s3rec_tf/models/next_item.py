@@ -101,28 +101,36 @@ class NextItemModel(DatasetFitMixin, keras.Model):
         self.loss_tracker = keras.metrics.Mean(name="loss")
         # not tracked as the model's state: model files and checkpoints keep their layout
         object.__setattr__(self, "_ranking_metrics", [])
+        self.history_rule = ranking.HISTORY_RULES[0]
         self.encoder.build()
         self.built = True
 
     def compile(self, optimizer="rmsprop", loss=None, loss_weights=None, metrics=None,
-                **kwargs):
+                history_rule: str = ranking.HISTORY_RULES[0], **kwargs):
         """Keras `compile`; `metrics` are ranking metrics of validation batches.
 
         The training loss is the model's own (the constructor's `loss`).
         `metrics` (e.g. `s3rec_tf.models.ranking_metrics.ranking_metrics()`,
         or keras-rs ranking metrics) are updated by `test_step` on ranking
-        batches (`s3rec_tf.data.ranking_inputs.ranking_dataset`), with
-        `y_true`/`y_pred` from `ranking_lists`; `fit(validation_data=...)`
-        logs them as `val_<name>`.
+        batches (`s3rec_tf.data.ranking_inputs.ranking_dataset`);
+        `fit(validation_data=...)` logs them as `val_<name>`.
+
+        Args:
+            history_rule: str. How full ranking treats the user's history
+                (`s3rec_tf.models.ranking.answer_ranks`), one of
+                `HISTORY_RULES`. Defaults to `"remove"`.
         """
+        self.history_rule = ranking.check_history_rule(history_rule)
         object.__setattr__(self, "_ranking_metrics", list(metrics or []))
         super().compile(optimizer=optimizer, loss=loss, loss_weights=loss_weights, **kwargs)
 
     def get_compile_config(self):
         config = super().get_compile_config()
-        if config and self._ranking_metrics:
-            config["metrics"] = [keras.saving.serialize_keras_object(m)
-                                 for m in self._ranking_metrics]
+        if config:
+            config["history_rule"] = self.history_rule
+            if self._ranking_metrics:
+                config["metrics"] = [keras.saving.serialize_keras_object(m)
+                                     for m in self._ranking_metrics]
         return config
 
     def compile_from_config(self, config):
@@ -312,11 +320,14 @@ class NextItemModel(DatasetFitMixin, keras.Model):
         Args:
             batch: a batch of `s3rec_tf.data.ranking_inputs.ranking_dataset`.
                 Full ranking (`answers`, `history`): the lists are the item
-                table's columns, `[batch, item_size]`; padding, the mask id
-                and the input history (the history rule `remove`) are left
-                out, except the answer itself, ranked by its own score (as
-                `s3rec_tf.evaluation.RankingEvaluator`). Sampled
-                (`candidates`): the answer and its negatives, `[batch, 100]`.
+                table's columns, `[batch, item_size]`; padding and the mask
+                id are left out, and the input history under the history
+                rule `remove` (`keep` ranks it; `original` has no list form
+                and is refused). Under `remove` an answer in its own
+                history leaves its list without an answer: keras-rs's
+                metrics skip such a list, where `RankingEvaluator` counts a
+                miss. Sampled (`candidates`): the answer and its negatives,
+                `[batch, 100]`.
 
         Returns:
             float32 `y_true` (1 at the answer, 0 at the other eligible ids,
@@ -329,29 +340,33 @@ class NextItemModel(DatasetFitMixin, keras.Model):
             scores = tf.einsum("bh,bch->bc", query,
                                gather_rows(self.encoder.item_table, candidates))
             return tf.one_hot(tf.zeros_like(candidates[:, 0]), tf.shape(candidates)[1]), scores
+        if self.history_rule == "original":
+            raise ValueError("the history rule 'original' ranks ties at drawn places: it has "
+                             "no list form; use the s3rec_tf ranking metrics")
         scores = self.score_last(input_ids, training=False)
         answer = tf.one_hot(tf.cast(batch["answers"], tf.int32), tf.shape(scores)[1])
-        excluded = ranking.excluded_items(self.encoder.num_items, batch["history"])
-        left_out = tf.logical_and(excluded, answer < 1)
-        return tf.where(left_out, -1.0, answer), scores
+        excluded = ranking.excluded_items(self.encoder.num_items, batch["history"],
+                                          self.history_rule == "remove")
+        return tf.where(excluded, -1.0, answer), scores
 
     def answer_ranks(self, batch):
-        """0-based rank of each answer of a ranking batch, int32 `[batch]`.
+        """0-based rank of each answer of a ranking batch, float64 `[batch]`.
 
-        The ranks `ranking_lists` implies, computed as
-        `s3rec_tf.evaluation.RankingEvaluator` does: full ranking by
-        `ranking.answer_ranks` (no `[batch, item_size]` list is built),
-        sampled by counting the negatives that score strictly higher.
+        As `s3rec_tf.evaluation.RankingEvaluator` ranks: full ranking by
+        `ranking.answer_ranks` under `history_rule` (`inf` for a miss; no
+        `[batch, item_size]` list is built), sampled by counting the
+        negatives that score strictly higher.
         """
         input_ids = tf.cast(batch["input_ids"], tf.int32)
         if "candidates" in batch:
             query = self.last_output(input_ids, training=False)
             scores = tf.einsum("bh,bch->bc", query, gather_rows(
                 self.encoder.item_table, tf.cast(batch["candidates"], tf.int32)))
-            return tf.reduce_sum(tf.cast(scores[:, 1:] > scores[:, :1], tf.int32), axis=1)
+            return tf.cast(tf.reduce_sum(tf.cast(scores[:, 1:] > scores[:, :1], tf.int32),
+                                         axis=1), tf.float64)
         return ranking.answer_ranks(
-            self.score_last(input_ids, training=False), tf.cast(batch["answers"], tf.int32),
-            ranking.excluded_ids(self.encoder.num_items, batch["history"]))
+            self.score_last(input_ids, training=False), batch["answers"],
+            self.encoder.num_items, batch["history"], self.history_rule)
 
     def test_step(self, data):
         batch = data[0] if isinstance(data, tuple) else data

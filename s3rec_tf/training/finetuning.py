@@ -108,7 +108,7 @@ def _finetune(data, output_dir, write_to, dist, pretrained, encoder_config, conf
             encoder = build_encoder(data, encoder_config)
         model = NextItemModel(encoder, **next_item_loss_options(config, arrays))
         model.compile(optimizer=make_optimizer(config.optimizer, config.learning_rate),
-                      jit_compile=config.jit_compile,
+                      jit_compile=config.jit_compile, history_rule=config.history_rule,
                       metrics=ranking_metrics(config.valid_protocol) if keras_validation else None)
         model.optimizer.build(model.trainable_variables)
     vocabulary = artifacts.vocabulary_of(data)

@@ -23,31 +23,48 @@ def _model(data):
     return NextItemModel(enc, loss="bce")
 
 
-def test_answer_ranks_follow_the_evaluators_rule():
+@pytest.mark.parametrize("rule", ["remove", "keep"])
+def test_answer_ranks_of_lists_follow_the_evaluators_rule(rule):
     rng = np.random.default_rng(0)
     num_items = 12
     scores = rng.integers(0, 4, size=(6, num_items + 2)).astype(np.float32)  # many ties
     answers = rng.integers(1, num_items + 1, size=6).astype(np.int32)
     history = rng.integers(0, num_items + 1, size=(6, 5)).astype(np.int32)
-    history[0, 0] = answers[0]  # an answer in its own history is ranked by its score
-    expected = ranking.answer_ranks(scores, answers, ranking.excluded_ids(num_items, history))
-    excluded = ranking.excluded_items(num_items, history).numpy()
-    answer = np.eye(num_items + 2)[answers]
-    y_true = np.where(excluded & (answer < 1), -1.0, answer)
+    history[0, 0] = answers[0]  # an answer in its own history
+    expected = ranking.answer_ranks(scores, answers, num_items, history, rule).numpy()
+    excluded = ranking.excluded_items(num_items, history, rule == "remove").numpy()
+    y_true = np.where(excluded, -1.0, np.eye(num_items + 2)[answers])
     ranks, has_answer = rm.answer_ranks(y_true, scores)
-    np.testing.assert_array_equal(ranks.numpy(), expected.numpy())
-    assert has_answer.numpy().all()
+    # under `remove` the evaluator's miss is a list without an answer
+    np.testing.assert_array_equal(has_answer.numpy(), np.isfinite(expected))
+    np.testing.assert_array_equal(ranks.numpy()[has_answer.numpy()],
+                                  expected[np.isfinite(expected)])
+    assert (rule == "remove") == (not has_answer.numpy()[0])
 
 
-@pytest.mark.parametrize("protocol", ["full", "sampled"])
-def test_the_models_ranks_are_those_of_its_lists(tiny_data, protocol):
+@pytest.mark.parametrize("protocol, rule", [("full", "remove"), ("full", "keep"),
+                                            ("sampled", "remove")])
+def test_the_models_ranks_are_those_of_its_lists(tiny_data, protocol, rule):
     model = _model(tiny_data)
+    model.compile(optimizer=adam(1e-3), history_rule=rule)
     arrays = inputs.eval_arrays(tiny_data, "valid", 10)
     arrays.history[:5, -1] = arrays.answers[:5]  # answers in their own history
     batch = next(iter(ranking_dataset(arrays, protocol, batch_size=40)))
     ranks, has_answer = rm.answer_ranks(*model.ranking_lists(batch))
-    np.testing.assert_array_equal(model.answer_ranks(batch).numpy(), ranks.numpy())
-    assert has_answer.numpy().all()
+    expected = model.answer_ranks(batch).numpy()
+    np.testing.assert_array_equal(has_answer.numpy(), np.isfinite(expected))
+    np.testing.assert_array_equal(ranks.numpy()[has_answer.numpy()],
+                                  expected[np.isfinite(expected)])
+
+
+def test_the_original_rule_has_no_lists(tiny_data):
+    model = _model(tiny_data)
+    model.compile(optimizer=adam(1e-3), history_rule="original")
+    batch = next(iter(ranking_dataset(inputs.eval_arrays(tiny_data, "valid", 10))))
+    with pytest.raises(ValueError, match="original"):
+        model.ranking_lists(batch)
+    with pytest.raises(ValueError, match="history_rule"):
+        model.compile(optimizer=adam(1e-3), history_rule="drop")
 
 
 def test_formulas_and_ties_count_for_the_answer():
@@ -78,13 +95,17 @@ def test_the_metric_sets_are_named_as_the_evaluators():
         rm.ranking_metrics("top")
 
 
-@pytest.mark.parametrize("protocol", ["full", "sampled"])
-@pytest.mark.parametrize("implementation", rm.IMPLEMENTATIONS)
-def test_keras_metrics_report_the_evaluators_numbers(tiny_data, protocol, implementation):
+@pytest.mark.parametrize("protocol, implementation, rule", [
+    ("full", "s3rec", "remove"), ("full", "s3rec", "keep"), ("full", "s3rec", "original"),
+    ("sampled", "s3rec", "remove"), ("full", "keras-rs", "remove"),
+    ("full", "keras-rs", "keep"), ("sampled", "keras-rs", "remove")])
+def test_keras_metrics_report_the_evaluators_numbers(tiny_data, protocol, implementation,
+                                                     rule):
     model = _model(tiny_data)
     arrays = inputs.eval_arrays(tiny_data, "valid", 10)
-    expected = RankingEvaluator(model).evaluate(arrays, protocol)
-    model.compile(optimizer=adam(1e-3), metrics=rm.ranking_metrics(protocol, implementation))
+    expected = RankingEvaluator(model, history_rule=rule).evaluate(arrays, protocol)
+    model.compile(optimizer=adam(1e-3), metrics=rm.ranking_metrics(protocol, implementation),
+                  history_rule=rule)
     got = model.evaluate(ranking_dataset(arrays, protocol, batch_size=32), verbose=0,
                          return_dict=True)
     assert set(got) == set(expected)
