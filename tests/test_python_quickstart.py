@@ -10,22 +10,17 @@ import pytest
 
 ROOT = os.path.dirname(os.path.dirname(os.path.abspath(__file__)))
 MARKER = "<!-- QUICKSTART:PYTHON -->"
-#: Where the block is kept until the README carries the marker.
-DRAFT = "/work/notes/python_quickstart.md"
 
 
 def quickstart_source() -> str:
-    """The ```python block that follows `MARKER` (README.md first, else `DRAFT`)."""
-    for path in (os.path.join(ROOT, "README.md"), DRAFT):
-        if not os.path.exists(path):
-            continue
-        with open(path) as f:
-            text = f.read()
-        if MARKER in text:
-            match = re.search(r"```python\n(.*?)\n```", text.split(MARKER, 1)[1], re.S)
-            assert match, f"{path}: no ```python block after {MARKER}"
-            return match.group(1) + "\n"
-    pytest.skip(f"no {MARKER} block in README.md or {DRAFT}")
+    """The ```python block that follows `MARKER` in README.md."""
+    path = os.path.join(ROOT, "README.md")
+    with open(path) as f:
+        text = f.read()
+    assert MARKER in text, f"{path}: no {MARKER} line"
+    match = re.search(r"```python\n(.*?)\n```", text.split(MARKER, 1)[1], re.S)
+    assert match, f"{path}: no ```python block after {MARKER}"
+    return match.group(1) + "\n"
 
 
 def test_the_python_quick_start_runs_without_a_warning(tmp_path):
