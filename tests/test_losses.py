@@ -184,3 +184,57 @@ def test_sampled_ce_drops_accidental_hits():
         loss = losses.next_item_sampled_ce_loss(tf.constant(pos, tf.float32), x,
                                                 tf.zeros((2, 3)), tf.constant(keep))
     assert tape.gradient(loss, x).numpy()[0, 1] == 0.0  # a dropped hit gets no gradient
+
+
+def _keras_rs_sampled_ce(pos_logits, neg_logits, neg_log_expected, keep):
+    """`next_item_sampled_ce_loss` built from keras-rs 0.1.0's retrieval layers.
+
+    Candidates `[target, negatives...]`; each id given relative to the row's
+    target (0: the target itself), so that `RemoveAccidentalHits` needs no
+    per-row lookup.
+    """
+    import keras_rs
+    pos_logits, neg_logits = tf.convert_to_tensor(pos_logits), tf.convert_to_tensor(neg_logits)
+    logits = tf.concat([pos_logits[:, None], neg_logits], 1)
+    probability = tf.concat([tf.ones_like(pos_logits)[:, None], tf.broadcast_to(
+        tf.exp(tf.cast(neg_log_expected, tf.float32)), tf.shape(neg_logits))], 1)
+    logits = keras_rs.layers.SamplingProbabilityCorrection()(logits, probability)
+    labels = tf.one_hot(tf.zeros_like(pos_logits, tf.int32), tf.shape(logits)[1])
+    candidates = tf.concat([tf.zeros_like(pos_logits, tf.int32)[:, None],
+                            tf.cast(keep, tf.int32)], 1)
+    logits = keras_rs.layers.RemoveAccidentalHits()(logits, labels, candidates)
+    return tf.reduce_mean(tf.reduce_logsumexp(logits, axis=1) - logits[:, 0])
+
+
+def test_keras_rs_retrieval_layers_agree_without_hits_or_counts_above_one(rng):
+    pos = rng.normal(size=5).astype("float32")
+    neg = rng.normal(size=(5, 7)).astype("float32")
+    log_expected = np.log(rng.uniform(0.01, 1.0, size=(5, 7))).astype("float32")
+    keep = np.ones((5, 7), bool)
+    np.testing.assert_allclose(_keras_rs_sampled_ce(pos, neg, log_expected, keep),
+                               losses.next_item_sampled_ce_loss(pos, neg, log_expected, keep),
+                               rtol=1e-6)
+
+
+def test_keras_rs_retrieval_layers_differ_where_the_loss_needs_them(rng):
+    """Why `sampled-ce` keeps its own correction and hit removal (keras-rs 0.1.0).
+
+    `RemoveAccidentalHits` adds `finfo(float32).smallest_normal / 100` (a tiny
+    positive number) to an accidental hit's logit, so the hit stays in the
+    softmax; `SamplingProbabilityCorrection` clips the probability to
+    `[1e-6, 1]`, but the loss corrects by an expected count, which exceeds 1
+    for popular items (`S q_j + n p_j`).
+    """
+    pos = rng.normal(size=4).astype("float32")
+    neg = rng.normal(size=(4, 6)).astype("float32")
+    zeros = np.zeros((4, 6), "float32")
+    keep = np.ones((4, 6), bool)
+    hits = keep.copy()
+    hits[:, 2] = False  # a negative that is the row's target
+    assert float(_keras_rs_sampled_ce(pos, neg, zeros, hits)) == pytest.approx(
+        float(_keras_rs_sampled_ce(pos, neg, zeros, keep)), rel=1e-7)  # hit not removed
+    assert float(losses.next_item_sampled_ce_loss(pos, neg, zeros, hits)) < float(
+        losses.next_item_sampled_ce_loss(pos, neg, zeros, keep))
+    above_one = np.full((4, 6), np.log(3.0), "float32")  # each negative expected 3 times
+    assert float(_keras_rs_sampled_ce(pos, neg, above_one, keep)) != pytest.approx(
+        float(losses.next_item_sampled_ce_loss(pos, neg, above_one, keep)), rel=1e-3)

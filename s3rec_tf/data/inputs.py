@@ -184,7 +184,11 @@ def pretrain_dataset(arrays: PretrainArrays, batch_size: int = _PRETRAIN.batch_s
 
     Returns:
         A `tf.data.Dataset` of dicts (see `PRETRAIN_KEYS`) with
-        `ceil(num_samples / batch_size)` batches per epoch.
+        `ceil(num_samples / batch_size)` batches per epoch, its cardinality
+        known. Train `E` epochs with Keras as
+        `model.fit(pretrain_dataset(..., epochs=E), epochs=E,
+        steps_per_epoch=steps_per_epoch(arrays.num_samples, batch_size))`:
+        each epoch then has its own shuffle and masks.
     """
     if not 0.0 <= mask_p < 1.0:
         raise ValueError(f"`mask_p` must be in [0, 1). Received: mask_p={mask_p}")
@@ -212,8 +216,18 @@ def pretrain_dataset(arrays: PretrainArrays, batch_size: int = _PRETRAIN.batch_s
         return ds.enumerate().map(build, num_parallel_calls=tf.data.AUTOTUNE,
                                   deterministic=True)
 
-    return (tf.data.Dataset.range(first_epoch, epochs)
-            .flat_map(one_epoch).prefetch(tf.data.AUTOTUNE))
+    return with_cardinality(tf.data.Dataset.range(first_epoch, epochs).flat_map(one_epoch),
+                            max(0, epochs - first_epoch) * steps_per_epoch(n, batch_size))
+
+
+def with_cardinality(dataset: tf.data.Dataset, batches: int) -> tf.data.Dataset:
+    """`dataset` (prefetched) declaring that it holds `batches` batches.
+
+    Keras's `fit` then knows the steps of an epoch (a progress bar with a
+    total, no "ran out of data" warning at the end of the data).
+    """
+    return (dataset.apply(tf.data.experimental.assert_cardinality(batches))
+            .prefetch(tf.data.AUTOTUNE))
 
 
 def steps_per_epoch(num_samples: int, batch_size: int) -> int:
@@ -351,6 +365,10 @@ def finetune_dataset(arrays: FinetuneArrays, batch_size: int = _FINETUNE.batch_s
     afresh every batch, keyed by `(seed, epoch, batch)` like every other draw.
     They may include the sequence's own items: the loss removes accidental
     hits.
+
+    The dataset's cardinality is known, `ceil(rows / batch_size)` batches
+    per epoch; train `E` epochs with Keras as `model.fit(finetune_dataset(...,
+    epochs=E), epochs=E, steps_per_epoch=steps_per_epoch(rows, batch_size))`.
     """
     if sampled_negatives and proposal is None:
         raise ValueError("`sampled_negatives` needs the `proposal` weights")
@@ -386,8 +404,8 @@ def finetune_dataset(arrays: FinetuneArrays, batch_size: int = _FINETUNE.batch_s
         return ds.enumerate().map(build, num_parallel_calls=tf.data.AUTOTUNE,
                                   deterministic=True)
 
-    return (tf.data.Dataset.range(first_epoch, epochs)
-            .flat_map(one_epoch).prefetch(tf.data.AUTOTUNE))
+    return with_cardinality(tf.data.Dataset.range(first_epoch, epochs).flat_map(one_epoch),
+                            max(0, epochs - first_epoch) * steps_per_epoch(n, batch_size))
 
 
 @dataclasses.dataclass

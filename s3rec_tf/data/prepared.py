@@ -31,6 +31,7 @@ from __future__ import annotations
 import glob
 import json
 import os
+import re
 
 import numpy as np
 
@@ -102,6 +103,21 @@ def _records(prepared_dir: str, split: str):
                                    if files and files[0].endswith(".gz") else None)
 
 
+def _read_records(prepared_dir: str, split: str):
+    """The records of a split, file by file; a damaged file is a `DataError` naming it."""
+    import tensorflow as tf
+    files = sorted(glob.glob(os.path.join(split_dir(prepared_dir, split), "*")))
+    for path in files:
+        try:
+            yield from tf.data.TFRecordDataset(
+                [path], compression_type="GZIP" if path.endswith(".gz") else None)
+        except tf.errors.DataLossError as e:
+            found = re.search(r"(corrupted|truncated) record at \d+", e.message)
+            raise DataError(path, f"corrupt or truncated TFRecord file "
+                                  f"({found.group(0) if found else 'unreadable'}); prepare "
+                                  f"the data again") from None
+
+
 def negatives_label(stats: dict) -> str:
     """Where a prepared directory's sampled-protocol negatives came from."""
     return stats.get("negatives", negatives_lib.source_label(stats["config"]["seed"]))
@@ -130,7 +146,7 @@ def read_prepared(prepared_dir: str, name: str | None = None):
             "items": tf.io.VarLenFeature(tf.int64),
             "negatives": tf.io.VarLenFeature(tf.int64)}
     users = []
-    for record in _records(prepared_dir, SEQUENCES_SPLIT):
+    for record in _read_records(prepared_dir, SEQUENCES_SPLIT):
         ex = tf.io.parse_single_example(record, spec)
         users.append((ex["user_id"].numpy().decode(),
                       tf.sparse.to_dense(ex["items"]).numpy(),
@@ -139,7 +155,7 @@ def read_prepared(prepared_dir: str, name: str | None = None):
     item_attributes = {}
     aspec = {"item": tf.io.FixedLenFeature([], tf.int64),
              "attributes": tf.io.VarLenFeature(tf.int64)}
-    for record in _records(prepared_dir, ATTRIBUTES_SPLIT):
+    for record in _read_records(prepared_dir, ATTRIBUTES_SPLIT):
         ex = tf.io.parse_single_example(record, aspec)
         item_attributes[int(ex["item"])] = np.sort(
             tf.sparse.to_dense(ex["attributes"]).numpy()).astype(np.int32)

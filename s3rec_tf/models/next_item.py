@@ -11,13 +11,18 @@ from s3rec_tf.data.inputs import proposal_weights
 from s3rec_tf.models.kernels import DEFAULT_LENGTH_BUCKETS, encode_bucketed, encode_positions
 from s3rec_tf.models.layers import SequenceEncoder, gather_rows
 from s3rec_tf.models import ranking
+from s3rec_tf.models.fitting import DatasetFitMixin
+from s3rec_tf.models.ranking_metrics import AnswerRankMetric
 
 LOSSES = FINETUNE_LOSSES
 _DEFAULTS = FinetuneConfig()
 
+#: Recommendations per history of `NextItemModel.predict` (serving's `default_k` too).
+DEFAULT_PREDICT_K = 10
+
 
 @keras.saving.register_keras_serializable(package="s3rec_tf")
-class NextItemModel(keras.Model):
+class NextItemModel(DatasetFitMixin, keras.Model):
     """SASRec-style next-item prediction with causal attention.
 
     Scores are dot products of the last position's output with the item
@@ -55,6 +60,8 @@ class NextItemModel(keras.Model):
             `s3rec_tf.runtime.batch_shards()` (2 for `bce` under the command
             line's 2-core CPU settings; 1 for `ce`, which keeps TensorFlow's
             threading). Defaults to `None`.
+        predict_k: int. Items `predict` recommends per history. Defaults to
+            `DEFAULT_PREDICT_K` (10).
 
     Batches are dicts of int `[batch, seq_len]` tensors: `input_ids`,
     `target_pos` (the next item per position, 0 = no target) and, for `bce`,
@@ -66,8 +73,12 @@ class NextItemModel(keras.Model):
                  sampled_negatives: int = _DEFAULTS.sampled_negatives,
                  proposal: str = _DEFAULTS.proposal,
                  in_batch_negatives: bool = _DEFAULTS.in_batch_negatives,
-                 item_counts=None, batch_shards: int | None = None, **kwargs):
+                 item_counts=None, batch_shards: int | None = None,
+                 predict_k: int = DEFAULT_PREDICT_K, **kwargs):
         super().__init__(**kwargs)
+        if int(predict_k) < 1:
+            raise ValueError(f"`predict_k` must be >= 1. Received: predict_k={predict_k!r}")
+        self.predict_k = int(predict_k)
         if batch_shards is not None and int(batch_shards) < 1:
             raise ValueError(f"`batch_shards` must be >= 1 or None. Received: {batch_shards!r}")
         self.batch_shards = None if batch_shards is None else int(batch_shards)
@@ -88,12 +99,49 @@ class NextItemModel(keras.Model):
                                          tf.float32)
             self._log_targets = tf.cast(tf.math.log(counts / tf.reduce_sum(counts)), tf.float32)
         self.loss_tracker = keras.metrics.Mean(name="loss")
+        # not tracked as the model's state: model files and checkpoints keep their layout
+        object.__setattr__(self, "_ranking_metrics", [])
+        self.history_rule = ranking.HISTORY_RULES[0]
         self.encoder.build()
         self.built = True
 
+    def compile(self, optimizer="rmsprop", loss=None, loss_weights=None, metrics=None,
+                history_rule: str = ranking.HISTORY_RULES[0], **kwargs):
+        """Keras `compile`; `metrics` are ranking metrics of validation batches.
+
+        The training loss is the model's own (the constructor's `loss`).
+        `metrics` (e.g. `s3rec_tf.models.ranking_metrics.ranking_metrics()`,
+        or keras-rs ranking metrics) are updated by `test_step` on ranking
+        batches (`s3rec_tf.data.ranking_inputs.ranking_dataset`);
+        `fit(validation_data=...)` logs them as `val_<name>`.
+
+        Args:
+            history_rule: str. How full ranking treats the user's history
+                (`s3rec_tf.models.ranking.answer_ranks`), one of
+                `HISTORY_RULES`. Defaults to `"remove"`.
+        """
+        self.history_rule = ranking.check_history_rule(history_rule)
+        object.__setattr__(self, "_ranking_metrics", list(metrics or []))
+        super().compile(optimizer=optimizer, loss=loss, loss_weights=loss_weights, **kwargs)
+
+    def get_compile_config(self):
+        config = super().get_compile_config()
+        if config:
+            config["history_rule"] = self.history_rule
+            if self._ranking_metrics:
+                config["metrics"] = [keras.saving.serialize_keras_object(m)
+                                     for m in self._ranking_metrics]
+        return config
+
+    def compile_from_config(self, config):
+        """Compiles as `get_compile_config` recorded (`keras.models.load_model`)."""
+        self.compile(**keras.saving.deserialize_keras_object(config))
+        if self.built:
+            self.optimizer.build(self.trainable_variables)
+
     @property
     def metrics(self):
-        return [self.loss_tracker]
+        return [self.loss_tracker, *self._ranking_metrics]
 
     @property
     def finetuned_variables(self):
@@ -132,6 +180,37 @@ class NextItemModel(keras.Model):
         """
         return tf.matmul(self.last_output(input_ids, training=training),
                          self.encoder.item_table, transpose_b=True)
+
+    def predict_step(self, data):
+        """Top-k recommendations: `model.predict(histories)`.
+
+        Each history is ranked over the whole catalogue under the history
+        rule `remove`: the history's own items, padding and the mask id are
+        never recommended (`s3rec_tf.models.ranking.excluded_items`), as in
+        serving's `serving_default`.
+
+        Args:
+            data: int `[batch, length]` item ids (`1..num_items`, oldest
+                first, left-padded with 0, `length <= max_length`), or a
+                dict with them as `input_ids` (a fine-tuning or validation
+                batch).
+
+        Returns:
+            dict: `item_ids` int32 `[batch, k]` (best first) and `scores`
+            float32 `[batch, k]`, `k = min(predict_k, num_items)`. Where
+            fewer than `k` items are eligible, the rest of the row has id 0
+            (padding, never an item) and score `-inf`.
+        """
+        x, _, _ = keras.utils.unpack_x_y_sample_weight(data)
+        if isinstance(x, dict):
+            x = x["input_ids"]
+        input_ids = tf.cast(x, tf.int32)
+        scores = self.score_last(input_ids, training=False)
+        excluded = ranking.excluded_items(self.encoder.num_items, input_ids)
+        scores = tf.where(excluded, tf.constant(float("-inf"), scores.dtype), scores)
+        top_scores, top_ids = tf.math.top_k(scores, min(self.predict_k, self.encoder.num_items))
+        eligible = top_scores > float("-inf")
+        return {"item_ids": tf.where(eligible, top_ids, 0), "scores": top_scores}
 
     def compute_loss_value(self, batch, training=None):
         input_ids = tf.cast(batch["input_ids"], tf.int32)
@@ -235,8 +314,72 @@ class NextItemModel(keras.Model):
         self.loss_tracker.update_state(loss)
         return {"loss": self.loss_tracker.result()}
 
+    def ranking_lists(self, batch):
+        """`(y_true, y_pred)` of a ranking batch, in keras-rs's list convention.
+
+        Args:
+            batch: a batch of `s3rec_tf.data.ranking_inputs.ranking_dataset`.
+                Full ranking (`answers`, `history`): the lists are the item
+                table's columns, `[batch, item_size]`; padding and the mask
+                id are left out, and the input history under the history
+                rule `remove` (`keep` ranks it; `original` has no list form
+                and is refused). Under `remove` an answer in its own
+                history leaves its list without an answer: keras-rs's
+                metrics skip such a list, where `RankingEvaluator` counts a
+                miss. Sampled (`candidates`): the answer and its negatives,
+                `[batch, 100]`.
+
+        Returns:
+            float32 `y_true` (1 at the answer, 0 at the other eligible ids,
+            -1 at ids left out) and float32 `y_pred` (scores), same shape.
+        """
+        input_ids = tf.cast(batch["input_ids"], tf.int32)
+        if "candidates" in batch:
+            candidates = tf.cast(batch["candidates"], tf.int32)
+            query = self.last_output(input_ids, training=False)
+            scores = tf.einsum("bh,bch->bc", query,
+                               gather_rows(self.encoder.item_table, candidates))
+            return tf.one_hot(tf.zeros_like(candidates[:, 0]), tf.shape(candidates)[1]), scores
+        if self.history_rule == "original":
+            raise ValueError("the history rule 'original' ranks ties at drawn places: it has "
+                             "no list form; use the s3rec_tf ranking metrics")
+        scores = self.score_last(input_ids, training=False)
+        answer = tf.one_hot(tf.cast(batch["answers"], tf.int32), tf.shape(scores)[1])
+        excluded = ranking.excluded_items(self.encoder.num_items, batch["history"],
+                                          self.history_rule == "remove")
+        return tf.where(excluded, -1.0, answer), scores
+
+    def answer_ranks(self, batch):
+        """0-based rank of each answer of a ranking batch, float64 `[batch]`.
+
+        As `s3rec_tf.evaluation.RankingEvaluator` ranks: full ranking by
+        `ranking.answer_ranks` under `history_rule` (`inf` for a miss; no
+        `[batch, item_size]` list is built), sampled by counting the
+        negatives that score strictly higher.
+        """
+        input_ids = tf.cast(batch["input_ids"], tf.int32)
+        if "candidates" in batch:
+            query = self.last_output(input_ids, training=False)
+            scores = tf.einsum("bh,bch->bc", query, gather_rows(
+                self.encoder.item_table, tf.cast(batch["candidates"], tf.int32)))
+            return tf.cast(tf.reduce_sum(tf.cast(scores[:, 1:] > scores[:, :1], tf.int32),
+                                         axis=1), tf.float64)
+        return ranking.answer_ranks(
+            self.score_last(input_ids, training=False), batch["answers"],
+            self.encoder.num_items, batch["history"], self.history_rule)
+
     def test_step(self, data):
         batch = data[0] if isinstance(data, tuple) else data
+        if "answers" in batch or "candidates" in batch:  # a ranking batch
+            if all(isinstance(m, AnswerRankMetric) for m in self._ranking_metrics):
+                ranks = self.answer_ranks(batch)
+                for metric in self._ranking_metrics:
+                    metric.update_from_ranks(ranks)
+            else:  # metrics of lists (keras-rs)
+                y_true, y_pred = self.ranking_lists(batch)
+                for metric in self._ranking_metrics:
+                    metric.update_state(y_true, y_pred)
+            return {m.name: m.result() for m in self._ranking_metrics}
         self.loss_tracker.update_state(self.compute_loss_value(batch, training=False))
         return {"loss": self.loss_tracker.result()}
 
@@ -245,7 +388,8 @@ class NextItemModel(keras.Model):
                 "length_buckets": list(self.length_buckets) if self.length_buckets else None,
                 "sampled_negatives": self.sampled_negatives, "proposal": self.proposal,
                 "in_batch_negatives": self.in_batch_negatives,
-                "batch_shards": self.batch_shards, "name": self.name}
+                "batch_shards": self.batch_shards, "predict_k": self.predict_k,
+                "name": self.name}
 
     @classmethod
     def from_config(cls, config):
@@ -256,4 +400,5 @@ class NextItemModel(keras.Model):
                    proposal=config.get("proposal", _DEFAULTS.proposal),
                    in_batch_negatives=config.get("in_batch_negatives",
                                                  _DEFAULTS.in_batch_negatives),
-                   batch_shards=config.get("batch_shards"), name=config.get("name"))
+                   batch_shards=config.get("batch_shards"),
+                   predict_k=config.get("predict_k", DEFAULT_PREDICT_K), name=config.get("name"))

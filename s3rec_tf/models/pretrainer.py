@@ -16,6 +16,7 @@ from s3rec_tf.data.inputs import PRETRAIN_KEYS  # noqa: F401  (the batch keys, r
 from s3rec_tf.models.kernels import DEFAULT_LENGTH_BUCKETS, encode_bucketed, encode_positions
 from s3rec_tf.models.layers import SequenceEncoder, gather_rows
 from s3rec_tf.models import ranking
+from s3rec_tf.models.fitting import DatasetFitMixin
 
 LOSS_NAMES = ("aap", "mip", "map", "sp")
 #: The paper's weights, from `s3rec_tf.config.PretrainConfig`.
@@ -30,7 +31,7 @@ def _dense(hidden_size, initializer_range, name):
 
 
 @keras.saving.register_keras_serializable(package="s3rec_tf")
-class S3RecPretrainer(keras.Model):
+class S3RecPretrainer(DatasetFitMixin, keras.Model):
     """Pretrains a `SequenceEncoder` with AAP, MIP, MAP and SP.
 
     `fit` consumes batches produced by `s3rec_tf.data.pretrain_dataset`: a dict

@@ -182,18 +182,22 @@ def _shard_by_data(dataset: tf.data.Dataset) -> tf.data.Dataset:
 
 
 def fit(model, dataset: tf.data.Dataset, dist: Distribution, *, epochs: int,
-        initial_epoch: int, steps_per_epoch: int, callbacks: list, verbose: int = 0) -> None:
+        initial_epoch: int, steps_per_epoch: int, callbacks: list, verbose: int = 0,
+        validation_data=None) -> None:
     """Trains `model` (built in `dist.scope()`) on `dataset` of global batches.
 
-    `none` and `mirrored` call Keras `fit`; `multi-worker` runs the same
-    `model.train_step` per replica in a loop that calls the same callbacks
-    (`on_epoch_end` logs, `model.stop_training`).
+    `none` and `mirrored` call Keras `fit` (with `validation_data`, if any);
+    `multi-worker` runs the same `model.train_step` per replica in a loop
+    that calls the same callbacks (`on_epoch_end` logs, `model.stop_training`)
+    and takes no `validation_data`.
     """
     if dist.name != "multi-worker":
         model.fit(dataset, epochs=epochs, initial_epoch=initial_epoch,
                   steps_per_epoch=steps_per_epoch, verbose=verbose, shuffle=False,
-                  callbacks=callbacks)
+                  callbacks=callbacks, validation_data=validation_data)
         return
+    if validation_data is not None:
+        raise ValueError("`validation_data` is not supported with the multi-worker strategy")
     strategy = dist.strategy
     iterator = iter(strategy.experimental_distribute_dataset(_shard_by_data(dataset)))
 

@@ -15,10 +15,12 @@ from s3rec_tf import artifacts
 from s3rec_tf.config import EncoderConfig, FinetuneConfig
 from s3rec_tf.data import inputs as inputs_lib
 from s3rec_tf.data import streaming
+from s3rec_tf.data.ranking_inputs import ranking_dataset
 from s3rec_tf.data.reader import SequenceData, write_generated_negatives
 from s3rec_tf.evaluation import RankingEvaluator
 from s3rec_tf.io import write_atomic_dir, write_json_atomic
 from s3rec_tf.models import NextItemModel
+from s3rec_tf.models.ranking_metrics import ranking_metrics
 from s3rec_tf.monitoring import fit_verbosity
 from s3rec_tf.training import distribute
 from s3rec_tf.training.encoders import build_encoder, load_pretrained_encoder
@@ -39,6 +41,15 @@ def run_finetuning(data: SequenceData, output_dir: str, pretrained: str | None,
     (`s3rec_tf.training.distribute`); only the chief writes `output_dir`,
     evaluates the best model on the test split and returns the summary (the
     other workers return `{"chief": False, "best_epoch": ...}`).
+
+    The epochs are Keras's `fit`. With the users in memory and one worker,
+    validation runs in `fit` too: `validation_data` is the valid split's
+    `ranking_dataset` and the model is compiled with
+    `ranking_metrics(config.valid_protocol)`; streamed data and multi-worker
+    runs rank the valid split with the `RankingEvaluator` after each epoch.
+    Both give the same numbers. The epoch callback adds the resume
+    checkpoint, the best model, `history.jsonl`, learning-rate decay and
+    early stopping.
 
     Args:
         pretrained: a pretrained model directory, or None for no pretraining
@@ -87,13 +98,18 @@ def _finetune(data, output_dir, write_to, dist, pretrained, encoder_config, conf
     # streamed from the prepared TFRecords, or all users in memory
     arrays = None if config.shuffle_buffer else inputs_lib.finetune_arrays(
         data, encoder_config.max_length, config.training_rows)
+    # Keras validates in `fit` (`validation_data`, ranking metrics); streamed
+    # data and several workers (a loop of their own) use the evaluator
+    keras_validation = arrays is not None and dist.name != "multi-worker"
     with dist.scope():
         if pretrained:
             encoder = load_pretrained_encoder(pretrained, data, encoder_config)
         else:
             encoder = build_encoder(data, encoder_config)
         model = NextItemModel(encoder, **next_item_loss_options(config, arrays))
-        model.compile(optimizer=make_optimizer(config.optimizer, config.learning_rate), jit_compile=config.jit_compile)
+        model.compile(optimizer=make_optimizer(config.optimizer, config.learning_rate),
+                      jit_compile=config.jit_compile, history_rule=config.history_rule,
+                      metrics=ranking_metrics(config.valid_protocol) if keras_validation else None)
         model.optimizer.build(model.trainable_variables)
     vocabulary = artifacts.vocabulary_of(data)
     hyper = {**dataclasses.asdict(encoder_config), **dataclasses.asdict(config),
@@ -137,7 +153,10 @@ def _finetune(data, output_dir, write_to, dist, pretrained, encoder_config, conf
     start = time.time()
 
     def on_epoch_end(epoch, logs):
-        scores = evaluator.evaluate(valid, config.valid_protocol)
+        if keras_validation:  # Keras's `val_<metric>`, renamed below
+            scores = {name: float(logs.pop(f"val_{name}")) for name in ranking_names}
+        else:
+            scores = evaluator.evaluate(valid, config.valid_protocol)
         logs.update({f"valid_{config.valid_protocol}/{k}": v for k, v in scores.items()})
         improved = scores[metric] > best["score"]
         if improved:
@@ -168,6 +187,7 @@ def _finetune(data, output_dir, write_to, dist, pretrained, encoder_config, conf
         if best["wait"] >= config.patience:
             model.stop_training = True
 
+    ranking_names = [m.name for m in model.metrics if m is not model.loss_tracker]
     if first_epoch < config.epochs and best["wait"] < config.patience:
         dataset = (streaming.finetune_stream(
             data.prepared_dir, data.num_items, encoder_config.max_length, batch_size,
@@ -176,8 +196,11 @@ def _finetune(data, output_dir, write_to, dist, pretrained, encoder_config, conf
             inputs_lib.finetune_dataset(
                 arrays, batch_size, config.seed, first_epoch, config.epochs,
                 trim=config.trim_padding, **finetune_sampling(config, arrays)))
+        validation = (ranking_dataset(valid, config.valid_protocol, evaluator.batch_size)
+                      if keras_validation else None)
         distribute.fit(model, dataset, dist, epochs=config.epochs, initial_epoch=first_epoch,
                        steps_per_epoch=steps, verbose=fit_verbosity(verbose),
+                       validation_data=validation,
                        callbacks=_callbacks(on_epoch_end, tensorboard_dir,
                                             fit_verbosity(verbose)))
     train_time = time.time() - start

@@ -5,6 +5,7 @@ from __future__ import annotations
 import dataclasses
 import json
 import os
+import shutil
 
 import tensorflow as tf
 
@@ -72,7 +73,13 @@ class _Resume:
             self.state[k].assign(v)
         os.makedirs(self.dir, exist_ok=True)
         write_json_atomic(os.path.join(self.dir, "signature.json"), self.signature)
-        self.manager.save()
+        try:
+            self.manager.save()
+        except BaseException:  # a full disk, Ctrl-C: the last complete checkpoint stays
+            for name in os.listdir(self.dir):
+                if name.endswith("_temp"):  # TensorFlow's partial checkpoint
+                    shutil.rmtree(os.path.join(self.dir, name), ignore_errors=True)
+            raise
 
     def value(self, key):
         return self.state[key].numpy().item()

@@ -179,3 +179,43 @@ def test_sampled_ce_fits_and_needs_item_counts(tiny_data):
     bare = NextItemModel(model.encoder, loss="sampled-ce")  # as loaded from a model dir
     with pytest.raises(ValueError, match="item_counts"):
         bare.compute_loss_value(next(iter(ds)))
+
+
+def _predicting_model(data, predict_k=10):
+    enc = SequenceEncoder(data.num_items, data.num_attributes, max_length=10, hidden_size=8,
+                          num_layers=1, num_heads=1)
+    return NextItemModel(enc, loss="bce", predict_k=predict_k)
+
+
+def test_predict_recommends_the_top_k_items_outside_the_history(tiny_data):
+    model = _predicting_model(tiny_data, predict_k=7)
+    histories = inputs.eval_arrays(tiny_data, "test", 10).input_ids[:9]
+    out = model.predict(histories, batch_size=4, verbose=0)
+    assert set(out) == {"item_ids", "scores"}
+    assert out["item_ids"].shape == out["scores"].shape == (9, 7)
+    scores = model.score_last(histories).numpy()
+    for row, history in enumerate(histories):
+        eligible = np.setdiff1d(np.arange(1, tiny_data.num_items + 1), history)
+        best = eligible[np.argsort(-scores[row, eligible], kind="stable")[:7]]
+        np.testing.assert_array_equal(out["item_ids"][row], best)
+        np.testing.assert_allclose(out["scores"][row], scores[row, best], rtol=1e-6)
+    # a fine-tuning batch (a dict) is answered for its `input_ids`
+    batch = {"input_ids": histories, "target_pos": np.zeros_like(histories)}
+    np.testing.assert_array_equal(model.predict_step(batch)["item_ids"], out["item_ids"])
+
+
+def test_predict_fills_rows_with_fewer_eligible_items_than_k(tiny_data):
+    model = _predicting_model(tiny_data, predict_k=tiny_data.num_items)
+    history = np.arange(1, 11, dtype=np.int32)[None]  # 10 items: num_items - 10 eligible
+    out = model.predict(history, verbose=0)
+    eligible = tiny_data.num_items - 10
+    assert sorted(out["item_ids"][0, :eligible]) == list(range(11, tiny_data.num_items + 1))
+    assert (out["item_ids"][0, eligible:] == 0).all()
+    assert np.isneginf(out["scores"][0, eligible:]).all()
+
+
+def test_predict_k_is_checked_and_saved(tiny_data):
+    model = _predicting_model(tiny_data, predict_k=3)
+    assert NextItemModel.from_config(model.get_config()).predict_k == 3
+    with pytest.raises(ValueError, match="predict_k"):
+        _predicting_model(tiny_data, predict_k=0)
