@@ -381,7 +381,8 @@ def build_parser() -> argparse.ArgumentParser:
     p.add_argument("--output", required=True, help="serving base dir; writes <output>/<version>")
     p.add_argument("--version", type=number_type(int, 0),
                    help="version number (default: Unix time)")
-    p.add_argument("--k", type=count(), default=10, help="k of the serving_default signature")
+    p.add_argument("--k", type=count(), default=config.SERVING_K,
+                   help="k of the serving_default signature")
     p.add_argument("--vocabulary", help="file with one raw item id per line (line i = item "
                                         "i+1); default: the paper format's ids 1..N")
     _add_overwrite_flag(p, "<output>/<version> (other versions are kept)")
@@ -394,7 +395,7 @@ def build_parser() -> argparse.ArgumentParser:
                                   "after that user's whole history (needs --data, --name)")
     p.add_argument("--data", help="directory with <NAME>.txt (for --user)")
     p.add_argument("--name", help="dataset name (for --user)")
-    p.add_argument("-k", type=count(), default=10)
+    p.add_argument("-k", type=count(), default=config.SERVING_K)
     p.add_argument("--include-history", action="store_true",
                    help="allow items of the history in the results")
     p.add_argument("--json", action="store_true",
@@ -410,7 +411,7 @@ def build_parser() -> argparse.ArgumentParser:
     p.add_argument("--name", help="dataset name (for <NAME>.txt)")
     p.add_argument("--output", required=True,
                    help="output directory (appears only when complete)")
-    p.add_argument("-k", type=count(), default=10)
+    p.add_argument("-k", type=count(), default=config.SERVING_K)
     p.add_argument("--include-history", action="store_true",
                    help="allow items of the history in the results")
     p.add_argument("--batch-size", type=count(),
