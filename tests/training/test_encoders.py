@@ -65,3 +65,18 @@ def test_other_dropout_rates_are_accepted_and_applied(tiny_data, pretrained, tmp
                          artifacts.vocabulary_of(tiny_data), {})
     _, manifest = artifacts.load_next_item_model(str(tmp_path / "ft"))
     assert artifacts.encoder_config_of(manifest) == requested
+
+
+def test_fine_tuning_a_pretrained_model_with_other_dropout_rates(tiny_data, pretrained,
+                                                                 tmp_path):
+    from s3rec_tf import training
+    path, _ = pretrained
+    requested = dataclasses.replace(PRETRAINED, dropout=0.1, attention_dropout=0.0)
+    training.run_finetuning(tiny_data, str(tmp_path), path, requested,
+                            training.FinetuneConfig(epochs=1, batch_size=64, seed=0),
+                            verbose=0)
+    model, manifest = artifacts.load_next_item_model(str(tmp_path / "best"))
+    assert model.encoder.encoder_config() == requested
+    assert manifest["encoder"]["dropout"] == 0.1
+    assert not set(manifest["encoder"]) & set(manifest["hyperparameters"])
+    assert manifest["hyperparameters"]["pretrained"] == path
