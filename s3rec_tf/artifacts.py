@@ -4,13 +4,22 @@ A model directory holds:
 
 - `manifest.json`: kind (`pretrained` / `finetuned`), the task model's Keras
   configuration (`model`: `keras.saving.serialize_keras_object`, from which
-  loading rebuilds it), vocabulary (item/attribute counts and dataset
-  fingerprint), hyperparameters, library version and the SHA-256 of the
-  weights file;
+  loading rebuilds it), the encoder's `EncoderConfig` (`encoder`: its
+  architecture and dropout rates), vocabulary (item/attribute counts and
+  dataset fingerprint), the run's other hyperparameters, library version and
+  the SHA-256 of the weights file;
 - `model.weights.h5`: the Keras weights of the task model.
 
+The manifest is the record of the model: `encoder` is taken from the model
+when it is saved and checked against `model` when it is loaded, and the
+encoder's fields are not repeated under `hyperparameters`. A run's
+`config.json` (`s3rec_tf.training.save_run_config`) is its recipe, for
+`--config`; nothing that loads a model reads it.
+
 Manifests of format 1 (`LEGACY_FORMAT`: the encoder's configuration and a
-few fields by kind instead of `model`) still load.
+few fields by kind instead of `model`), and those of format 2 written before
+`encoder` was recorded, still load: their `EncoderConfig` is read from the
+encoder's configuration.
 
 Directories are written with `s3rec_tf.io.write_atomic_dir` (to a temporary
 sibling, then renamed into place), so an interrupted save never leaves a
@@ -25,7 +34,9 @@ import os
 import numpy as np
 
 import s3rec_tf
-from s3rec_tf.errors import ArtifactError
+from s3rec_tf import config as config_lib
+from s3rec_tf.config import EncoderConfig
+from s3rec_tf.errors import ArtifactError, ConfigError
 from s3rec_tf.ids import vocabulary_of  # noqa: F401  (the manifests' vocabulary, re-exported)
 from s3rec_tf.io import sha256_file, write_atomic_dir, write_json_atomic
 
@@ -62,7 +73,9 @@ def save_model(path: str, model, kind: str, vocabulary: dict, hyperparameters: d
         vocabulary: dict with `num_items`, `num_attributes`, `fingerprint`
             (may be None when unknown) and optionally `dataset`
             (`s3rec_tf.ids.vocabulary`).
-        hyperparameters: dict recorded as is.
+        hyperparameters: dict of the run's settings. Those that are
+            `EncoderConfig` fields are recorded once, under `encoder` (taken
+            from `model`), and must agree with it.
         extra: dict of more fields (metrics, seeds, ...).
         merge: bool. Write the model's files into an existing `path`, keeping
             what else it holds (a pretraining run's output directory): the
@@ -77,13 +90,20 @@ def save_model(path: str, model, kind: str, vocabulary: dict, hyperparameters: d
     if not isinstance(model, getattr(models, _CLASSES[kind])):
         raise ValueError(f"a {kind} model is a {_CLASSES[kind]}. Received: "
                          f"{type(model).__name__}")
+    encoder = config_lib.to_dict(model.encoder.encoder_config())
+    disagree = [f"{k}: hyperparameters {v!r} vs model {encoder[k]!r}"
+                for k, v in hyperparameters.items() if k in encoder and v != encoder[k]]
+    if disagree:
+        raise ValueError(f"the hyperparameters do not describe the model "
+                         f"({'; '.join(disagree)})")
+    hyperparameters = {k: v for k, v in hyperparameters.items() if k not in encoder}
 
     def fill(tmp):
         weights = os.path.join(tmp, WEIGHTS)
         model.save_weights(weights)
         manifest = {
             "format": FORMAT, "kind": kind, "library_version": s3rec_tf.__version__,
-            "model": serialize_model(model),
+            "model": serialize_model(model), "encoder": encoder,
             "vocabulary": vocabulary, "hyperparameters": hyperparameters,
             "weights_sha256": sha256_file(weights),
         }
@@ -148,8 +168,45 @@ def task_config(manifest: dict) -> dict:
 
 
 def encoder_config(manifest: dict) -> dict:
-    """The `SequenceEncoder` configuration that a manifest records (either format)."""
+    """The `SequenceEncoder`'s Keras configuration that a manifest records (either format).
+
+    It holds the id-space sizes as well; `encoder_config_of` gives the
+    `EncoderConfig`.
+    """
     return task_config(manifest)["encoder"]["config"]
+
+
+def encoder_config_of(manifest: dict) -> EncoderConfig:
+    """The encoder's `EncoderConfig` (architecture and dropout rates) a manifest records.
+
+    Its `encoder`, or, in a manifest written before it was recorded, the
+    fields of the encoder's Keras configuration.
+
+    Raises:
+        ArtifactError: the recorded values are not a valid `EncoderConfig`.
+    """
+    if "encoder" in manifest:
+        values, where = manifest["encoder"], "`encoder`"
+    else:
+        keras_config, where = encoder_config(manifest), "encoder configuration"
+        values = ({f: keras_config[f] for f in config_lib.to_dict(EncoderConfig())
+                   if f in keras_config} if isinstance(keras_config, dict) else keras_config)
+    try:
+        return config_lib.from_mapping(EncoderConfig, values, f"the manifest's {where}")
+    except ConfigError as e:
+        raise ArtifactError(str(e)) from None
+
+
+def _check_encoder(manifest: dict, model) -> None:
+    """Refuses a manifest whose `encoder` differs from the encoder its `model` builds."""
+    if "encoder" not in manifest:
+        return
+    recorded, built = encoder_config_of(manifest), model.encoder.encoder_config()
+    diffs = [f"{k}: encoder {v!r} vs model {getattr(built, k)!r}"
+             for k, v in config_lib.to_dict(recorded).items() if getattr(built, k) != v]
+    if diffs:
+        raise ArtifactError(f"the manifest's `encoder` disagrees with its model "
+                            f"configuration ({'; '.join(diffs)})")
 
 
 def _build(path: str, manifest: dict, kind: str):
@@ -179,6 +236,10 @@ def _build(path: str, manifest: dict, kind: str):
     if not isinstance(model, cls):
         raise ArtifactError(f"{path}: the manifest describes a {type(model).__name__}, "
                             f"expected a {cls.__name__}")
+    try:
+        _check_encoder(manifest, model)
+    except ArtifactError as e:
+        raise ArtifactError(f"{path}: {e}") from None
     return model
 
 

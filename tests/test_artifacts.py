@@ -5,6 +5,7 @@ import numpy as np
 import pytest
 
 from s3rec_tf import artifacts
+from s3rec_tf.config import EncoderConfig, to_dict
 from s3rec_tf.errors import ArtifactError
 from s3rec_tf.io import write_json_atomic
 from s3rec_tf.models.layers import SequenceEncoder
@@ -63,6 +64,7 @@ def _as_format_1(path):
     with open(manifest_path) as f:
         manifest = json.load(f)
     config = manifest.pop("model")["config"]
+    del manifest["encoder"]
     manifest.update(format=artifacts.LEGACY_FORMAT, encoder_config=config["encoder"]["config"])
     if manifest["kind"] == "pretrained":
         manifest.update(item_attributes_shape=config["item_attributes_shape"],
@@ -97,6 +99,55 @@ def test_format_1_manifests_still_load(tmp_path):
     loaded, _ = artifacts.load_pretrainer(str(tmp_path / "pre"))
     assert loaded.loss_weights_["sp"] == 0.25
     np.testing.assert_array_equal(loaded.item_attributes.numpy(), np.ones((22, 2)))
+
+
+def test_format_1_manifests_give_their_encoder_config(tmp_path):
+    _save(tmp_path / "ft")
+    _as_format_1(tmp_path / "ft")
+    manifest = artifacts.read_manifest(str(tmp_path / "ft"))
+    assert artifacts.encoder_config_of(manifest) == EncoderConfig(hidden_size=8, max_length=6)
+
+
+def _edit_manifest(path, edit):
+    manifest_path = os.path.join(path, artifacts.MANIFEST)
+    with open(manifest_path) as f:
+        manifest = json.load(f)
+    edit(manifest)
+    write_json_atomic(manifest_path, manifest)
+
+
+def test_manifest_records_the_encoder_config_once(tmp_path):
+    model = NextItemModel(SequenceEncoder(20, 3, max_length=6, hidden_size=8, dropout=0.25))
+    artifacts.save_model(str(tmp_path / "m"), model, "finetuned", VOCAB,
+                         {"lr": 1e-3, "hidden_size": 8, "dropout": 0.25})
+    manifest = artifacts.read_manifest(str(tmp_path / "m"))
+    expected = EncoderConfig(hidden_size=8, max_length=6, dropout=0.25)
+    assert manifest["encoder"] == to_dict(expected)
+    assert artifacts.encoder_config_of(manifest) == expected
+    assert manifest["hyperparameters"] == {"lr": 1e-3}  # the encoder's fields: once
+    with pytest.raises(ValueError, match=r"hidden_size: hyperparameters 16 vs model 8"):
+        artifacts.save_model(str(tmp_path / "x"), model, "finetuned", VOCAB,
+                             {"hidden_size": 16})
+    assert not (tmp_path / "x").exists()
+
+
+def test_manifests_written_before_the_encoder_config_still_load(tmp_path):
+    _save(tmp_path / "m")
+    _edit_manifest(tmp_path / "m", lambda m: m.pop("encoder"))
+    loaded, manifest = artifacts.load_next_item_model(str(tmp_path / "m"))
+    assert artifacts.encoder_config_of(manifest) == loaded.encoder.encoder_config()
+
+
+def test_an_encoder_config_that_disagrees_with_the_model_is_refused(tmp_path):
+    _save(tmp_path / "m")
+    _edit_manifest(tmp_path / "m", lambda m: m["encoder"].update(hidden_size=16, dropout=0.1))
+    with pytest.raises(ArtifactError, match=r"`encoder` disagrees with its model configuration "
+                                            r"\(hidden_size: encoder 16 vs model 8; "
+                                            r"dropout: encoder 0.1 vs model 0.5\)"):
+        artifacts.load_next_item_model(str(tmp_path / "m"))
+    _edit_manifest(tmp_path / "m", lambda m: m["encoder"].update(hidden_size=-1))
+    with pytest.raises(ArtifactError, match="manifest's `encoder`: `hidden_size` must be"):
+        artifacts.load_next_item_model(str(tmp_path / "m"))
 
 
 def test_a_model_configuration_that_does_not_build_is_reported(tmp_path):

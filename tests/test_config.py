@@ -63,6 +63,15 @@ def test_cross_field_rules():
         FinetuneConfig(loss="sampled-ce", in_batch_negatives=True, jit_compile=True)
 
 
+def test_the_architecture_is_every_encoder_field_but_the_dropout_rates():
+    paper = EncoderConfig()
+    assert set(paper.architecture()) == (
+        {f.name for f in dataclasses.fields(EncoderConfig)} - set(config.DROPOUT_FIELDS))
+    other = EncoderConfig(hidden_size=32, max_length=20, dropout=0.1, attention_dropout=0.0)
+    assert paper.architecture_differences(other) == [("hidden_size", 64, 32),
+                                                     ("max_length", 50, 20)]
+
+
 def test_ints_become_floats_but_not_the_reverse():
     cfg = PretrainConfig(learning_rate=1)
     assert isinstance(cfg.learning_rate, float)

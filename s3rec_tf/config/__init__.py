@@ -30,9 +30,10 @@ from s3rec_tf.config.fields import (  # noqa: F401  (part of this module's API)
     params, validate)
 from s3rec_tf.errors import ConfigError
 
-__all__ = ["ConfigError", "EncoderConfig", "PretrainConfig", "FinetuneConfig", "PRESETS",
-           "Param", "PrepareConfig", "params", "check_value", "validate", "from_mapping", "to_dict",
-           "preset_values", "read_config_file", "normalize_key", "configs_from_mapping"]
+__all__ = ["ConfigError", "EncoderConfig", "DROPOUT_FIELDS", "PretrainConfig",
+           "FinetuneConfig", "PRESETS", "Param", "PrepareConfig", "params", "check_value",
+           "validate", "from_mapping", "to_dict", "preset_values",
+           "read_config_file", "normalize_key", "configs_from_mapping"]
 
 #: Negatives per user of the sampled-ranking protocol (the authors' `<Name>_sample.txt`).
 NUM_NEGATIVES = 99
@@ -138,9 +139,20 @@ def _strategy():
                   choices=STRATEGIES)
 
 
+#: The `EncoderConfig` fields that fine-tuning may set apart from its pretrained
+#: encoder's: the dropout rates, which act only in training. Every other field is the
+#: architecture (`EncoderConfig.architecture`).
+DROPOUT_FIELDS = ("dropout", "attention_dropout")
+
+
 @dataclasses.dataclass
 class EncoderConfig(_Validated):
-    """Encoder hyperparameters (the paper's defaults)."""
+    """Encoder hyperparameters (the paper's defaults).
+
+    What a `s3rec_tf.models.layers.SequenceEncoder` is built from and gives back
+    (`SequenceEncoder.from_encoder_config`, `SequenceEncoder.encoder_config`), and
+    what a model directory's manifest records of its encoder (`encoder`).
+    """
 
     hidden_size: int = _count(64, "width of embeddings and hidden states")
     num_layers: int = _count(2, "transformer blocks")
@@ -151,6 +163,20 @@ class EncoderConfig(_Validated):
                                       minimum=0.0, exclusive_minimum=True)
     max_length: int = _param(50, "longest sequence the model reads (older items are cut)",
                              minimum=2)
+
+    def architecture(self) -> dict:
+        """The fields that fix the encoder's weights: all but the dropout rates.
+
+        `initializer_range` is one of them: it is how the weights were drawn,
+        so a pretrained encoder and its fine-tuning share it.
+        """
+        return {k: v for k, v in to_dict(self).items() if k not in DROPOUT_FIELDS}
+
+    def architecture_differences(self, other: "EncoderConfig") -> list:
+        """`[(field, self's value, other's value), ...]` of the architecture fields
+        on which `other` differs, in declaration order."""
+        mine, theirs = self.architecture(), other.architecture()
+        return [(k, v, theirs[k]) for k, v in mine.items() if theirs[k] != v]
 
     def _check_fields(self):
         if self.hidden_size % self.num_heads:

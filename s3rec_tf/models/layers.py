@@ -15,6 +15,7 @@ References:
 
 from __future__ import annotations
 
+import dataclasses
 import math
 
 import keras
@@ -438,10 +439,18 @@ class SequenceEncoder(keras.layers.Layer):
         attention_dropout: float. Defaults to `0.5`.
         initializer_range: float. Defaults to `0.02`.
 
+    The arguments other than the id-space sizes are those of an
+    `s3rec_tf.config.EncoderConfig`, and are checked as it checks them
+    (`ConfigError`, a `ValueError`): `from_encoder_config` builds an encoder
+    from one and `encoder_config` gives it back. `get_config` is the Keras
+    serialization (the id-space sizes, the same fields, and the layer's own).
+
     Example:
     >>> enc = SequenceEncoder(num_items=10, num_attributes=4, max_length=5)
     >>> enc(np.array([[0, 0, 3, 4, 5]]), causal=True).shape
     (1, 5, 64)
+    >>> SequenceEncoder.from_encoder_config(enc.encoder_config(), 10, 4).max_length
+    5
     """
 
     def __init__(self, num_items: int, num_attributes: int,
@@ -467,6 +476,7 @@ class SequenceEncoder(keras.layers.Layer):
         self.dropout = float(dropout)
         self.attention_dropout = float(attention_dropout)
         self.initializer_range = float(initializer_range)
+        self.encoder_config()  # checks the fields as the config does
         self.embedding = ItemPositionEmbedding(
             self.item_size, self.max_length, self.hidden_size, self.dropout,
             self.initializer_range, name="item_position_embedding")
@@ -480,6 +490,24 @@ class SequenceEncoder(keras.layers.Layer):
                              name=f"transformer_block_{i}")
             for i in range(self.num_layers)
         ]
+
+    @classmethod
+    def from_encoder_config(cls, config: EncoderConfig, num_items: int, num_attributes: int,
+                            **kwargs) -> "SequenceEncoder":
+        """An encoder of `config`'s architecture and dropout rates over these id spaces.
+
+        Args:
+            config: `s3rec_tf.config.EncoderConfig`.
+            num_items: int. Number of real items.
+            num_attributes: int. Number of real attributes.
+            **kwargs: the Keras layer's own arguments (`name`, `dtype`).
+        """
+        return cls(num_items, num_attributes, **dataclasses.asdict(config), **kwargs)
+
+    def encoder_config(self) -> EncoderConfig:
+        """The encoder's architecture and dropout rates, as an `EncoderConfig`."""
+        return EncoderConfig(**{f.name: getattr(self, f.name)
+                                for f in dataclasses.fields(EncoderConfig)})
 
     @property
     def item_size(self) -> int:

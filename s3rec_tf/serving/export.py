@@ -63,7 +63,7 @@ import tensorflow as tf
 from s3rec_tf import artifacts
 from s3rec_tf.io import write_atomic_dir, write_json_atomic
 from s3rec_tf import ids as ids_lib
-from s3rec_tf.config import SERVING_K
+from s3rec_tf.config import SERVING_K, to_dict
 from s3rec_tf.errors import ArtifactError
 from s3rec_tf.models import NextItemModel, ranking
 
@@ -371,9 +371,9 @@ def _write_model_card(directory: str, model_dir: str, manifest: dict, default_k:
         "source_model_dir": os.path.abspath(model_dir),
         "weights_sha256": manifest.get("weights_sha256"),
         "data": dict(manifest.get("vocabulary") or {}),
-        "architecture": {k: encoder.get(k) for k in (
-            "hidden_size", "num_layers", "num_heads", "max_length", "num_items",
-            "num_attributes")},
+        # the encoder's `EncoderConfig` (the manifest's record) and its id spaces
+        "architecture": {**to_dict(artifacts.encoder_config_of(manifest)),
+                         **{k: encoder.get(k) for k in ("num_items", "num_attributes")}},
         "training": {"loss": artifacts.task_config(manifest).get("loss"),
                      "pretrained": hyper.get("pretrained"),
                      "best_epoch": manifest.get("best_epoch"), "hyperparameters": hyper},

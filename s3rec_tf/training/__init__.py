@@ -12,8 +12,9 @@ components call. Each writes into an output directory:
 - fine-tuning: the best model by validation metric (`<output>/best/`, kept
   in `_resume/best/` while the run goes on) and `metrics.json`, both written
   when the run completes;
-- `config.json`: the run's resolved configuration, written when the run
-  completes;
+- `config.json`: the run's resolved configuration (its recipe, for
+  `--config`; the model directories' manifests are the record of their
+  models, and loading reads only them), written when the run completes;
 - `<Name>_sample.txt`: the sampled negatives, when they were drawn rather
   than read from the data directory, written when the run completes.
 

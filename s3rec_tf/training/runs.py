@@ -30,7 +30,10 @@ def save_run_config(output_dir: str, encoder_config: EncoderConfig, config) -> s
     """Writes the run's resolved hyperparameters to `<output>/config.json`.
 
     The file is flat, with the flags' keys, so `--config <output>/config.json`
-    repeats the run's recipe.
+    repeats the run's recipe. It is the record of what the run was asked to
+    do; the record of the model it wrote, the encoder's architecture
+    included, is that model's manifest (`s3rec_tf.artifacts`), and nothing
+    that loads a model reads this file.
     """
     path = config_lib.saved_config_path(output_dir)
     os.makedirs(output_dir, exist_ok=True)

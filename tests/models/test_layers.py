@@ -82,6 +82,31 @@ def test_invalid_arguments_are_reported():
         layers.SequenceEncoder(num_items=0, num_attributes=1)
 
 
+def test_encoder_takes_and_gives_back_an_encoder_config():
+    from s3rec_tf.config import EncoderConfig
+    config = EncoderConfig(hidden_size=8, num_layers=3, num_heads=4, dropout=0.1,
+                           attention_dropout=0.2, initializer_range=0.05, max_length=7)
+    encoder = layers.SequenceEncoder.from_encoder_config(config, 12, 3, name="enc")
+    assert encoder.encoder_config() == config
+    assert (encoder.num_items, encoder.num_attributes, encoder.name) == (12, 3, "enc")
+    assert len(encoder.blocks) == 3 and encoder.embedding.dropout_layer.rate == 0.1
+    clone = layers.SequenceEncoder.from_config(encoder.get_config())
+    assert clone.encoder_config() == config
+    # the Keras configuration keeps its keys: the id-space sizes and the config's fields
+    assert {"num_items", "num_attributes", *config.architecture(), "dropout",
+            "attention_dropout"} <= set(encoder.get_config())
+
+
+def test_encoder_arguments_are_checked_as_the_encoder_config_checks_them():
+    from s3rec_tf.errors import ConfigError
+    with pytest.raises(ConfigError, match="hidden_size.*multiple of num_heads=3"):
+        layers.SequenceEncoder(10, 2, hidden_size=8, num_heads=3)
+    with pytest.raises(ConfigError, match="attention_dropout"):
+        layers.SequenceEncoder(10, 2, attention_dropout=1.0)
+    with pytest.raises(TypeError, match="`max_length` must be >= 2"):  # Keras wraps it
+        layers.SequenceEncoder.from_config({**_encoder().get_config(), "max_length": 1})
+
+
 def test_post_layernorm_block_matches_numpy_reference():
     block = layers.TransformerBlock(hidden_size=4, num_heads=1, dropout=0.0,
                                     attention_dropout=0.0)
