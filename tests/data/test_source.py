@@ -39,6 +39,12 @@ def test_both_sources_count_the_same_training_rows(sources, tiny_data):
         == samples
     assert in_memory.finetune_rows(MAX_LENGTH, "sequences") \
         == streamed.finetune_rows(MAX_LENGTH, "sequences") == tiny_data.num_users
+    steps = inputs.steps_per_epoch(samples, 64)
+    for source, config in ((in_memory, PretrainConfig(epochs=1)),  # streamed: in file order
+                           (streamed, PretrainConfig(epochs=1, shuffle_buffer=0))):
+        batches = list(source.pretrain_dataset(MAX_LENGTH, 64, config))
+        assert len(batches) == steps
+        assert sum(len(b["pos_items"]) for b in batches) == samples
     steps = inputs.steps_per_epoch(tiny_data.num_users, 32)
     for source, config in ((in_memory, FinetuneConfig(epochs=1)),
                            (streamed, FinetuneConfig(epochs=1, shuffle_buffer=40))):
