@@ -73,11 +73,24 @@ class RankingEvaluator:
         self._full_ranks = full_ranks
         self._sampled_ranks = sampled_ranks
 
-    def ranks(self, arrays: EvalArrays, protocol: str) -> np.ndarray:
+    def ranks(self, arrays, protocol: str) -> np.ndarray:
         """0-based rank of each user's answer under `protocol` (`full`/`sampled`):
-        float64, `inf` for an answer the history rule makes a miss."""
+        float64, `inf` for an answer the history rule makes a miss.
+
+        Args:
+            arrays: `EvalArrays` of a split, or its chunks: an iterable of
+                `EvalArrays` (`DataSource.eval_chunks`), ranked in turn, their
+                ranks concatenated. Either gives the same ranks.
+            protocol: `full` or `sampled`.
+        """
         if protocol not in PROTOCOLS:
             raise ValueError(f"`protocol` must be one of {PROTOCOLS}. Received: {protocol!r}")
+        chunks = [arrays] if hasattr(arrays, "answers") else arrays
+        out = [r for chunk in chunks for r in self._chunk_ranks(chunk, protocol)]
+        return np.concatenate(out) if out else np.zeros(0, np.float64)
+
+    def _chunk_ranks(self, arrays: EvalArrays, protocol: str) -> list:
+        """The ranks of one chunk's users, a batch at a time."""
         if protocol == "sampled" and arrays.negatives is None:
             raise ValueError("the sampled protocol needs negatives; none were read or generated")
         out = []
@@ -94,10 +107,10 @@ class RankingEvaluator:
                                        arrays.negatives[lo:hi]], axis=1).astype(np.int32)
                 r = self._sampled_ranks(x, tf.constant(cand))
             out.append(r.numpy().astype(np.float64))
-        return np.concatenate(out) if out else np.zeros(0, np.float64)
+        return out
 
-    def evaluate(self, arrays: EvalArrays, protocol: str) -> dict:
-        """Metrics of `protocol` on one split."""
+    def evaluate(self, arrays, protocol: str) -> dict:
+        """Metrics of `protocol` on one split (`EvalArrays`, or its chunks: see `ranks`)."""
         ranks = self.ranks(arrays, protocol)
         if protocol == "full":
             return metrics_lib.full_ranking_metrics(ranks)

@@ -37,7 +37,7 @@ from s3rec_tf.config import (HISTORY_RULES, SEGMENT_NEGATIVES, EncoderConfig, Fi
                              PretrainConfig)
 from s3rec_tf.data import inputs as inputs_lib
 from s3rec_tf.data.prepared import StreamedData, sequence_records  # noqa: F401
-from s3rec_tf.errors import DataError
+from s3rec_tf.data.ranking_inputs import PROTOCOLS
 
 #: The defaults of the arguments below are the configs' (`s3rec_tf.config`).
 _ENCODER, _PRETRAIN, _FINETUNE = EncoderConfig(), PretrainConfig(), FinetuneConfig()
@@ -209,23 +209,48 @@ def eval_chunks(prepared_dir: str, split: str, max_length: int = _ENCODER.max_le
         yield inputs_lib.eval_arrays(rows, split, max_length)
 
 
+def ranking_stream(prepared_dir: str, split: str, protocol: str = "full",
+                   max_length: int = _ENCODER.max_length,
+                   batch_size: int = 256) -> tf.data.Dataset:
+    """`ranking_inputs.ranking_dataset` of a split, the users streamed in file order.
+
+    The same batches as the in-memory dataset of `eval_chunks`' arrays, except
+    that `history` is left-padded with 0 to its batch's widest row rather
+    than the split's (padding is never ranked). The cardinality is unknown.
+    """
+    if protocol not in PROTOCOLS:
+        raise ValueError(f"`protocol` must be one of {PROTOCOLS}. Received: protocol={protocol!r}")
+    if split not in ("valid", "test"):
+        raise ValueError(f"`split` must be 'valid' or 'test'. Received: split={split!r}")
+    if batch_size < 1:
+        raise ValueError(f"`batch_size` must be >= 1. Received: batch_size={batch_size}")
+    cut = 2 if split == "valid" else 1
+
+    def features(record):
+        items = record["items"]
+        history = items[:-cut]
+        x = history[-max_length:]
+        out = {"input_ids": tf.pad(x, [[max_length - tf.shape(x)[0], 0]])}
+        if protocol == "full":  # history reversed: padded on the right, reversed back below
+            out.update(answers=items[-cut], history=tf.reverse(history, [0]))
+        else:
+            out["candidates"] = tf.concat([items[-cut:][:1], record["negatives"]], 0)
+        return out
+
+    def left_padded(batch):
+        return {**batch, "history": tf.reverse(batch["history"], [1])}
+
+    batches = sequence_records(prepared_dir).map(features).padded_batch(batch_size)
+    if protocol == "full":
+        batches = batches.map(left_padded)
+    return batches.prefetch(tf.data.AUTOTUNE)
+
+
 def stream_ranks(evaluator, prepared_dir: str, split: str, protocol: str,
                  max_length: int = _ENCODER.max_length, limit: int | None = None) -> np.ndarray:
     """0-based ranks of each streamed user's answer (`RankingEvaluator.ranks`)."""
-    out = [evaluator.ranks(arrays, protocol)
-           for arrays in eval_chunks(prepared_dir, split, max_length,
-                                     chunk=evaluator.batch_size, limit=limit)]
-    return np.concatenate(out) if out else np.zeros(0, np.int32)
-
-
-def prepared_dir_of(data) -> str:
-    """The prepared directory a `StreamedData` streams from; anything else is refused."""
-    path = getattr(data, "prepared_dir", None)
-    if path is None:
-        raise DataError(getattr(data, "name", "data"),
-                        "streaming input (shuffle_buffer > 0) reads a prepared directory "
-                        "(`s3rec-tf prepare` output) as --data")
-    return path
+    return evaluator.ranks(eval_chunks(prepared_dir, split, max_length,
+                                       chunk=evaluator.batch_size, limit=limit), protocol)
 
 
 @dataclasses.dataclass
@@ -239,21 +264,21 @@ class StreamSplit:
 
 
 class StreamEvaluator:
-    """`RankingEvaluator` over a `StreamSplit`: same metrics, users read in chunks."""
+    """`RankingEvaluator` over a `StreamSplit`: its chunks ranked and combined."""
 
     def __init__(self, model, history_rule: str = HISTORY_RULES[0]):
         from s3rec_tf.evaluation import RankingEvaluator
         self.evaluator = RankingEvaluator(model, history_rule=history_rule)
 
+    def _chunks(self, source: StreamSplit):
+        return eval_chunks(source.prepared_dir, source.split, source.max_length,
+                           chunk=self.evaluator.batch_size, limit=source.limit)
+
     def ranks(self, source: StreamSplit, protocol: str) -> np.ndarray:
-        return stream_ranks(self.evaluator, source.prepared_dir, source.split, protocol,
-                            source.max_length, source.limit)
+        return self.evaluator.ranks(self._chunks(source), protocol)
 
     def evaluate(self, source: StreamSplit, protocol: str) -> dict:
-        from s3rec_tf import metrics as metrics_lib
-        ranks = self.ranks(source, protocol)
-        return (metrics_lib.full_ranking_metrics(ranks) if protocol == "full"
-                else metrics_lib.sampled_metrics(ranks))
+        return self.evaluator.evaluate(self._chunks(source), protocol)
 
 
 def evaluate_stream(model, prepared_dir: str, protocols=("full", "sampled"),

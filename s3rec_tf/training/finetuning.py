@@ -14,9 +14,8 @@ import numpy as np
 from s3rec_tf import artifacts
 from s3rec_tf.config import EncoderConfig, FinetuneConfig
 from s3rec_tf.data import inputs as inputs_lib
-from s3rec_tf.data import streaming
-from s3rec_tf.data.ranking_inputs import ranking_dataset
 from s3rec_tf.data.reader import SequenceData, write_generated_negatives
+from s3rec_tf.data.source import DataSource, data_source
 from s3rec_tf.evaluation import RankingEvaluator
 from s3rec_tf.io import write_atomic_dir, write_json_atomic
 from s3rec_tf.models import NextItemModel
@@ -30,7 +29,7 @@ from s3rec_tf.training.resume import _Resume
 from s3rec_tf.training.runs import _callbacks, _log, save_run_config
 
 
-def run_finetuning(data: SequenceData, output_dir: str, pretrained: str | None,
+def run_finetuning(data: SequenceData | DataSource, output_dir: str, pretrained: str | None,
                    encoder_config: EncoderConfig | None = None,
                    config: FinetuneConfig | None = None, verbose: int = 1,
                    tensorboard_dir: str | None = None) -> dict:
@@ -42,16 +41,18 @@ def run_finetuning(data: SequenceData, output_dir: str, pretrained: str | None,
     evaluates the best model on the test split and returns the summary (the
     other workers return `{"chief": False, "best_epoch": ...}`).
 
-    The epochs are Keras's `fit`. With the users in memory and one worker,
-    validation runs in `fit` too: `validation_data` is the valid split's
-    `ranking_dataset` and the model is compiled with
-    `ranking_metrics(config.valid_protocol)`; streamed data and multi-worker
-    runs rank the valid split with the `RankingEvaluator` after each epoch.
-    Both give the same numbers. The epoch callback adds the resume
-    checkpoint, the best model, `history.jsonl`, learning-rate decay and
-    early stopping.
+    The epochs are Keras's `fit`. With one worker, validation runs in `fit`
+    too: `validation_data` is the valid split's ranking batches
+    (`DataSource.ranking_dataset`) and the model is compiled with
+    `ranking_metrics(config.valid_protocol)`; multi-worker runs rank the
+    valid split's chunks with the `RankingEvaluator` after each epoch. Both
+    give the same numbers. The epoch callback adds the resume checkpoint,
+    the best model, `history.jsonl`, learning-rate decay and early stopping.
 
     Args:
+        data: the users in memory (`SequenceData`) or streamed from a
+            prepared directory (`StreamedData`, with `config.shuffle_buffer`),
+            or a `DataSource` of either (`s3rec_tf.data.source`).
         pretrained: a pretrained model directory, or None for no pretraining
             (SASRec). A path that does not exist is an error.
         verbose: int. 0: silent; otherwise Keras's progress bar in a
@@ -66,47 +67,59 @@ def run_finetuning(data: SequenceData, output_dir: str, pretrained: str | None,
     """
     encoder_config = encoder_config or EncoderConfig()
     config = config or FinetuneConfig()
+    source = data_source(data)
+    source.check(config)
     dist = distribute.distribution(config.strategy)
     with distribute.write_dir(dist, output_dir) as write_to:
-        return _finetune(data, output_dir, write_to, dist, pretrained, encoder_config, config,
+        return _finetune(source, output_dir, write_to, dist, pretrained, encoder_config, config,
                          verbose, tensorboard_dir if dist.is_chief else None)
 
 
 def next_item_loss_options(config: FinetuneConfig, arrays) -> dict:
     """`NextItemModel` keyword arguments of `config`'s loss (`arrays`: the training arrays)."""
-    options = {"loss": config.loss}
-    if config.loss == "sampled-ce":
-        options.update(sampled_negatives=config.sampled_negatives, proposal=config.proposal,
-                       in_batch_negatives=config.in_batch_negatives,
-                       item_counts=inputs_lib.target_counts(arrays))
-    return options
+    return _loss_options(config, lambda: inputs_lib.target_counts(arrays))
 
 
 def finetune_sampling(config: FinetuneConfig, arrays) -> dict:
     """`finetune_dataset` keyword arguments for the negatives `config`'s loss needs."""
+    return _sampling(config, lambda: inputs_lib.target_counts(arrays))
+
+
+def _loss_options(config: FinetuneConfig, counts) -> dict:
+    """`next_item_loss_options`, `counts()` giving the target counts where the loss needs them."""
+    options = {"loss": config.loss}
+    if config.loss == "sampled-ce":
+        options.update(sampled_negatives=config.sampled_negatives, proposal=config.proposal,
+                       in_batch_negatives=config.in_batch_negatives, item_counts=counts())
+    return options
+
+
+def _sampling(config: FinetuneConfig, counts) -> dict:
+    """`finetune_sampling`, `counts()` giving the target counts where the loss needs them."""
     if config.loss == "sampled-ce" and config.sampled_negatives:
         return {"negatives": False, "sampled_negatives": config.sampled_negatives,
-                "proposal": inputs_lib.proposal_weights(config.proposal,
-                                                        inputs_lib.target_counts(arrays))}
+                "proposal": inputs_lib.proposal_weights(config.proposal, counts())}
     return {"negatives": config.loss == "bce"}
 
 
-def _finetune(data, output_dir, write_to, dist, pretrained, encoder_config, config, verbose,
+def _finetune(source, output_dir, write_to, dist, pretrained, encoder_config, config, verbose,
               tensorboard_dir):
     """`run_finetuning`, resuming from `output_dir` and writing to `write_to`."""
     keras.utils.set_random_seed(config.seed)
-    # streamed from the prepared TFRecords, or all users in memory
-    arrays = None if config.shuffle_buffer else inputs_lib.finetune_arrays(
-        data, encoder_config.max_length, config.training_rows)
-    # Keras validates in `fit` (`validation_data`, ranking metrics); streamed
-    # data and several workers (a loop of their own) use the evaluator
-    keras_validation = arrays is not None and dist.name != "multi-worker"
+    data, max_length = source.data, encoder_config.max_length
+
+    def counts():  # the training targets' counts, for the sampled-ce loss
+        return source.target_counts(max_length, config.training_rows)
+
+    # Keras validates in `fit` (`validation_data`, ranking metrics); several
+    # workers (a loop of their own) use the evaluator
+    keras_validation = dist.name != "multi-worker"
     with dist.scope():
         if pretrained:
             encoder = load_pretrained_encoder(pretrained, data, encoder_config)
         else:
             encoder = build_encoder(data, encoder_config)
-        model = NextItemModel(encoder, **next_item_loss_options(config, arrays))
+        model = NextItemModel(encoder, **_loss_options(config, counts))
         model.compile(optimizer=make_optimizer(config.optimizer, config.learning_rate),
                       jit_compile=config.jit_compile, history_rule=config.history_rule,
                       metrics=ranking_metrics(config.valid_protocol) if keras_validation else None)
@@ -134,16 +147,10 @@ def _finetune(data, output_dir, write_to, dist, pretrained, encoder_config, conf
             running_best = best_dir  # a checkpoint from before best/ moved under _resume
     best = {"epoch": int(resume.value("best_epoch")), "score": resume.value("best_score"),
             "wait": int(resume.value("wait"))}
-    if arrays is None:
-        evaluator = streaming.StreamEvaluator(model, config.history_rule)
-        valid = streaming.StreamSplit(streaming.prepared_dir_of(data), "valid",
-                                      encoder_config.max_length)
-    else:
-        valid = inputs_lib.eval_arrays(data, "valid", encoder_config.max_length)
-        evaluator = RankingEvaluator(model, history_rule=config.history_rule)
+    evaluator = RankingEvaluator(model, history_rule=config.history_rule)
     metric = config.valid_metric
     batch_size = dist.global_batch(config.batch_size)
-    num_rows = data.num_users if arrays is None else len(arrays.input_ids)
+    num_rows = source.finetune_rows(max_length, config.training_rows)
     steps = inputs_lib.steps_per_epoch(num_rows, batch_size)
     _log(verbose, f"Fine-tuning on {data.name} ({'from ' + pretrained if pretrained else 'no pretraining'}, "
                   f"loss {config.loss}): {num_rows} {config.training_rows}, {steps} steps/epoch, "
@@ -156,7 +163,9 @@ def _finetune(data, output_dir, write_to, dist, pretrained, encoder_config, conf
         if keras_validation:  # Keras's `val_<metric>`, renamed below
             scores = {name: float(logs.pop(f"val_{name}")) for name in ranking_names}
         else:
-            scores = evaluator.evaluate(valid, config.valid_protocol)
+            scores = evaluator.evaluate(source.eval_chunks("valid", max_length,
+                                                           evaluator.batch_size),
+                                        config.valid_protocol)
         logs.update({f"valid_{config.valid_protocol}/{k}": v for k, v in scores.items()})
         improved = scores[metric] > best["score"]
         if improved:
@@ -189,14 +198,10 @@ def _finetune(data, output_dir, write_to, dist, pretrained, encoder_config, conf
 
     ranking_names = [m.name for m in model.metrics if m is not model.loss_tracker]
     if first_epoch < config.epochs and best["wait"] < config.patience:
-        dataset = (streaming.finetune_stream(
-            data.prepared_dir, data.num_items, encoder_config.max_length, batch_size,
-            config.seed, first_epoch, config.epochs, config.loss == "bce",
-            config.shuffle_buffer, config.trim_padding) if arrays is None else
-            inputs_lib.finetune_dataset(
-                arrays, batch_size, config.seed, first_epoch, config.epochs,
-                trim=config.trim_padding, **finetune_sampling(config, arrays)))
-        validation = (ranking_dataset(valid, config.valid_protocol, evaluator.batch_size)
+        dataset = source.finetune_dataset(max_length, batch_size, config, first_epoch,
+                                          _sampling(config, counts))
+        validation = (source.ranking_dataset("valid", config.valid_protocol, max_length,
+                                             evaluator.batch_size)
                       if keras_validation else None)
         distribute.fit(model, dataset, dist, epochs=config.epochs, initial_epoch=first_epoch,
                        steps_per_epoch=steps, verbose=fit_verbosity(verbose),
@@ -207,7 +212,7 @@ def _finetune(data, output_dir, write_to, dist, pretrained, encoder_config, conf
     if not dist.is_chief:  # the chief tests the best model and writes the outputs
         return {"chief": False, "best_epoch": best["epoch"] + 1}
     best_model, _ = artifacts.load_next_item_model(running_best)
-    results = evaluate_model(best_model, data, max_length=encoder_config.max_length,
+    results = evaluate_model(best_model, source, max_length=max_length,
                              history_rule=config.history_rule)
     summary = {"dataset": data.name, "best_epoch": best["epoch"] + 1,
                "valid_metric": f"{config.valid_protocol}/{metric}",

@@ -13,8 +13,8 @@ import keras
 from s3rec_tf import artifacts
 from s3rec_tf.config import EncoderConfig, PretrainConfig
 from s3rec_tf.data import inputs as inputs_lib
-from s3rec_tf.data import streaming
 from s3rec_tf.data.reader import SequenceData, write_generated_negatives
+from s3rec_tf.data.source import DataSource, data_source
 from s3rec_tf.models import S3RecPretrainer
 from s3rec_tf.monitoring import epoch_line, fit_verbosity
 from s3rec_tf.training import distribute
@@ -24,7 +24,7 @@ from s3rec_tf.training.resume import _Resume
 from s3rec_tf.training.runs import _callbacks, _log, save_run_config
 
 
-def run_pretraining(data: SequenceData, output_dir: str,
+def run_pretraining(data: SequenceData | DataSource, output_dir: str,
                     encoder_config: EncoderConfig | None = None,
                     config: PretrainConfig | None = None, verbose: int = 1,
                     tensorboard_dir: str | None = None) -> dict:
@@ -39,6 +39,9 @@ def run_pretraining(data: SequenceData, output_dir: str,
     (`s3rec_tf.training.distribute`); only the chief writes `output_dir`.
 
     Args:
+        data: the users in memory (`SequenceData`) or streamed from a
+            prepared directory (`StreamedData`, with `config.shuffle_buffer`),
+            or a `DataSource` of either (`s3rec_tf.data.source`).
         verbose: int. 0: silent; otherwise Keras's progress bar in a
             terminal and one line per epoch elsewhere.
         tensorboard_dir: str | None. Write TensorBoard scalars here: the four
@@ -48,10 +51,12 @@ def run_pretraining(data: SequenceData, output_dir: str,
         A summary dict (epochs, final losses, wall time, paths).
     """
     encoder_config = encoder_config or EncoderConfig()
-    config = without_attribute_tasks(data, config or PretrainConfig(), verbose)
+    source = data_source(data)
+    config = without_attribute_tasks(source.data, config or PretrainConfig(), verbose)
+    source.check(config)
     dist = distribute.distribution(config.strategy)
     with distribute.write_dir(dist, output_dir) as write_to:
-        return _pretrain(data, output_dir, write_to, dist, encoder_config, config, verbose,
+        return _pretrain(source, output_dir, write_to, dist, encoder_config, config, verbose,
                          tensorboard_dir if dist.is_chief else None)
 
 
@@ -71,9 +76,10 @@ def without_attribute_tasks(data: SequenceData, config: PretrainConfig,
     return dataclasses.replace(config, aap_weight=0.0, map_weight=0.0)
 
 
-def _pretrain(data, output_dir, write_to, dist, encoder_config, config, verbose,
+def _pretrain(source, output_dir, write_to, dist, encoder_config, config, verbose,
               tensorboard_dir):
     """`run_pretraining`, resuming from `output_dir` and writing to `write_to`."""
+    data = source.data
     keras.utils.set_random_seed(config.seed)
     with dist.scope():
         encoder = build_encoder(data, encoder_config)
@@ -97,13 +103,7 @@ def _pretrain(data, output_dir, write_to, dist, encoder_config, config, verbose,
     if restored:
         first_epoch = int(resume.value("epoch"))
         _log(verbose, f"Resuming pretraining from epoch {first_epoch} ({resume.read_dir})")
-    if config.shuffle_buffer:  # streamed from the prepared TFRecords
-        arrays = None
-        num_samples = streaming.count_samples(streaming.prepared_dir_of(data),
-                                              encoder_config.max_length)
-    else:
-        arrays = inputs_lib.pretrain_arrays(data, encoder_config.max_length)
-        num_samples = arrays.num_samples
+    num_samples = source.pretrain_samples(encoder_config.max_length)
     batch_size = dist.global_batch(config.batch_size)
     steps = inputs_lib.steps_per_epoch(num_samples, batch_size)
     _log(verbose, f"Pretraining on {data.name}: {data.num_users} users, {data.num_items} items, "
@@ -132,13 +132,8 @@ def _pretrain(data, output_dir, write_to, dist, encoder_config, config, verbose,
                                  replace=True)  # the run's own snapshot
 
     if first_epoch < config.epochs:
-        dataset = (streaming.pretrain_stream(
-            data.prepared_dir, data.num_items, encoder_config.max_length, batch_size,
-            config.mask_p, config.seed, first_epoch, config.epochs, config.shuffle_buffer,
-            config.segment_negatives, config.trim_padding) if arrays is None else
-            inputs_lib.pretrain_dataset(
-                arrays, batch_size, config.mask_p, config.seed, first_epoch, config.epochs,
-                trim=config.trim_padding))
+        dataset = source.pretrain_dataset(encoder_config.max_length, batch_size, config,
+                                          first_epoch)
         distribute.fit(model, dataset, dist, epochs=config.epochs, initial_epoch=first_epoch,
                        steps_per_epoch=steps, verbose=fit_verbosity(verbose),
                        callbacks=_callbacks(on_epoch_end, tensorboard_dir,
