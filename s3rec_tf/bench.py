@@ -288,6 +288,8 @@ def build_parser(prog: str = "s3rec-tf bench", description: str | None = __doc__
     parser.add_argument("--only", nargs="*", help="run only cases whose key starts with these")
     parser.add_argument("--output", default=None, help="JSON path (default: "
                                                        "bench-<time>.json)")
+    parser.add_argument("--overwrite", action="store_true",
+                        help="replace an existing --output file (a JSON record)")
     parser.add_argument("--intra-op-threads", default="auto",
                         help="threads per op; auto: per case, as the CLI (s3rec_tf.runtime)")
     parser.add_argument("--inter-op-threads", default="auto")
@@ -388,10 +390,17 @@ def main(argv=None) -> int:
     if args.child:
         print(json.dumps(child(json.loads(args.child))))
         return 0
+    from s3rec_tf.errors import OutputError
+    from s3rec_tf.outputs import check_output_file
+    out = args.output or f"bench-{time.strftime('%Y%m%d-%H%M%S')}.json"
+    try:  # before any work, as every command
+        check_output_file(out, inputs=(args.data,), overwrite=args.overwrite)
+    except OutputError as e:
+        print(f"s3rec-tf bench: error: {e}", file=sys.stderr)
+        return 2
     repeats = args.repeats or (1 if args.quick else 3)
     specs = select(plan(args.data, args.quick), args)
     report = report_of(args, summarize(specs, run_rounds(specs, repeats)), repeats)
-    out = args.output or f"bench-{time.strftime('%Y%m%d-%H%M%S')}.json"
     write_report(report, out)
     print(format_table(report))
     print(f"Wrote {out}")

@@ -69,6 +69,8 @@ COMMANDS = {
                                                   "--record", out], "data", "file"),
     "import-weights": (lambda ws, out: ["import-weights", "--weights", ws / "w.npz",
                                         *_data(ws), "--output", out], "data", "folder"),
+    "bench --output": (lambda ws, out: ["bench", "--data", ws / "data", "--only", "prepare",
+                                        "--output", out], "data", "file"),
 }
 
 #: bad output -> (path in the workspace, stderr pattern by the output's kind)
