@@ -16,9 +16,23 @@ def _module():
     return module
 
 
-def test_a_run_writes_one_record_with_time_quality_and_curves(tmp_path, capsys):
+def _in_process(command, log_path):
+    """`_stage` without a new process per stage: `s3rec-tf ARGS` through `cli.main`."""
+    import time
+
+    from s3rec_tf import cli
+    assert command[0] == "s3rec-tf"
+    start = time.perf_counter()
+    assert cli.main(command[1:]) == 0
+    with open(log_path, "w") as f:
+        f.write("$ " + " ".join(command) + "\n")
+    return time.perf_counter() - start
+
+
+def test_a_run_writes_one_record_with_time_quality_and_curves(tmp_path, monkeypatch):
     from s3rec_tf.data import synthetic
     ttq = _module()
+    monkeypatch.setattr(ttq, "_stage", _in_process)  # the same commands, in this process
     data = tmp_path / "data"
     attrs, seqs = synthetic.iter_generate(60, 200, 5, 20, 5, 12, 0)
     synthetic.write(str(data), seqs, attrs, "Tiny")
@@ -44,3 +58,13 @@ def test_a_run_writes_one_record_with_time_quality_and_curves(tmp_path, capsys):
         ttq.main(["--data", str(data), "--name", "Tiny", "--recipe", "fast",
                   "--pretrain-seed", "3", "--workdir", str(tmp_path / "runs2"),
                   "--records", str(records)])
+
+
+def test_a_stage_runs_the_command_and_keeps_its_log(tmp_path):
+    ttq = _module()
+    log = tmp_path / "stage.log"
+    assert ttq._stage(["s3rec-tf", "synth", "--help"], str(log)) > 0
+    text = log.read_text()
+    assert text.startswith("$ s3rec-tf synth --help\n") and "--output" in text
+    with pytest.raises(SystemExit, match="failed with exit code 2"):
+        ttq._stage(["s3rec-tf", "synth"], str(tmp_path / "bad.log"))
