@@ -5,15 +5,13 @@ and the tag `serve` (the loader TensorFlow Serving uses) and runs `serving_defau
 on raw string ids; its items and scores must equal the Python `Recommender`'s.
 """
 
+import importlib.util
 import os
-import shlex
-import shutil
 import subprocess
 
 import numpy as np
 import pytest
 import tensorflow as tf
-from tensorflow.core.protobuf import saved_model_pb2
 
 from s3rec_tf import artifacts, serving
 from s3rec_tf.models.layers import SequenceEncoder
@@ -23,38 +21,28 @@ SOURCE = os.path.join(os.path.dirname(os.path.abspath(__file__)), "c_api", "serv
 K = 6
 
 
-def signature_tensors(export_dir: str, signature: str = "serving_default") -> dict:
-    """`{input or output key: tensor name}` of a signature, as `saved_model_cli show` lists."""
-    saved = saved_model_pb2.SavedModel()
-    with open(os.path.join(export_dir, "saved_model.pb"), "rb") as f:
-        saved.ParseFromString(f.read())
-    graph = next(g for g in saved.meta_graphs if "serve" in g.meta_info_def.tags)
-    sig = graph.signature_def[signature]
-    return {**{k: v.name for k, v in sig.inputs.items()},
-            **{k: v.name for k, v in sig.outputs.items()}}
+def _benchmark():
+    """`benchmarks/serving_load.py`, whose compiler call and signature reader this shares."""
+    root = os.path.dirname(os.path.dirname(os.path.abspath(__file__)))
+    spec = importlib.util.spec_from_file_location(
+        "serving_load", os.path.join(root, "benchmarks", "serving_load.py"))
+    module = importlib.util.module_from_spec(spec)
+    spec.loader.exec_module(module)
+    return module
+
+
+load = _benchmark()
+signature_tensors = load.signature_tensors
 
 
 @pytest.fixture(scope="module")
 def program(tmp_path_factory):
     """The C program, compiled against the installed TensorFlow's C API."""
-    compiler = os.environ.get("CC") or shutil.which("gcc") or shutil.which("cc")
-    if not compiler or not shutil.which(shlex.split(compiler)[0]):
-        pytest.skip("no C compiler found (gcc, cc or $CC): cannot build the C API client")
-    include, lib = tf.sysconfig.get_include(), tf.sysconfig.get_lib()
-    header = os.path.join(include, "tensorflow", "c", "c_api.h")
-    libs = [os.path.join(lib, n) for n in ("libtensorflow_cc.so.2",
-                                           "libtensorflow_framework.so.2")]
-    missing = [p for p in [header, *libs] if not os.path.exists(p)]
-    if missing:
-        pytest.skip(f"the installed TensorFlow has no C API files: {missing}")
-    out = str(tmp_path_factory.mktemp("c_api") / "serve_default")
-    proc = subprocess.run(
-        [*shlex.split(compiler), "-std=c99", "-Wall", "-O1",
-         f"-I{include}", SOURCE, "-o", out, f"-L{lib}", "-l:libtensorflow_cc.so.2",
-         "-l:libtensorflow_framework.so.2", f"-Wl,-rpath,{lib}"],
-        capture_output=True, text=True, timeout=600)
-    assert proc.returncode == 0, proc.stderr
-    return out
+    try:
+        return load.compile_program(str(tmp_path_factory.mktemp("c_api") / "serve_default"),
+                                    SOURCE)
+    except load.NoCompiler as e:
+        pytest.skip(str(e))
 
 
 @pytest.fixture(scope="module")
