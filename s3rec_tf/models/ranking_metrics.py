@@ -77,8 +77,23 @@ class AnswerRankMetric(keras.metrics.Mean):
                                     sample_weight=sample_weight)
 
 
+class _AtK(AnswerRankMetric):
+    """A metric with a cut-off `k`, named `<PREFIX>@<k>` unless named otherwise."""
+
+    PREFIX = ""
+
+    def __init__(self, k: int, name: str | None = None, **kwargs):
+        if int(k) < 1:
+            raise ValueError(f"`k` must be >= 1. Received: k={k!r}")
+        super().__init__(name=name or f"{self.PREFIX}@{k}", **kwargs)
+        self.k = int(k)
+
+    def get_config(self):
+        return {**super().get_config(), "k": self.k}
+
+
 @keras.saving.register_keras_serializable(package="s3rec_tf")
-class HitRate(AnswerRankMetric):
+class HitRate(_AtK):
     """HR@k: the share of answers ranked in the top `k` (`s3rec_tf.metrics.hit_rate`).
 
     Args:
@@ -86,21 +101,14 @@ class HitRate(AnswerRankMetric):
         name: str | None. Defaults to `"HR@<k>"`.
     """
 
-    def __init__(self, k: int, name: str | None = None, **kwargs):
-        if int(k) < 1:
-            raise ValueError(f"`k` must be >= 1. Received: k={k!r}")
-        super().__init__(name=name or f"HR@{k}", **kwargs)
-        self.k = int(k)
+    PREFIX = "HR"
 
     def value(self, ranks):
         return tf.cast(ranks < self.k, tf.float32)
 
-    def get_config(self):
-        return {**super().get_config(), "k": self.k}
-
 
 @keras.saving.register_keras_serializable(package="s3rec_tf")
-class NDCG(AnswerRankMetric):
+class NDCG(_AtK):
     """NDCG@k with one answer per list, `[rank < k] / log2(rank + 2)` (`s3rec_tf.metrics.ndcg`).
 
     Args:
@@ -108,18 +116,11 @@ class NDCG(AnswerRankMetric):
         name: str | None. Defaults to `"NDCG@<k>"`.
     """
 
-    def __init__(self, k: int, name: str | None = None, **kwargs):
-        if int(k) < 1:
-            raise ValueError(f"`k` must be >= 1. Received: k={k!r}")
-        super().__init__(name=name or f"NDCG@{k}", **kwargs)
-        self.k = int(k)
+    PREFIX = "NDCG"
 
     def value(self, ranks):
         discount = tf.math.log(2.0) / tf.math.log(ranks + 2.0)
         return tf.where(ranks < self.k, discount, 0.0)
-
-    def get_config(self):
-        return {**super().get_config(), "k": self.k}
 
 
 @keras.saving.register_keras_serializable(package="s3rec_tf")
