@@ -8,7 +8,12 @@ command line, and writes one JSON record:
 - `wall_time_s`: pretraining plus fine-tuning, end to end (with `pretrain_s`
   and `finetune_s`);
 - `metrics`: the fine-tuned model's metrics in the fine-tuning records' layout
-  (`test/full` -> `HR@10`, `NDCG@10`, ...), the model that validation chose;
+  (`test/full` -> `HR@10`, `NDCG@10`, ...), the model that validation chose,
+  under the default history rule (`remove`), with `history_rule` naming it;
+- `metrics_original_rule`: the same model's full-ranking metrics under the
+  original code's history rule (`s3rec-tf evaluate --history-rule original`,
+  after the timed stages and not counted in the wall time), so the row is
+  comparable with the papers that reuse the original's evaluation;
 - `pretrain_curves`: the per-head training losses of every pretraining epoch;
 - `sp_final_loss`: the last pretraining epoch's mean Segment Prediction loss,
   and `sp_alive`: whether it is below `SP_ALIVE` (ln 2 = 0.693 is chance);
@@ -111,8 +116,14 @@ def run(data: str, name: str, recipe: str, pretrain_seed: int, finetune_seed: in
                          "--pretrained", pre_dir, "--output", ft_dir, "--record", ft_record],
                         os.path.join(run_dir, "finetune.log"))
     load_end = os.getloadavg()
+    original_rule = os.path.join(run_dir, "evaluate-original.json")
+    _stage([*s3rec, "evaluate", "--data", data, "--name", name, "--model", ft_dir,
+            "--protocol", "full", "--history-rule", "original", "--output", original_rule],
+           os.path.join(run_dir, "evaluate-original.log"))
     with open(ft_record) as f:
         finetuned = json.load(f)
+    with open(original_rule) as f:
+        original = json.load(f)
     curves = pretrain_curves(os.path.join(pre_dir, "history.jsonl"))
     sp_final = curves[-1].get("sp_loss") if curves else None
     report = {
@@ -120,14 +131,19 @@ def run(data: str, name: str, recipe: str, pretrain_seed: int, finetune_seed: in
         "finetune_seed": finetune_seed,
         "wall_time_s": round(pretrain_s + finetune_s, 1),
         "pretrain_s": round(pretrain_s, 1), "finetune_s": round(finetune_s, 1),
-        "metrics": finetuned["metrics"], "best_epoch": finetuned.get("best_epoch"),
+        "metrics": finetuned["metrics"],
+        "history_rule": finetuned.get("history_rule", "remove"),
+        "metrics_original_rule": original["metrics"],
+        "best_epoch": finetuned.get("best_epoch"),
         "pretrain_epochs": len(curves), "pretrain_curves": curves,
         "sp_final_loss": sp_final,
         "sp_alive": sp_final is not None and sp_final < SP_ALIVE,
         "load_average_start": list(load_start), "load_average_end": list(load_end),
         "alone": load_start[0] < ALONE_LOAD,
         "commands": [f"s3rec-tf pretrain {' '.join(common)} --seed {pretrain_seed}",
-                     f"s3rec-tf finetune {' '.join(common)} --seed {finetune_seed}"],
+                     f"s3rec-tf finetune {' '.join(common)} --seed {finetune_seed}",
+                     f"s3rec-tf evaluate --data {data} --name {name} --model FINETUNED "
+                     "--protocol full --history-rule original"],
         **{k: v for k, v in provenance.record().items() if k != "command"},
         "command": " ".join([os.path.relpath(__file__, ROOT), *sys.argv[1:]]),
     }

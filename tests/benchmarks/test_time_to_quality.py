@@ -47,6 +47,8 @@ def test_a_run_writes_one_record_with_time_quality_and_curves(tmp_path, monkeypa
                                                   abs=0.2)
     assert 0 < record["pretrain_s"] and 0 < record["finetune_s"]
     assert set(record["metrics"]["test/full"]) >= {"HR@10", "NDCG@10"}
+    assert record["history_rule"] == "remove"
+    assert set(record["metrics_original_rule"]["test/full"]) >= {"HR@10", "NDCG@10"}
     assert [c["epoch"] for c in record["pretrain_curves"]] == [1, 2]
     assert set(record["pretrain_curves"][0]) >= {"aap_loss", "mip_loss", "map_loss", "sp_loss"}
     assert record["sp_final_loss"] == record["pretrain_curves"][-1]["sp_loss"]
