@@ -1,5 +1,6 @@
 import json
 import os
+import shutil
 
 import numpy as np
 import pytest
@@ -20,10 +21,23 @@ def _weights(path):
     return [w.copy() for w in model.get_weights()]
 
 
-def test_pretraining_resumes_exactly(tiny_data, tmp_path):
+@pytest.fixture(scope="module")
+def pretrained(tiny_data, tmp_path_factory):
+    """A one-epoch `_pretrain` run; tests that resume it work on a copy (`_copy`)."""
+    out = tmp_path_factory.mktemp("pre")
+    _pretrain(tiny_data, out, 1)
+    return str(out)
+
+
+def _copy(run, to):
+    """A copy of the run directory `run` at `to` (what resuming it may change)."""
+    shutil.copytree(run, to)
+    return to
+
+
+def test_pretraining_resumes_exactly(tiny_data, pretrained, tmp_path):
     _pretrain(tiny_data, tmp_path / "straight", 2)
-    _pretrain(tiny_data, tmp_path / "resumed", 1)
-    summary = _pretrain(tiny_data, tmp_path / "resumed", 2)
+    summary = _pretrain(tiny_data, _copy(pretrained, tmp_path / "resumed"), 2)
     assert summary["resumed_from_epoch"] == 1
     assert os.path.exists(tmp_path / "resumed" / "epochs-1" / artifacts.MANIFEST)
     for a, b in zip(_weights(tmp_path / "straight"), _weights(tmp_path / "resumed")):
@@ -34,15 +48,15 @@ def test_pretraining_resumes_exactly(tiny_data, tmp_path):
     assert all({"loss", "aap_loss", "mip_loss", "map_loss", "sp_loss"} <= set(r) for r in rows)
 
 
-def test_resume_refuses_a_different_run(tiny_data, tmp_path):
-    _pretrain(tiny_data, tmp_path / "p", 1)
+def test_resume_refuses_a_different_run(tiny_data, pretrained, tmp_path):
+    run = _copy(pretrained, tmp_path / "p")
     with pytest.raises(ArtifactError, match="mask_p"):
-        _pretrain(tiny_data, tmp_path / "p", 2, mask_p=0.3)
+        _pretrain(tiny_data, run, 2, mask_p=0.3)
 
 
 def test_resume_reads_a_setting_missing_from_an_older_checkpoint_as_its_default(
-        tiny_data, tmp_path):
-    _pretrain(tiny_data, tmp_path / "p", 1)
+        tiny_data, pretrained, tmp_path):
+    _copy(pretrained, tmp_path / "p")
     path = tmp_path / "p" / training.RESUME_DIR / "signature.json"
     signature = json.loads(path.read_text())
     del signature["segment_loss"]  # written before the setting existed
@@ -52,13 +66,6 @@ def test_resume_reads_a_setting_missing_from_an_older_checkpoint_as_its_default(
     with pytest.raises(ArtifactError,
                        match="segment_loss: checkpoint 'original' vs now 'logit-gap'"):
         _pretrain(tiny_data, tmp_path / "p", 3, segment_loss="logit-gap")
-
-
-@pytest.fixture(scope="module")
-def pretrained(tiny_data, tmp_path_factory):
-    out = tmp_path_factory.mktemp("pre")
-    _pretrain(tiny_data, out, 1)
-    return str(out)
 
 
 @pytest.mark.parametrize("loss", ["bce", "ce"])
