@@ -68,14 +68,22 @@ def tiny_data(synthetic_dir):
 
 
 @pytest.fixture(scope="session")
-def tiny_export(tiny_data, tmp_path_factory):
-    """An export (`s3rec-tf export`, paper-format ids) of a model fine-tuned briefly on `tiny_data`."""
-    from s3rec_tf import serving, training
+def tiny_finetuned(tiny_data, tmp_path_factory):
+    """The best model (`<run>/ft/best`) of a brief fine-tuning run on `tiny_data`."""
+    from s3rec_tf import training
     out = tmp_path_factory.mktemp("tiny_export")
     training.run_finetuning(tiny_data, str(out / "ft"), None,
-                            training.EncoderConfig(hidden_size=16, max_length=10),
+                            training.EncoderConfig(hidden_size=16, max_length=10, num_layers=1),
                             training.FinetuneConfig(epochs=1, batch_size=64, seed=0), verbose=0)
-    return serving.export_serving_model(str(out / "ft" / "best"), str(out / "serve"), version=1)
+    return str(out / "ft" / "best")
+
+
+@pytest.fixture(scope="session")
+def tiny_export(tiny_finetuned):
+    """An export (`s3rec-tf export`, paper-format ids) of `tiny_finetuned`, at `<run>/serve/1`."""
+    from s3rec_tf import serving
+    run = os.path.dirname(os.path.dirname(tiny_finetuned))
+    return serving.export_serving_model(tiny_finetuned, os.path.join(run, "serve"), version=1)
 
 
 @pytest.fixture

@@ -11,20 +11,17 @@ import numpy as np
 import pytest
 import tensorflow as tf
 
-from s3rec_tf import artifacts, serving, training
-
-ENC = training.EncoderConfig(hidden_size=16, max_length=10)
+from s3rec_tf import artifacts, serving
 
 
 @pytest.fixture(scope="module")
-def exported(tiny_data, tmp_path_factory):
+def exported(tiny_data, tiny_finetuned, tmp_path_factory):
+    """An export of the shared fine-tuned model (hidden size 16) with its own vocabulary."""
     out = tmp_path_factory.mktemp("serving")
-    cfg = training.FinetuneConfig(epochs=1, batch_size=64, seed=0)
-    training.run_finetuning(tiny_data, str(out / "ft"), None, ENC, cfg, verbose=0)
     vocab = [f"item-{i}" for i in range(1, tiny_data.num_items + 1)]
-    path = serving.export_serving_model(str(out / "ft" / "best"), str(out / "serve"),
+    path = serving.export_serving_model(tiny_finetuned, str(out / "serve"),
                                         version=7, vocabulary=vocab, default_k=5)
-    return {"path": path, "model_dir": str(out / "ft" / "best"), "vocab": vocab,
+    return {"path": path, "model_dir": tiny_finetuned, "vocab": vocab,
             "base": str(out / "serve")}
 
 
