@@ -146,7 +146,7 @@ def _random_model(data, max_length=20):
     keras.utils.set_random_seed(3)
     model = NextItemModel(SequenceEncoder(num_items=data.num_items,
                                           num_attributes=data.num_attributes, hidden_size=16,
-                                          max_length=max_length))
+                                          max_length=max_length, num_layers=1))
     model(np.zeros((1, max_length), "int32"))
     return model
 

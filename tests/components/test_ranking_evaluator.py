@@ -20,7 +20,7 @@ def _model_artifact(uri, data, seed):
     keras.utils.set_random_seed(seed)
     model = NextItemModel(SequenceEncoder(num_items=data.num_items,
                                           num_attributes=data.num_attributes, hidden_size=16,
-                                          max_length=20))
+                                          max_length=20, num_layers=1))
     model(np.zeros((1, 20), "int32"))
     artifacts.save_model(os.path.join(library_model_dir(uri), "best"), model, "finetuned",
                          artifacts.vocabulary_of(data), {})
