@@ -54,18 +54,23 @@ def test_batch_shards_follow_the_threads(monkeypatch, intra, inter, shards):
     assert runtime.batch_shards() == shards
 
 
-def test_explicit_settings_too_late_are_warned_about():
-    proc = _fresh("import warnings, tensorflow as tf, s3rec_tf.runtime as r\n"
-                  "tf.constant(1.0) + 1.0\n"
-                  "with warnings.catch_warnings(record=True) as w:\n"
-                  "    warnings.simplefilter('always')\n"
-                  "    r.configure('pretrain')\n"
-                  "    assert not w, [str(x.message) for x in w]\n"
-                  "    r.configure('pretrain', intra_op_threads=1, inter_op_threads=1,"
-                  " onednn=False)\n"
-                  "print(sorted(str(x.message)[:40] for x in w))")
-    out = proc.stdout
-    assert "TensorFlow is already imported" in out and "TensorFlow threads unchanged" in out
+def test_explicit_settings_too_late_are_warned_about(monkeypatch):
+    """In this process, where TensorFlow is imported and its runtime started."""
+    import warnings
+
+    import tensorflow as tf
+    tf.constant(1.0) + 1.0
+    monkeypatch.delenv("TF_ENABLE_ONEDNN_OPTS", raising=False)  # TensorFlow's default: on
+    intra = tf.config.threading.get_intra_op_parallelism_threads() + 1  # not the running one
+    with warnings.catch_warnings(record=True) as w:
+        warnings.simplefilter("always")
+        runtime.configure("pretrain")
+        assert not w, [str(x.message) for x in w]
+        runtime.configure("pretrain", intra_op_threads=intra, inter_op_threads=1,
+                          onednn=False)
+    out = [str(x.message) for x in w]
+    assert any("TensorFlow is already imported" in m for m in out), out
+    assert any("TensorFlow threads unchanged" in m for m in out), out
 
 
 def test_negative_thread_counts_are_rejected():
