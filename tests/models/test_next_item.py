@@ -15,31 +15,36 @@ def _model(data, loss):
     return NextItemModel(enc, loss=loss)
 
 
-@pytest.mark.parametrize("loss", ["bce", "ce"])
-def test_fit_one_step(tiny_data, loss):
-    model = _model(tiny_data, loss)
-    model.compile(optimizer=adam(1e-3))
-    ds = inputs.finetune_dataset(inputs.finetune_arrays(tiny_data, 20), 32,
-                                 negatives=loss == "bce").take(1)
-    hist = model.fit(ds, epochs=1, verbose=0)
-    assert list(hist.history) == ["loss"] and np.isfinite(hist.history["loss"][0])
-    assert set(model.evaluate(ds, verbose=0, return_dict=True)) == {"loss"}
-
-
-@pytest.mark.parametrize("loss", ["bce", "ce"])
-def test_fine_tuning_leaves_the_attribute_embedding_alone(tiny_data, loss):
+@pytest.fixture(scope="module", params=["bce", "ce"])
+def fitted(request, tiny_data):
+    """A model of `request.param`'s loss fitted on two batches: the model, its item and
+    attribute tables before the fit, the fit's history and warnings, and the batches."""
+    loss = request.param
     model = _model(tiny_data, loss)
     model.compile(optimizer=adam(1e-2))
-    attributes = model.encoder.attribute_table.numpy()
-    items = model.encoder.item_table.numpy()
+    before = {"attributes": model.encoder.attribute_table.numpy(),
+              "items": model.encoder.item_table.numpy()}
     ds = inputs.finetune_dataset(inputs.finetune_arrays(tiny_data, 20), 32,
                                  negatives=loss == "bce").take(2)
     with warnings.catch_warnings(record=True) as caught:
         warnings.simplefilter("always")
-        model.fit(ds, epochs=1, verbose=0)
-    assert not [w for w in caught if "Gradients do not exist" in str(w.message)]
-    np.testing.assert_array_equal(model.encoder.attribute_table.numpy(), attributes)
-    assert not np.array_equal(model.encoder.item_table.numpy(), items)
+        history = model.fit(ds, epochs=1, verbose=0)
+    return {"model": model, "before": before, "history": history, "warnings": caught,
+            "dataset": ds}
+
+
+def test_fit_one_step(fitted):
+    hist, model = fitted["history"], fitted["model"]
+    assert list(hist.history) == ["loss"] and np.isfinite(hist.history["loss"][0])
+    assert set(model.evaluate(fitted["dataset"], verbose=0, return_dict=True)) == {"loss"}
+
+
+def test_fine_tuning_leaves_the_attribute_embedding_alone(fitted):
+    model = fitted["model"]
+    assert not [w for w in fitted["warnings"] if "Gradients do not exist" in str(w.message)]
+    np.testing.assert_array_equal(model.encoder.attribute_table.numpy(),
+                                  fitted["before"]["attributes"])
+    assert not np.array_equal(model.encoder.item_table.numpy(), fitted["before"]["items"])
     # the layout of weights and optimizer state is the one of all trainable variables
     assert any(v is model.encoder.attribute_table for v in model.trainable_variables)
     assert len(model.finetuned_variables) == len(model.trainable_variables) - 1
