@@ -68,20 +68,38 @@ def test_resume_reads_a_setting_missing_from_an_older_checkpoint_as_its_default(
         _pretrain(tiny_data, tmp_path / "p", 3, segment_loss="logit-gap")
 
 
+def _finetune_config(loss):
+    return training.FinetuneConfig(epochs=3, batch_size=64, patience=1, loss=loss, seed=1)
+
+
+@pytest.fixture(scope="module")
+def finetuned(tiny_data, pretrained, tmp_path_factory):
+    """`finetuned(loss)`: `(output dir, summary)` of the `_finetune_config(loss)` run from
+    `pretrained`, run once per loss."""
+    runs = {}
+
+    def run(loss):
+        if loss not in runs:
+            out = tmp_path_factory.mktemp(f"finetuned-{loss}")
+            runs[loss] = (out, training.run_finetuning(tiny_data, str(out), pretrained, ENC,
+                                                       _finetune_config(loss), verbose=0))
+        return runs[loss]
+    return run
+
+
 @pytest.mark.parametrize("loss", ["bce", "ce"])
-def test_finetune_keeps_best_and_reports_both_protocols(tiny_data, pretrained, tmp_path, loss):
-    cfg = training.FinetuneConfig(epochs=3, batch_size=64, patience=1, loss=loss, seed=1)
-    summary = training.run_finetuning(tiny_data, str(tmp_path), pretrained, ENC, cfg, verbose=0)
+def test_finetune_keeps_best_and_reports_both_protocols(finetuned, loss):
+    out, summary = finetuned(loss)
     assert set(summary["metrics"]) == {"valid/full", "valid/sampled", "test/full",
                                        "test/sampled"}
-    history = [json.loads(line) for line in open(tmp_path / "history.jsonl")]
+    history = [json.loads(line) for line in open(out / "history.jsonl")]
     scores = [h["valid_sampled/MRR"] for h in history]
     assert summary["best_epoch"] == int(np.argmax(scores)) + 1
     # early stopping with patience 1: stops one epoch after the last gain
     assert len(history) <= 3
-    manifest = artifacts.read_manifest(str(tmp_path / "best"))
+    manifest = artifacts.read_manifest(str(out / "best"))
     assert manifest["kind"] == "finetuned" and artifacts.task_config(manifest)["loss"] == loss
-    with open(tmp_path / "metrics.json") as f:
+    with open(out / "metrics.json") as f:
         assert json.load(f)["metrics"] == summary["metrics"]
 
 
@@ -153,14 +171,14 @@ def test_tensorboard_logs_losses_metrics_and_learning_rate(tiny_data, tmp_path):
     assert tags["valid_sampled/MRR"] == [1, 2]
 
 
-def test_runs_save_their_resolved_configuration(tiny_data, pretrained, tmp_path):
+def test_runs_save_their_resolved_configuration(pretrained, finetuned):
     from s3rec_tf.config import from_mapping, to_dict
     saved = json.loads(open(os.path.join(pretrained, "config.json")).read())
     assert saved == {**to_dict(ENC), **to_dict(training.PretrainConfig(
         epochs=1, batch_size=64, save_every=1, seed=5))}
-    cfg = training.FinetuneConfig(epochs=1, batch_size=64, loss="ce", seed=1)
-    training.run_finetuning(tiny_data, str(tmp_path), pretrained, ENC, cfg, verbose=0)
-    saved = json.loads((tmp_path / "config.json").read_text())
+    cfg = _finetune_config("ce")
+    out, _ = finetuned("ce")
+    saved = json.loads((out / "config.json").read_text())
     assert from_mapping(training.FinetuneConfig, {k: v for k, v in saved.items()
                                                   if k in to_dict(cfg)}, "saved") == cfg
 
@@ -196,23 +214,28 @@ def test_learning_rate_decays_on_plateaus_and_resumes_decayed(tiny_data, tmp_pat
     # a rate too small to move the ranking: every epoch after the first is a plateau
     cfg = dict(batch_size=64, seed=2, patience=4, lr_decay=0.5, lr_decay_patience=1,
                learning_rate=1e-6)
-    training.run_finetuning(tiny_data, str(tmp_path / "straight"), None, ENC,
-                            training.FinetuneConfig(epochs=4, **cfg), verbose=0)
-    history = [json.loads(line) for line in open(tmp_path / "straight" / "history.jsonl")]
-    scores = [h["valid_sampled/MRR"] for h in history]
-    expected, best = [1e-6], -1.0
-    for score in scores[:-1]:  # each epoch without a gain halves the next one's rate
-        expected.append(expected[-1] * (1.0 if score > best else 0.5))
-        best = max(best, score)
-    assert [h["learning_rate"] for h in history] == pytest.approx(expected, rel=1e-6)
-    assert min(expected) < 1e-6  # the decay is exercised
-    # interrupted after 3 epochs and resumed: the decayed rate comes from the checkpoint
-    training.run_finetuning(tiny_data, str(tmp_path / "resumed"), None, ENC,
+
+    def expected_rates(history):
+        """Each epoch without a gain halves the next one's rate."""
+        expected, best = [1e-6], -1.0
+        for score in [h["valid_sampled/MRR"] for h in history][:-1]:
+            expected.append(expected[-1] * (1.0 if score > best else 0.5))
+            best = max(best, score)
+        return expected
+
+    # interrupted after 3 epochs, then resumed: the decayed rate and the best score so far
+    # come from the checkpoint
+    training.run_finetuning(tiny_data, str(tmp_path), None, ENC,
                             training.FinetuneConfig(epochs=3, **cfg), verbose=0)
-    training.run_finetuning(tiny_data, str(tmp_path / "resumed"), None, ENC,
+    history = [json.loads(line) for line in open(tmp_path / "history.jsonl")]
+    assert [h["learning_rate"] for h in history] == pytest.approx(expected_rates(history),
+                                                                  rel=1e-6)
+    training.run_finetuning(tiny_data, str(tmp_path), None, ENC,
                             training.FinetuneConfig(epochs=4, **cfg), verbose=0)
-    resumed = [json.loads(line) for line in open(tmp_path / "resumed" / "history.jsonl")]
-    assert [h["learning_rate"] for h in resumed] == pytest.approx(expected, rel=1e-6)
+    history = [json.loads(line) for line in open(tmp_path / "history.jsonl")]
+    expected = expected_rates(history)
+    assert len(history) == 4 and min(expected) < 1e-6  # the decay is exercised
+    assert [h["learning_rate"] for h in history] == pytest.approx(expected, rel=1e-6)
 
 
 def test_lr_decay_patience_must_come_before_early_stopping():
