@@ -13,6 +13,7 @@ import json
 import os
 import re
 import resource
+import shutil
 import subprocess
 import sys
 
@@ -77,6 +78,26 @@ def ws(tmp_path_factory):
     return root
 
 
+def _pretrain(ws, out):
+    return ["pretrain", "--data", str(ws / "data"), "--name", "T", "--output", str(out),
+            *SMALL]
+
+
+@pytest.fixture(scope="module")
+def prepared(ws):
+    """`s3rec-tf prepare` of the data (tests that change it work on a copy)."""
+    assert cli.main(["prepare", "--input", str(ws / "data"), "--name", "T", "--output",
+                     str(ws / "prep"), "--beam-arg=--runner=DirectRunner"]) == 0
+    return ws / "prep"
+
+
+@pytest.fixture(scope="module")
+def pretrained(ws):
+    """A one-epoch `_pretrain` run with its checkpoint (tests that change it work on a copy)."""
+    assert cli.main(_pretrain(ws, ws / "run") + ["--epochs", "1"]) == 0
+    return ws / "run"
+
+
 def test_export_on_a_full_disk_keeps_the_earlier_version(ws, tmp_path):
     from s3rec_tf import artifacts
     from s3rec_tf.data.reader import read_dataset
@@ -98,19 +119,19 @@ def test_export_on_a_full_disk_keeps_the_earlier_version(ws, tmp_path):
         assert_failed_cleanly(result, tmp_path, before)
 
 
-def test_prepare_on_a_full_disk_keeps_the_earlier_output(ws, tmp_path):
+def test_prepare_on_a_full_disk_keeps_the_earlier_output(ws, prepared, tmp_path):
     argv = ["prepare", "--input", ws / "data", "--name", "T", "--output", tmp_path / "prep",
             "--beam-arg=--runner=DirectRunner"]
-    assert cli.main([str(a) for a in argv]) == 0
+    shutil.copytree(prepared, tmp_path / "prep")  # the earlier output of this command
     before = snapshot(tmp_path)
     result, = run_limited([argv + ["--overwrite"]], 2 << 10, tmp_path)
     assert_failed_cleanly(result, tmp_path, before)
 
 
-def test_checkpoint_save_on_a_full_disk_keeps_the_last_checkpoint(ws, tmp_path, capsys):
-    argv = ["pretrain", "--data", str(ws / "data"), "--name", "T", "--output",
-            str(tmp_path / "run"), *SMALL]
-    assert cli.main(argv + ["--epochs", "1"]) == 0
+def test_checkpoint_save_on_a_full_disk_keeps_the_last_checkpoint(ws, pretrained, tmp_path,
+                                                                   capsys):
+    argv = _pretrain(ws, tmp_path / "run")
+    shutil.copytree(pretrained, tmp_path / "run")  # one epoch done, its checkpoint saved
     checkpoint = snapshot(tmp_path / "run" / "_resume")
     (code, stderr), = run_limited([argv + ["--epochs", "2"]], 16 << 10, tmp_path)
     err = [line for line in stderr.splitlines() if line.strip()]
@@ -125,13 +146,6 @@ def test_checkpoint_save_on_a_full_disk_keeps_the_last_checkpoint(ws, tmp_path, 
 
 # ------------------------------------------------------------- corruption ---
 
-@pytest.fixture(scope="module")
-def prepared(ws):
-    assert cli.main(["prepare", "--input", str(ws / "data"), "--name", "T", "--output",
-                     str(ws / "prep"), "--beam-arg=--runner=DirectRunner"]) == 0
-    return ws / "prep"
-
-
 def _truncate(path):
     path.write_bytes(path.read_bytes()[:len(path.read_bytes()) // 2])
 
@@ -145,7 +159,6 @@ def _flip(path):
 @pytest.mark.parametrize("damage,words", [(_truncate, "truncated record"),
                                           (_flip, "corrupted record")])
 def test_a_damaged_prepared_tfrecord_is_named(prepared, tmp_path, capfd, damage, words):
-    import shutil
     copy = tmp_path / "prep"
     shutil.copytree(prepared, copy)
     shard = sorted((copy / "Split-sequences").iterdir())[0]
@@ -155,10 +168,9 @@ def test_a_damaged_prepared_tfrecord_is_named(prepared, tmp_path, capfd, damage,
                    rf"{shard.name}: corrupt or truncated TFRecord file \({words} at \d+\)")
 
 
-def test_a_damaged_checkpoint_is_named(ws, tmp_path, capfd):
-    argv = ["pretrain", "--data", ws / "data", "--name", "T", "--output", tmp_path / "run",
-            *SMALL]
-    assert run_cli(capfd, argv + ["--epochs", "1"])[0] == 0
+def test_a_damaged_checkpoint_is_named(ws, pretrained, tmp_path, capfd):
+    argv = _pretrain(ws, tmp_path / "run")
+    shutil.copytree(pretrained, tmp_path / "run")
     _truncate(next((tmp_path / "run" / "_resume").glob("ckpt-1.data-*")))
     code, _, err = run_cli(capfd, argv + ["--epochs", "2"])
     assert code == 2 and "ckpt-1: corrupt or incompatible checkpoint" in err[-1], err
