@@ -9,6 +9,10 @@ markers in its file (nothing outside the markers is touched):
 - `README.md`, HEADLINE-TABLE: per dataset, the paper's S3-Rec, SASRec `ce` and
   the S3-Rec row validation selects, test full ranking, each row linking its
   records;
+- `docs/results.md`, TIME-TO-QUALITY-TABLE: the time-to-quality runs
+  (`benchmarks/time_to_quality.py`), per dataset and recipe over pretraining
+  seeds: wall time, quality under the `remove` and `original` history rules,
+  Segment Prediction's last loss, and the goal;
 - `README.md`, SPEED-TABLE: the latest side-by-side bench
   (`benchmarks/side_by_side.py --original`), its ratio to the original per work.
 
@@ -323,6 +327,83 @@ def headline_table(rows=None) -> str:
     return "\n".join(out) + "\n"
 
 
+#: Where the time-to-quality records live (one per dataset, recipe and pretraining seed).
+TIME_TO_QUALITY = os.path.join(RESULTS, "time-to-quality")
+#: The time-to-quality goals per (dataset, recipe): test full HR@10, NDCG@10 (means over
+#: pretraining seeds) and the wall time per seed, pretraining and fine-tuning together.
+TTQ_GOALS = {("Beauty", "fast"): (.105, .063, 15 * 60),
+             ("Beauty", "best"): (.110, .066, 60 * 60),
+             ("Sports_and_Outdoors", "fast"): (.065, .038, 25 * 60),
+             ("LastFM", "fast"): (.0823, .0451, 5 * 60)}
+#: The history rules a time-to-quality row reports (`metrics`, `metrics_original_rule`).
+TTQ_RULES = (("remove", "metrics"), ("original", "metrics_original_rule"))
+
+
+def load_time_to_quality(folder: str = TIME_TO_QUALITY) -> dict:
+    """`{(dataset, recipe): [(record, file name without .json), ...]}`, by pretraining seed."""
+    rows = {}
+    for path in sorted(glob.glob(os.path.join(folder, "*.json"))):
+        with open(path) as f:
+            rec = json.load(f)
+        rows.setdefault((rec["dataset"], rec["recipe"]), []).append(
+            (rec, os.path.basename(path)[:-5]))
+    for recs in rows.values():
+        recs.sort(key=lambda r: r[0]["pretrain_seed"])
+    return rows
+
+
+def _minutes(values) -> str:
+    if len(values) == 1:
+        return f"{values[0]:.1f}"
+    return f"{statistics.mean(values):.1f} ± {statistics.pstdev(values):.1f}"
+
+
+def time_to_quality_table(runs=None) -> str:
+    """What docs/results.md holds between its TIME-TO-QUALITY-TABLE markers."""
+    runs = load_time_to_quality() if runs is None else runs
+    out = ["| dataset | recipe | pretraining seeds | wall time per seed (min) | "
+           "test HR@10 | test NDCG@10 | same, `original` rule | SP last loss (max) | "
+           "runs alone | goal | met | records |",
+           "|" + "---|" * 12]
+    for (dataset, recipe), recs in sorted(runs.items()):
+        minutes = [r["wall_time_s"] / 60 for r, _ in recs]
+        quality = {rule: [[r[key]["test/full"][k] for r, _ in recs] for k in HEADLINE_METRICS]
+                   for rule, key in TTQ_RULES}
+        alone = [r for r, _ in recs if r["alone"]]
+        goal = TTQ_GOALS.get((dataset, recipe))
+        if goal:
+            hr, ndcg, limit = goal
+            means = [statistics.mean(v) for v in quality["remove"]]
+            misses = [f"{k} {(v / g - 1) * 100:+.1f}%" for k, v, g in
+                      zip(HEADLINE_METRICS, means, (hr, ndcg)) if v < g]
+            slow = [r["wall_time_s"] for r in alone if r["wall_time_s"] > limit]
+            if len(alone) < len(recs):
+                misses.append(f"{len(recs) - len(alone)} run(s) not alone")
+            if slow or not alone:
+                misses.append(f"time > {limit / 60:.0f} min" if slow else "no run alone")
+            if len(recs) < 3:
+                misses.append(f"{len(recs)} of 3 seeds")
+            goal_cell = f"≥ {hr:.4f} / ≥ {ndcg:.4f}, ≤ {limit / 60:.0f} min"
+            met = "yes" if not misses else "no: " + ", ".join(misses)
+        else:
+            goal_cell, met = "", ""
+        out.append(
+            f"| {dataset} | `{recipe}` | {','.join(str(r['pretrain_seed']) for r, _ in recs)} | "
+            f"{_minutes(minutes)} | {cell(quality['remove'][0])} | {cell(quality['remove'][1])} | "
+            f"{cell(quality['original'][0])} / {cell(quality['original'][1])} | "
+            f"{max(r['sp_final_loss'] for r, _ in recs):.4f} | {len(alone)}/{len(recs)} | "
+            f"{goal_cell} | {met} | "
+            + ", ".join(f"[{r['pretrain_seed']}](../benchmarks/results/time-to-quality/"
+                        f"{name}.json)" for r, name in recs) + " |")
+    out.append("")
+    out.append("Mean ± std over pretraining seeds (one fine-tuning seed each); wall time is "
+               "pretraining plus fine-tuning from the raw files, end to end; \"`original` "
+               "rule\" is the same model ranked with the original code's history rule "
+               "(`s3rec-tf evaluate --history-rule original`); a run that started on a busy "
+               "machine does not count toward a time goal.")
+    return "\n".join(out) + "\n"
+
+
 #: Each work of the side-by-side bench, by the first part of its case key.
 WORK = {"pretrain": "pretraining", "finetune_bce": "fine-tuning, `bce`",
         "finetune_ce": "fine-tuning, `ce` (full softmax)",
@@ -412,6 +493,8 @@ def replace_block(text: str, name: str, block: str, where: str = "the text") -> 
 #: The generated blocks: (file under the checkout, marker name) -> its builder, given
 #: the fine-tuning records (`load`).
 BLOCKS = {("docs/results.md", "RESULTS-TABLE"): results_block,
+          ("docs/results.md", "TIME-TO-QUALITY-TABLE"):
+              lambda rows: time_to_quality_table(),
           ("README.md", "HEADLINE-TABLE"): headline_table,
           ("README.md", "SPEED-TABLE"): lambda rows: speed_table(*latest_side_by_side())}
 

@@ -193,3 +193,36 @@ def test_check_and_write_exit_codes(tmp_path, monkeypatch, capsys):
     assert tables.main(["--check"]) == 1
     assert tables.main(["--write"]) == 0 and tables.main(["--check"]) == 0
     assert "README.md: SPEED-TABLE updated" in capsys.readouterr().out
+
+
+def _ttq_record(seed, hr, ndcg, wall, alone=True, original=None, sp=0.5):
+    metrics = {"test/full": {"HR@10": hr, "NDCG@10": ndcg}}
+    return {"dataset": "LastFM", "recipe": "fast", "pretrain_seed": seed, "wall_time_s": wall,
+            "metrics": metrics, "alone": alone, "sp_final_loss": sp,
+            "metrics_original_rule": original or metrics}
+
+
+def test_time_to_quality_rows_over_pretraining_seeds_with_both_rules_and_the_goal(tmp_path):
+    tables = script("results_table")
+    for seed, hr in ((1, .08), (2, .09), (3, .10)):
+        (tmp_path / f"LastFM_fast_pretrain-seed{seed}.json").write_text(json.dumps(
+            _ttq_record(seed, hr, .05, 240, original={"test/full": {"HR@10": hr - .01,
+                                                                    "NDCG@10": .04}})))
+    runs = tables.load_time_to_quality(str(tmp_path))
+    row = tables.time_to_quality_table(runs).splitlines()[2]
+    cells = [c.strip() for c in row.split("|")[1:-1]]
+    assert cells[:5] == ["LastFM", "`fast`", "1,2,3", "4.0 ± 0.0", "0.0900 ± 0.0082"]
+    assert cells[6] == "0.0800 ± 0.0082 / 0.0400 ± 0.0000"  # the original history rule
+    assert cells[8] == "3/3" and cells[10] == "yes"
+    # a slow run, a run that shared the machine, a missed metric: each named
+    (tmp_path / "LastFM_fast_pretrain-seed3.json").write_text(json.dumps(
+        _ttq_record(3, .01, .05, 400, alone=False)))
+    met = tables.time_to_quality_table(tables.load_time_to_quality(str(tmp_path)))
+    verdict = met.splitlines()[2].split("|")[11]
+    assert "HR@10 -" in verdict and "1 run(s) not alone" in verdict
+    assert "time" not in verdict  # the slow run shared the machine: it does not count
+    (tmp_path / "LastFM_fast_pretrain-seed2.json").write_text(json.dumps(
+        _ttq_record(2, .09, .05, 400)))
+    verdict = tables.time_to_quality_table(
+        tables.load_time_to_quality(str(tmp_path))).splitlines()[2].split("|")[11]
+    assert "time > 5 min" in verdict
