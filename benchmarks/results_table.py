@@ -291,11 +291,13 @@ def record_links(recs, prefix: str = "benchmarks/results/") -> str:
     return ", ".join(f"[{rec['seed']}]({prefix}{name}.json)" for rec, name in recs)
 
 
-def headline_table(rows=None) -> str:
+def headline_table(rows=None, runs=None) -> str:
     """What README.md holds between its HEADLINE-TABLE markers: per dataset, the
-    paper's S3-Rec, SASRec `ce` (ours, no pretraining) and the S3-Rec row that
-    validation selects (`selected_rows`), on test full ranking."""
+    paper's S3-Rec, SASRec `ce` (ours, no pretraining), the S3-Rec row that
+    validation selects (`selected_rows`) and each time-to-quality recipe
+    (`runs`, over pretraining seeds), on test full ranking."""
     rows = load() if rows is None else rows
+    runs = load_time_to_quality() if runs is None else runs
     chosen = selected_rows(rows)
     out = ["| dataset | model | " + " | ".join(f"test {k}" for k in HEADLINE_METRICS)
            + " | seeds | records (by seed) |",
@@ -319,9 +321,22 @@ def headline_table(rows=None) -> str:
             (_, tag, loss, _), recs = chosen[dataset]
             budget = pretraining(tag)[1].removeprefix("ours, ")
             ours(dataset, f"S3-Rec (ours, pretrained {budget}; `{loss}`)", recs)
+        for (name, recipe), recs in sorted(runs.items()):
+            if name == dataset:
+                minutes = statistics.mean(r["wall_time_s"] for r, _ in recs) / 60
+                out.append(
+                    f"| {dataset} | S3-Rec (ours, `--preset {recipe}`, {minutes:.0f} min "
+                    "end to end) | "
+                    + " | ".join(cell([r["metrics"]["test/full"][k] for r, _ in recs])
+                                 for k in HEADLINE_METRICS)
+                    + f" | {len(recs)} pretraining | "
+                    + ", ".join(f"[{r['pretrain_seed']}](benchmarks/results/time-to-quality/"
+                                f"{file}.json)" for r, file in recs) + " |")
     out.append("")
     out.append(f"¹ Paper: {PAPER_SOURCES['full']}. Ours: mean ± std over fine-tuning "
-               "seeds; the S3-Rec row "
+               "seeds (over pretraining seeds for a `--preset` row, one fine-tuning seed "
+               "each, timed from the raw files; [docs/results.md](docs/results.md#time-to-"
+               "quality)); the S3-Rec \"pretrained\" row "
                f"is the one with the highest mean validation {SELECT_BY[1]} among our "
                f"pretraining's full-softmax rows with {TARGET_SEEDS}+ seeds.")
     return "\n".join(out) + "\n"

@@ -141,17 +141,23 @@ def test_headline_table_compares_paper_sasrec_and_the_selected_row():
             ("LastFM", "own-pretrain-ep50", "ce", "validfull"): three(.06, .09, .05),
             ("LastFM", "sasrec", "ce", "validfull"): three(.05, .0606, .0350),
             ("Beauty", "sasrec", "ce", "validfull"): three(.05, .09, .05)}
-    table = tables.headline_table(rows)
+    runs = {("LastFM", "fast"): [({**_ttq_record(s, .08, .04, 240), "pretrain_seed": s},
+                                  f"LastFM_fast_pretrain-seed{s}") for s in (1, 2, 3)]}
+    table = tables.headline_table(rows, runs)
     lines = [line for line in table.splitlines() if line.startswith("| ") and "---" not in line]
     assert len(lines) - 1 <= 12
     assert "| LastFM | S3-Rec (paper) | 0.0743 | 0.0427 |" in table
-    lastfm = [line for line in lines if line.startswith("| LastFM | S3-Rec (ours")]
+    lastfm = [line for line in lines if line.startswith("| LastFM | S3-Rec (ours, pre")]
     assert lastfm == ["| LastFM | S3-Rec (ours, pretrained 25 epochs; `ce`) | 0.0823 ± 0.0000 | "
                       "0.0451 ± 0.0000 | 3 | [1](benchmarks/results/r_seed1.json), "
                       "[2](benchmarks/results/r_seed2.json), "
                       "[3](benchmarks/results/r_seed3.json) |"]
     assert any(line.startswith("| Beauty | SASRec `ce` (ours") for line in lines)
     assert not any(line.startswith("| Beauty | S3-Rec (ours") for line in lines)  # none yet
+    # a time-to-quality recipe: its rows over pretraining seeds, timed, linking its records
+    assert ("| LastFM | S3-Rec (ours, `--preset fast`, 4 min end to end) | 0.0800 ± 0.0000 | "
+            "0.0400 ± 0.0000 | 3 pretraining | [1](benchmarks/results/time-to-quality/"
+            "LastFM_fast_pretrain-seed1.json), ") in table
 
 
 def test_speed_table_is_the_latest_side_by_side_bench(tmp_path):
