@@ -365,13 +365,13 @@ PRESETS = {
         "values": {"loss": "ce", "valid_protocol": "full"},
     },
     "fast": {
-        "help": "a short recipe for both stages: 20 pretraining epochs with the logit-gap "
+        "help": "a short recipe for both stages: 10 pretraining epochs with the logit-gap "
                 "Segment Prediction loss (SP keeps learning), no snapshots; full-softmax "
-                "fine-tuning with early stopping on full-ranking NDCG@20 (patience 5)",
+                "fine-tuning with early stopping on full-ranking NDCG@20",
         "values": {},
         "per_config": {
-            "PretrainConfig": {"epochs": 20, "segment_loss": "logit-gap", "save_every": 0},
-            "FinetuneConfig": {"loss": "ce", "valid_protocol": "full", "patience": 5},
+            "PretrainConfig": {"epochs": 10, "segment_loss": "logit-gap", "save_every": 0},
+            "FinetuneConfig": {"loss": "ce", "valid_protocol": "full"},
         },
     },
 }
