@@ -373,9 +373,11 @@ def _minutes(values) -> str:
     return f"{statistics.mean(values):.1f} ± {statistics.pstdev(values):.1f}"
 
 
-def time_to_quality_table(runs=None) -> str:
-    """What docs/results.md holds between its TIME-TO-QUALITY-TABLE markers."""
-    runs = load_time_to_quality() if runs is None else runs
+def time_to_quality_table(runs=None, folder: str = TIME_TO_QUALITY) -> str:
+    """What docs/results.md holds between its TIME-TO-QUALITY-TABLE markers: the
+    recipes' runs (`runs`, or the records in `folder`), then the levers tried
+    (the records in `folder/levers`)."""
+    runs = load_time_to_quality(folder) if runs is None else runs
     out = ["| dataset | recipe | pretraining seeds | wall time per seed (min) | "
            "test HR@10 | test NDCG@10 | same, `original` rule | SP last loss (max) | "
            "runs alone | goal | met | records |",
@@ -410,6 +412,24 @@ def time_to_quality_table(runs=None) -> str:
             f"{goal_cell} | {met} | "
             + ", ".join(f"[{r['pretrain_seed']}](../benchmarks/results/time-to-quality/"
                         f"{name}.json)" for r, name in recs) + " |")
+    levers = load_time_to_quality(os.path.join(folder, "levers"))
+    if levers:
+        out += ["", "**Levers tried** (one pretraining and fine-tuning seed each; a probe "
+                "that shared the machine gives quality, not time):", "",
+                "| dataset | variant | pretraining (s) | fine-tuning (s) | best epoch | "
+                "test HR@10 | test NDCG@10 | alone | record |", "|" + "---|" * 9]
+        for (dataset, recipe), recs in sorted(levers.items()):
+            for r, name in recs:
+                full = r["metrics"]["test/full"]
+                pre = r.get("pretrain_s")
+                fine = r.get("finetune_s", r.get("finetune_train_s"))
+                out.append(
+                    f"| {dataset} | {r.get('variant', recipe)} | "
+                    f"{'' if pre is None else f'{pre:.0f}'} | "
+                    f"{'' if fine is None else f'{fine:.0f}'} | {r.get('best_epoch', '')} | "
+                    f"{full['HR@10']:.4f} | {full['NDCG@10']:.4f} | "
+                    f"{'yes' if r.get('alone') else 'no'} | "
+                    f"[{name}](../benchmarks/results/time-to-quality/levers/{name}.json) |")
     out.append("")
     out.append("Mean ± std over pretraining seeds (one fine-tuning seed each); wall time is "
                "pretraining plus fine-tuning from the raw files, end to end; \"`original` "

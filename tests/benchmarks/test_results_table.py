@@ -232,3 +232,17 @@ def test_time_to_quality_rows_over_pretraining_seeds_with_both_rules_and_the_goa
     verdict = tables.time_to_quality_table(
         tables.load_time_to_quality(str(tmp_path))).splitlines()[2].split("|")[11]
     assert "time > 5 min" in verdict
+
+
+def test_time_to_quality_levers_are_listed_under_the_recipes(tmp_path):
+    tables = script("results_table")
+    (tmp_path / "levers").mkdir()
+    lever = {**_ttq_record(1, .07, .036, 0, alone=False), "recipe": "fast-ep10-cosine",
+             "variant": "cosine schedule", "pretrain_s": 478, "finetune_train_s": 67,
+             "best_epoch": 18}
+    (tmp_path / "levers" / "LastFM_fast-ep10-cosine_pretrain-seed1.json").write_text(
+        json.dumps(lever))
+    table = tables.time_to_quality_table(folder=str(tmp_path))
+    assert ("| LastFM | cosine schedule | 478 | 67 | 18 | 0.0700 | 0.0360 | no | "
+            "[LastFM_fast-ep10-cosine_pretrain-seed1](../benchmarks/results/time-to-quality/"
+            "levers/LastFM_fast-ep10-cosine_pretrain-seed1.json) |") in table
