@@ -15,6 +15,8 @@ command line, and writes one JSON record:
   after the timed stages and not counted in the wall time), so the row is
   comparable with the papers that reuse the original's evaluation;
 - `pretrain_curves`: the per-head training losses of every pretraining epoch;
+- `finetune_curve`: each fine-tuning epoch's validation metrics and the time
+  since fine-tuning began (for the time-against-quality plot);
 - `sp_final_loss`: the last pretraining epoch's mean Segment Prediction loss,
   and `sp_alive`: whether it is below `SP_ALIVE` (ln 2 = 0.693 is chance);
 - `commit`, `machine`, `load_average_start` / `load_average_end`, and `alone`:
@@ -125,6 +127,8 @@ def run(data: str, name: str, recipe: str, pretrain_seed: int, finetune_seed: in
     with open(original_rule) as f:
         original = json.load(f)
     curves = pretrain_curves(os.path.join(pre_dir, "history.jsonl"))
+    with open(os.path.join(ft_dir, "history.jsonl")) as f:
+        finetune_curve = [json.loads(line) for line in f if line.strip()]
     sp_final = curves[-1].get("sp_loss") if curves else None
     report = {
         "dataset": name, "recipe": recipe, "pretrain_seed": pretrain_seed,
@@ -136,6 +140,7 @@ def run(data: str, name: str, recipe: str, pretrain_seed: int, finetune_seed: in
         "metrics_original_rule": original["metrics"],
         "best_epoch": finetuned.get("best_epoch"),
         "pretrain_epochs": len(curves), "pretrain_curves": curves,
+        "finetune_curve": finetune_curve,
         "sp_final_loss": sp_final,
         "sp_alive": sp_final is not None and sp_final < SP_ALIVE,
         "load_average_start": list(load_start), "load_average_end": list(load_end),

@@ -137,7 +137,8 @@ def _finetune(source, output_dir, write_to, dist, pretrained, encoder_config, co
             f.write(json.dumps({"epoch": epoch + 1, "loss": float(logs.get("loss", np.nan)),
                                 "learning_rate": learning_rate,
                                 **{f"valid_{config.valid_protocol}/{k}": v
-                                   for k, v in scores.items()}}) + "\n")
+                                   for k, v in scores.items()},
+                                "wall_time_s": round(time.time() - start, 2)}) + "\n")
         _log(verbose, f"epoch {epoch + 1}/{config.epochs}: loss="
                       f"{float(logs.get('loss', np.nan)):.4f} valid " +
              " ".join(f"{k}={v:.4f}" for k, v in scores.items()) +

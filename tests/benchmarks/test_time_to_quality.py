@@ -52,6 +52,9 @@ def test_a_run_writes_one_record_with_time_quality_and_curves(tmp_path, monkeypa
     assert [c["epoch"] for c in record["pretrain_curves"]] == [1, 2]
     assert set(record["pretrain_curves"][0]) >= {"aap_loss", "mip_loss", "map_loss", "sp_loss"}
     assert record["sp_final_loss"] == record["pretrain_curves"][-1]["sp_loss"]
+    curve = record["finetune_curve"]
+    assert [c["epoch"] for c in curve] == list(range(1, len(curve) + 1)) and curve
+    assert {"valid_full/NDCG@10", "wall_time_s"} <= set(curve[0])
     assert record["sp_alive"] == (record["sp_final_loss"] < ttq.SP_ALIVE)
     assert record["alone"] == (record["load_average_start"][0] < ttq.ALONE_LOAD)
     assert record["commit"] and record["machine"]["cpu_count"]
