@@ -73,3 +73,30 @@ def test_a_stage_runs_the_command_and_keeps_its_log(tmp_path):
     assert text.startswith("$ s3rec-tf synth --help\n") and "--output" in text
     with pytest.raises(SystemExit, match="failed with exit code 2"):
         ttq._stage(["s3rec-tf", "synth"], str(tmp_path / "bad.log"))
+
+
+def test_a_variant_changes_pretraining_only_and_names_its_record(tmp_path, monkeypatch):
+    ttq = _module()
+    commands = []
+
+    class Stop(Exception):
+        pass
+
+    def first_stage_only(command, log_path):
+        commands.append(command)
+        raise Stop
+
+    monkeypatch.setattr(ttq, "_stage", first_stage_only)
+    with pytest.raises(Stop):
+        ttq.main(["--data", "d", "--name", "LastFM", "--recipe", "fast", "--variant", "no-sp",
+                  "--pretrain-flag=--sp-weight=0", "--workdir", str(tmp_path / "runs"),
+                  "--records", str(tmp_path / "records")])
+    pretrain = commands[0]
+    assert pretrain[1] == "pretrain" and "--sp-weight=0" in pretrain
+    assert pretrain[pretrain.index("--preset") + 1] == "fast"
+    assert (tmp_path / "runs" / "LastFM_fast-no-sp_pretrain-seed1").is_dir()
+    assert ttq.record_path("r", "LastFM", "fast-no-sp", 1).endswith(
+        "LastFM_fast-no-sp_pretrain-seed1.json")
+    with pytest.raises(SystemExit):  # a pretraining flag without a name for the change
+        ttq.main(["--data", "d", "--name", "LastFM", "--recipe", "fast",
+                  "--pretrain-flag=--sp-weight=0"])
