@@ -376,7 +376,7 @@ def _minutes(values) -> str:
 def time_to_quality_table(runs=None, folder: str = TIME_TO_QUALITY) -> str:
     """What docs/results.md holds between its TIME-TO-QUALITY-TABLE markers: the
     recipes' runs (`runs`, or the records in `folder`), then the levers tried
-    (the records in `folder/levers`)."""
+    (`folder/levers`) and the ablation (`folder/ablation`)."""
     runs = load_time_to_quality(folder) if runs is None else runs
     out = ["| dataset | recipe | pretraining seeds | wall time per seed (min) | "
            "test HR@10 | test NDCG@10 | same, `original` rule | SP last loss (max) | "
@@ -430,6 +430,28 @@ def time_to_quality_table(runs=None, folder: str = TIME_TO_QUALITY) -> str:
                     f"{full['HR@10']:.4f} | {full['NDCG@10']:.4f} | "
                     f"{'yes' if r.get('alone') else 'no'} | "
                     f"[{name}](../benchmarks/results/time-to-quality/levers/{name}.json) |")
+    ablation = load_time_to_quality(os.path.join(folder, "ablation"))
+    if ablation:
+        out += ["", "**Ablation**: the recipe with one objective's weight at 0 in pretraining "
+                "(`--variant no-X --pretrain-flag=--X-weight=0`), otherwise unchanged, "
+                "against the full recipe with the same pretraining seed:", "",
+                "| dataset | pretraining | seed | test HR@10 | test NDCG@10 | change "
+                "against all four | SP last loss | record |", "|" + "---|" * 8]
+        full = {(r["dataset"], r["recipe"], r["pretrain_seed"]): r
+                for recs in runs.values() for r, _ in recs}
+        for (dataset, recipe), recs in sorted(ablation.items()):
+            for r, name in recs:
+                preset, _, variant = recipe.partition("-")
+                base = full.get((dataset, preset, r["pretrain_seed"]))
+                values = [r["metrics"]["test/full"][k] for k in HEADLINE_METRICS]
+                change = " / ".join(
+                    f"{(v / base['metrics']['test/full'][k] - 1) * 100:+.1f}%"
+                    for v, k in zip(values, HEADLINE_METRICS)) if base else "no full run"
+                out.append(f"| {dataset} | `{preset}` without "
+                           f"{variant.removeprefix('no-').upper()} | {r['pretrain_seed']} | "
+                           f"{values[0]:.4f} | {values[1]:.4f} | {change} | "
+                           f"{r['sp_final_loss']:.4f} | [{name}](../benchmarks/results/"
+                           f"time-to-quality/ablation/{name}.json) |")
     out.append("")
     out.append("Mean ± std over pretraining seeds (one fine-tuning seed each); wall time is "
                "pretraining plus fine-tuning from the raw files, end to end; \"`original` "

@@ -246,3 +246,16 @@ def test_time_to_quality_levers_are_listed_under_the_recipes(tmp_path):
     assert ("| LastFM | cosine schedule | 478 | 67 | 18 | 0.0700 | 0.0360 | no | "
             "[LastFM_fast-ep10-cosine_pretrain-seed1](../benchmarks/results/time-to-quality/"
             "levers/LastFM_fast-ep10-cosine_pretrain-seed1.json) |") in table
+
+
+def test_the_ablation_is_compared_with_the_full_recipe_of_the_same_seed(tmp_path):
+    tables = script("results_table")
+    (tmp_path / "ablation").mkdir()
+    (tmp_path / "LastFM_fast_pretrain-seed1.json").write_text(
+        json.dumps(_ttq_record(1, .08, .04, 240)))
+    (tmp_path / "ablation" / "LastFM_fast-no-sp_pretrain-seed1.json").write_text(json.dumps(
+        {**_ttq_record(1, .072, .04, 240, sp=0.69), "recipe": "fast-no-sp"}))
+    table = tables.time_to_quality_table(folder=str(tmp_path))
+    assert ("| LastFM | `fast` without SP | 1 | 0.0720 | 0.0400 | -10.0% / +0.0% | 0.6900 | "
+            "[LastFM_fast-no-sp_pretrain-seed1](../benchmarks/results/time-to-quality/"
+            "ablation/LastFM_fast-no-sp_pretrain-seed1.json) |") in table
