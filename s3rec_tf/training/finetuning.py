@@ -13,7 +13,6 @@ import numpy as np
 
 from s3rec_tf import artifacts
 from s3rec_tf.config import EncoderConfig, FinetuneConfig
-from s3rec_tf.data import inputs as inputs_lib
 from s3rec_tf.data.reader import SequenceData, write_generated_negatives
 from s3rec_tf.data.source import DataSource, data_source
 from s3rec_tf.evaluation import RankingEvaluator

@@ -5,7 +5,6 @@ from __future__ import annotations
 import dataclasses
 import json
 import os
-import sys
 import time
 
 from s3rec_tf import artifacts
@@ -14,8 +13,8 @@ from s3rec_tf.data.reader import SequenceData, write_generated_negatives
 from s3rec_tf.data.source import DataSource, data_source
 from s3rec_tf.monitoring import epoch_line, fit_verbosity
 from s3rec_tf.training import distribute
-from s3rec_tf.training.resume import _Resume
 from s3rec_tf.training.jobs import pretraining_job, without_attribute_tasks
+from s3rec_tf.training.resume import _Resume
 from s3rec_tf.training.runs import _EpochCallback, _log, save_run_config
 
 
