@@ -25,8 +25,8 @@ first file is written.
 The package, by job: `jobs` (the one builder of a model, its optimizer, batches and
 callbacks from a config and data, for the runs, the Tuner and the benches),
 `pretraining` and `finetuning` (the two runs),
-`resume` (the `_resume/` checkpoint), `runs` (logging, callbacks and saved
-files both runs share), `encoders` (build, load or import an encoder),
+`resume` (the `_resume/` checkpoint), `runs` (logging, the epoch callback and the
+saved files both runs share), `encoders` (build, load or import an encoder),
 `evaluate` (metrics of a model), `optim` (Adam as the original's, and `lazy-adam`),
 `distribute` (`--strategy`: several devices or workers).
 """
