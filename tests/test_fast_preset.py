@@ -7,9 +7,6 @@ reported but never trained) and must miss the bound, so the bound separates a
 learning SP from a dead one.
 """
 
-import math
-
-import numpy as np
 import pytest
 
 from s3rec_tf import config as config_lib
@@ -48,5 +45,6 @@ def test_the_fast_recipe_takes_segment_prediction_below_the_bound():
 @pytest.mark.slow
 def test_the_bound_fails_with_segment_prediction_held_at_ln2():
     sp = _last_epoch_sp_loss(sp_weight=0.0)
+    # untrained, SP's head does not learn to tell the segments apart: at ln 2 or above
+    # (its scores drift with the shared encoder; 1.08 after 10 LastFM epochs)
     assert sp >= SP_ALIVE, f"untrained SP reached {sp:.4f}: the bound does not separate"
-    assert np.isclose(sp, math.log(2), atol=0.1)
