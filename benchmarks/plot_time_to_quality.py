@@ -7,7 +7,7 @@ gives one line per pretraining seed: its fine-tuning curve (full-ranking
 validation NDCG@10 after each epoch), shifted right by its pretraining time,
 so the x axis is the wall time from the raw files. The longer recipe behind a
 headline row is drawn from its existing histories (`--long NAME=PRETRAIN_HISTORY,FINETUNE_RECORD`):
-the pretraining history's last `wall_time_s`, then the fine-tuning record's
+the pretraining history's time (summed over its resumptions), then the fine-tuning record's
 history, its epochs spread evenly over the record's training time (those
 histories have no per-epoch time).
 
@@ -58,9 +58,20 @@ def recipe_curves(folder: str) -> dict:
     return out
 
 
+def pretraining_seconds(rows) -> float:
+    """The pretraining time of a history's epochs, across resumptions (a resumed run's
+    `wall_time_s` counts from its own start, so it falls back where one began)."""
+    total = previous = 0.0
+    for row in rows:
+        now = row["wall_time_s"]
+        total += now - previous if now >= previous else now
+        previous = now
+    return total
+
+
 def long_curve(results: str, pretraining: str, finetuning: str):
     """`(minutes, metric values)` of a longer recipe from its histories."""
-    pre = _jsonl(os.path.join(results, pretraining))[-1]["wall_time_s"]
+    pre = pretraining_seconds(_jsonl(os.path.join(results, pretraining)))
     with open(os.path.join(results, finetuning)) as f:
         rec = json.load(f)
     rows = _jsonl(os.path.join(results, finetuning[:-5] + ".history.jsonl"))

@@ -41,3 +41,9 @@ def test_a_long_recipe_from_its_histories_and_the_figure(tmp_path):
     out = plots.plot(plots.recipe_curves(str(tmp_path / "ttq")), {("Toy", "long"): (xs, ys)},
                      str(tmp_path / "fig.png"))
     assert open(out, "rb").read(8) == b"\x89PNG\r\n\x1a\n"
+
+
+def test_pretraining_time_adds_up_across_resumptions():
+    plots = script("plot_time_to_quality")
+    rows = [{"wall_time_s": w} for w in (100, 200, 50, 150)]  # resumed after the second epoch
+    assert plots.pretraining_seconds(rows) == 350
