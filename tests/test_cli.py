@@ -121,15 +121,17 @@ def test_finetune_with_missing_pretrained_fails_clearly(tmp_path, synthetic_dir,
     assert "pretrained model not found" in capsys.readouterr().err
 
 
-def test_parity_command():
+def test_parity_command(capsys):
     from tests.conftest import shared_file
     weights = shared_file("golden", "LastFM-epochs-150.weights.npz")
     golden = shared_file("golden", "golden_LastFM.npz")
-    proc = run_cli("parity", "--weights", weights, "--golden", golden)
-    assert proc.returncode == 0, proc.stderr
-    assert "parity passed" in proc.stdout and "finetune_last_scores" in proc.stdout
-    strict = run_cli("parity", "--weights", weights, "--golden", golden, "--tolerance", "1e-12")
-    assert strict.returncode == 1 and "FAIL" in strict.stdout
+    capsys.readouterr()
+    code = cli.main(["parity", "--weights", weights, "--golden", golden])
+    out, err = capsys.readouterr()
+    assert code == 0, err
+    assert "parity passed" in out and "finetune_last_scores" in out
+    code = cli.main(["parity", "--weights", weights, "--golden", golden, "--tolerance", "1e-12"])
+    assert code == 1 and "FAIL" in capsys.readouterr().out
 
 
 PRE = ["pretrain", "--data", "d", "--name", "n", "--output", "o"]

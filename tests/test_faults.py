@@ -9,7 +9,9 @@ prepared TFRecord file, or checkpoint, is refused with one line naming it.
 
 from __future__ import annotations
 
+import json
 import os
+import re
 import resource
 import subprocess
 import sys
@@ -24,21 +26,46 @@ SMALL = ["--hidden-size", "8", "--num-layers", "1", "--max-length", "10", "--bat
          "64"]
 
 
-def run_limited(argv, limit_bytes, cwd):
-    """`s3rec-tf argv` in a fresh process whose writes stop at `limit_bytes` per file."""
+#: Runs `s3rec-tf` commands one after the other in one process; after each, a line
+#: `MARK <exit code>` on stderr.
+_CHAIN = """
+import json, sys
+import s3rec_tf
+from s3rec_tf.cli import main
+for argv in json.loads(sys.argv[1]):
+    code = main(argv)
+    print(f"{sys.argv[2]} {code}", file=sys.stderr, flush=True)
+"""
+MARK = "--- s3rec-tf exited with"
+
+
+def run_limited(commands, limit_bytes, cwd):
+    """`s3rec-tf argv` for each argv of `commands`, one after the other in one fresh
+    process whose writes stop at `limit_bytes` per file.
+
+    Returns:
+        `(exit code, stderr)` of each command, in order.
+    """
     def limit():
         resource.setrlimit(resource.RLIMIT_FSIZE, (limit_bytes, limit_bytes))
     env = dict(os.environ, PYTHONPATH=ROOT, TF_CPP_MIN_LOG_LEVEL="3",
                PYTHONDONTWRITEBYTECODE="1")
-    return subprocess.run([sys.executable, "-m", "s3rec_tf", *map(str, argv)],
+    argvs = [[str(a) for a in argv] for argv in commands]
+    proc = subprocess.run([sys.executable, "-c", _CHAIN, json.dumps(argvs), MARK],
                           capture_output=True, text=True, env=env, cwd=cwd, timeout=600,
                           preexec_fn=limit)
+    parts = re.split(rf"^{re.escape(MARK)} (-?\d+|None)\n", proc.stderr, flags=re.M)
+    results = [(int(code) if code != "None" else None, err)
+               for err, code in zip(parts[0::2], parts[1::2])]
+    assert proc.returncode == 0 and len(results) == len(argvs), proc.stderr[-2000:]
+    return results
 
 
-def assert_failed_cleanly(proc, root, before):
-    err = [line for line in proc.stderr.splitlines() if line.strip()]
-    assert proc.returncode == 1, proc.stderr[-2000:]
-    assert "Traceback" not in proc.stderr and "File too large" in err[-1], err
+def assert_failed_cleanly(result, root, before):
+    code, stderr = result
+    err = [line for line in stderr.splitlines() if line.strip()]
+    assert code == 1, stderr[-2000:]
+    assert "Traceback" not in stderr and "File too large" in err[-1], err
     assert snapshot(root) == before, "the earlier output changed, or something was left"
 
 
@@ -64,10 +91,11 @@ def test_export_on_a_full_disk_keeps_the_earlier_version(ws, tmp_path):
     assert cli.main(["export", "--model", str(tmp_path / "m"), "--output", str(serve),
                      "--version", "1"]) == 0
     before = snapshot(tmp_path)
-    for version in (["--version", "1", "--overwrite"], ["--version", "2"]):
-        proc = run_limited(["export", "--model", tmp_path / "m", "--output", serve, *version],
-                           8 << 10, tmp_path)
-        assert_failed_cleanly(proc, tmp_path, before)
+    results = run_limited([["export", "--model", tmp_path / "m", "--output", serve, *version]
+                           for version in (["--version", "1", "--overwrite"],
+                                           ["--version", "2"])], 8 << 10, tmp_path)
+    for result in results:
+        assert_failed_cleanly(result, tmp_path, before)
 
 
 def test_prepare_on_a_full_disk_keeps_the_earlier_output(ws, tmp_path):
@@ -75,8 +103,8 @@ def test_prepare_on_a_full_disk_keeps_the_earlier_output(ws, tmp_path):
             "--beam-arg=--runner=DirectRunner"]
     assert cli.main([str(a) for a in argv]) == 0
     before = snapshot(tmp_path)
-    proc = run_limited(argv + ["--overwrite"], 2 << 10, tmp_path)
-    assert_failed_cleanly(proc, tmp_path, before)
+    result, = run_limited([argv + ["--overwrite"]], 2 << 10, tmp_path)
+    assert_failed_cleanly(result, tmp_path, before)
 
 
 def test_checkpoint_save_on_a_full_disk_keeps_the_last_checkpoint(ws, tmp_path, capsys):
@@ -84,9 +112,9 @@ def test_checkpoint_save_on_a_full_disk_keeps_the_last_checkpoint(ws, tmp_path, 
             str(tmp_path / "run"), *SMALL]
     assert cli.main(argv + ["--epochs", "1"]) == 0
     checkpoint = snapshot(tmp_path / "run" / "_resume")
-    proc = run_limited(argv + ["--epochs", "2"], 16 << 10, tmp_path)
-    err = [line for line in proc.stderr.splitlines() if line.strip()]
-    assert proc.returncode == 1 and "Traceback" not in proc.stderr, proc.stderr[-2000:]
+    (code, stderr), = run_limited([argv + ["--epochs", "2"]], 16 << 10, tmp_path)
+    err = [line for line in stderr.splitlines() if line.strip()]
+    assert code == 1 and "Traceback" not in stderr, stderr[-2000:]
     assert "File too large" in err[-1], err
     assert snapshot(tmp_path / "run" / "_resume") == checkpoint
     assert not [n for n in os.listdir(tmp_path / "run" / "_resume") if "tmp" in n]

@@ -13,7 +13,6 @@ import tensorflow as tf
 
 from s3rec_tf import artifacts, serving, training
 
-ROOT = os.path.dirname(os.path.dirname(os.path.abspath(__file__)))
 ENC = training.EncoderConfig(hidden_size=16, max_length=10)
 
 
@@ -179,18 +178,17 @@ def test_export_refuses_bad_vocabulary_and_existing_version(exported):
                                      vocabulary=exported["vocab"])
 
 
-def test_cli_export_and_recommend(exported, tmp_path):
+def test_cli_export_and_recommend(exported, tmp_path, capsys):
     from s3rec_tf import cli
     base = tmp_path / "serve"
     assert cli.main(["export", "--model", exported["model_dir"], "--output", str(base),
                      "--version", "3"]) == 0
     assert (base / "3" / "saved_model.pb").exists()
-    env = dict(os.environ, PYTHONPATH=ROOT, TF_CPP_MIN_LOG_LEVEL="3")
-    proc = subprocess.run([sys.executable, "-m", "s3rec_tf", "recommend", "--model", str(base),
-                           "--items", "3", "9", "-k", "4"], capture_output=True, text=True,
-                          env=env, timeout=300)
-    assert proc.returncode == 0, proc.stderr
-    lines = proc.stdout.strip().splitlines()
+    capsys.readouterr()
+    code = cli.main(["recommend", "--model", str(base), "--items", "3", "9", "-k", "4"])
+    out, err = capsys.readouterr()
+    assert code == 0, err
+    lines = out.strip().splitlines()
     assert len(lines) == 4
     idx, scores = library_top_k(exported["model_dir"], [[3, 9]], 4)[0]
     assert [line.split()[0] for line in lines] == [str(i) for i in idx]

@@ -39,7 +39,8 @@ def test_a_run_writes_one_record_with_time_quality_and_curves(tmp_path, monkeypa
     records = tmp_path / "records"
     ttq.main(["--data", str(data), "--name", "Tiny", "--recipe", "fast",
               "--pretrain-seed", "3", "--workdir", str(tmp_path / "runs"),
-              "--records", str(records), "--", "--epochs", "2", "--hidden-size", "16"])
+              "--records", str(records), "--", "--epochs", "2", "--hidden-size", "16",
+              "--num-layers", "1", "--max-length", "10"])
     path = records / "Tiny_fast_pretrain-seed3.json"
     record = json.loads(path.read_text())
     assert (record["dataset"], record["recipe"], record["pretrain_seed"]) == ("Tiny", "fast", 3)
