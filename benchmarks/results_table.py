@@ -9,6 +9,10 @@ markers in its file (nothing outside the markers is touched):
 - `README.md`, HEADLINE-TABLE: per dataset, the paper's S3-Rec, SASRec `ce` and
   the S3-Rec row validation selects, test full ranking, each row linking its
   records;
+- `docs/results.md`, TIME-TO-QUALITY-TABLE: the time-to-quality runs
+  (`benchmarks/time_to_quality.py`), per dataset and recipe over pretraining
+  seeds: wall time, quality under the `remove` and `original` history rules,
+  Segment Prediction's last loss, and the goal;
 - `README.md`, SPEED-TABLE: the latest side-by-side bench
   (`benchmarks/side_by_side.py --original`), its ratio to the original per work.
 
@@ -287,11 +291,13 @@ def record_links(recs, prefix: str = "benchmarks/results/") -> str:
     return ", ".join(f"[{rec['seed']}]({prefix}{name}.json)" for rec, name in recs)
 
 
-def headline_table(rows=None) -> str:
+def headline_table(rows=None, runs=None) -> str:
     """What README.md holds between its HEADLINE-TABLE markers: per dataset, the
-    paper's S3-Rec, SASRec `ce` (ours, no pretraining) and the S3-Rec row that
-    validation selects (`selected_rows`), on test full ranking."""
+    paper's S3-Rec, SASRec `ce` (ours, no pretraining), the S3-Rec row that
+    validation selects (`selected_rows`) and each time-to-quality recipe
+    (`runs`, over pretraining seeds), on test full ranking."""
     rows = load() if rows is None else rows
+    runs = load_time_to_quality() if runs is None else runs
     chosen = selected_rows(rows)
     out = ["| dataset | model | " + " | ".join(f"test {k}" for k in HEADLINE_METRICS)
            + " | seeds | records (by seed) |",
@@ -315,11 +321,143 @@ def headline_table(rows=None) -> str:
             (_, tag, loss, _), recs = chosen[dataset]
             budget = pretraining(tag)[1].removeprefix("ours, ")
             ours(dataset, f"S3-Rec (ours, pretrained {budget}; `{loss}`)", recs)
+        for (name, recipe), recs in sorted(runs.items()):
+            if name == dataset:
+                minutes = statistics.mean(r["wall_time_s"] for r, _ in recs) / 60
+                out.append(
+                    f"| {dataset} | S3-Rec (ours, `--preset {recipe}`, {minutes:.0f} min "
+                    "end to end) | "
+                    + " | ".join(cell([r["metrics"]["test/full"][k] for r, _ in recs])
+                                 for k in HEADLINE_METRICS)
+                    + f" | {len(recs)} pretraining | "
+                    + ", ".join(f"[{r['pretrain_seed']}](benchmarks/results/time-to-quality/"
+                                f"{file}.json)" for r, file in recs) + " |")
     out.append("")
     out.append(f"¹ Paper: {PAPER_SOURCES['full']}. Ours: mean ± std over fine-tuning "
-               "seeds; the S3-Rec row "
+               "seeds (over pretraining seeds for a `--preset` row, one fine-tuning seed "
+               "each, timed from the raw files; [docs/results.md](docs/results.md#time-to-"
+               "quality)); the S3-Rec \"pretrained\" row "
                f"is the one with the highest mean validation {SELECT_BY[1]} among our "
                f"pretraining's full-softmax rows with {TARGET_SEEDS}+ seeds.")
+    return "\n".join(out) + "\n"
+
+
+#: Where the time-to-quality records live (one per dataset, recipe and pretraining seed).
+TIME_TO_QUALITY = os.path.join(RESULTS, "time-to-quality")
+#: The time-to-quality goals per (dataset, recipe): test full HR@10, NDCG@10 (means over
+#: pretraining seeds) and the wall time per seed, pretraining and fine-tuning together.
+TTQ_GOALS = {("Beauty", "fast"): (.105, .063, 15 * 60),
+             ("Beauty", "best"): (.110, .066, 60 * 60),
+             ("Sports_and_Outdoors", "fast"): (.065, .038, 25 * 60),
+             ("LastFM", "fast"): (.0823, .0451, 5 * 60)}
+#: The history rules a time-to-quality row reports (`metrics`, `metrics_original_rule`).
+TTQ_RULES = (("remove", "metrics"), ("original", "metrics_original_rule"))
+
+
+def load_time_to_quality(folder: str = TIME_TO_QUALITY) -> dict:
+    """`{(dataset, recipe): [(record, file name without .json), ...]}`, by pretraining seed."""
+    rows = {}
+    for path in sorted(glob.glob(os.path.join(folder, "*.json"))):
+        with open(path) as f:
+            rec = json.load(f)
+        rows.setdefault((rec["dataset"], rec["recipe"]), []).append(
+            (rec, os.path.basename(path)[:-5]))
+    for recs in rows.values():
+        recs.sort(key=lambda r: r[0]["pretrain_seed"])
+    return rows
+
+
+def _minutes(values) -> str:
+    if len(values) == 1:
+        return f"{values[0]:.1f}"
+    return f"{statistics.mean(values):.1f} ± {statistics.pstdev(values):.1f}"
+
+
+def time_to_quality_table(runs=None, folder: str = TIME_TO_QUALITY) -> str:
+    """What docs/results.md holds between its TIME-TO-QUALITY-TABLE markers: the
+    recipes' runs (`runs`, or the records in `folder`), then the levers tried
+    (`folder/levers`) and the ablation (`folder/ablation`)."""
+    runs = load_time_to_quality(folder) if runs is None else runs
+    out = ["| dataset | recipe | pretraining seeds | wall time per seed (min) | "
+           "test HR@10 | test NDCG@10 | same, `original` rule | SP last loss (max) | "
+           "runs alone | goal | met | records |",
+           "|" + "---|" * 12]
+    for (dataset, recipe), recs in sorted(runs.items()):
+        minutes = [r["wall_time_s"] / 60 for r, _ in recs]
+        quality = {rule: [[r[key]["test/full"][k] for r, _ in recs] for k in HEADLINE_METRICS]
+                   for rule, key in TTQ_RULES}
+        alone = [r for r, _ in recs if r["alone"]]
+        goal = TTQ_GOALS.get((dataset, recipe))
+        if goal:
+            hr, ndcg, limit = goal
+            means = [statistics.mean(v) for v in quality["remove"]]
+            misses = [f"{k} {(v / g - 1) * 100:+.1f}%" for k, v, g in
+                      zip(HEADLINE_METRICS, means, (hr, ndcg)) if v < g]
+            slow = [r["wall_time_s"] for r in alone if r["wall_time_s"] > limit]
+            if len(alone) < len(recs):
+                misses.append(f"{len(recs) - len(alone)} run(s) not alone")
+            if slow or not alone:
+                misses.append(f"time > {limit / 60:.0f} min" if slow else "no run alone")
+            if len(recs) < 3:
+                misses.append(f"{len(recs)} of 3 seeds")
+            goal_cell = f"≥ {hr:.4f} / ≥ {ndcg:.4f}, ≤ {limit / 60:.0f} min"
+            met = "yes" if not misses else "no: " + ", ".join(misses)
+        else:
+            goal_cell, met = "", ""
+        out.append(
+            f"| {dataset} | `{recipe}` | {','.join(str(r['pretrain_seed']) for r, _ in recs)} | "
+            f"{_minutes(minutes)} | {cell(quality['remove'][0])} | {cell(quality['remove'][1])} | "
+            f"{cell(quality['original'][0])} / {cell(quality['original'][1])} | "
+            f"{max(r['sp_final_loss'] for r, _ in recs):.4f} | {len(alone)}/{len(recs)} | "
+            f"{goal_cell} | {met} | "
+            + ", ".join(f"[{r['pretrain_seed']}](../benchmarks/results/time-to-quality/"
+                        f"{name}.json)" for r, name in recs) + " |")
+    levers = load_time_to_quality(os.path.join(folder, "levers"))
+    if levers:
+        out += ["", "**Levers tried** (one pretraining and fine-tuning seed each; a probe "
+                "that shared the machine gives quality, not time):", "",
+                "| dataset | variant | pretraining (s) | fine-tuning (s) | best epoch | "
+                "test HR@10 | test NDCG@10 | alone | record |", "|" + "---|" * 9]
+        for (dataset, recipe), recs in sorted(levers.items()):
+            for r, name in recs:
+                full = r["metrics"]["test/full"]
+                pre = r.get("pretrain_s")
+                fine = r.get("finetune_s", r.get("finetune_train_s"))
+                out.append(
+                    f"| {dataset} | {r.get('variant', recipe)} | "
+                    f"{'' if pre is None else f'{pre:.0f}'} | "
+                    f"{'' if fine is None else f'{fine:.0f}'} | {r.get('best_epoch', '')} | "
+                    f"{full['HR@10']:.4f} | {full['NDCG@10']:.4f} | "
+                    f"{'yes' if r.get('alone') else 'no'} | "
+                    f"[{name}](../benchmarks/results/time-to-quality/levers/{name}.json) |")
+    ablation = load_time_to_quality(os.path.join(folder, "ablation"))
+    if ablation:
+        out += ["", "**Ablation**: the recipe with one objective's weight at 0 in pretraining "
+                "(`--variant no-X --pretrain-flag=--X-weight=0`), otherwise unchanged, "
+                "against the full recipe with the same pretraining seed:", "",
+                "| dataset | pretraining | seed | test HR@10 | test NDCG@10 | change "
+                "against all four | SP last loss | record |", "|" + "---|" * 8]
+        full = {(r["dataset"], r["recipe"], r["pretrain_seed"]): r
+                for recs in runs.values() for r, _ in recs}
+        for (dataset, recipe), recs in sorted(ablation.items()):
+            for r, name in recs:
+                preset, _, variant = recipe.partition("-")
+                base = full.get((dataset, preset, r["pretrain_seed"]))
+                values = [r["metrics"]["test/full"][k] for k in HEADLINE_METRICS]
+                change = " / ".join(
+                    f"{(v / base['metrics']['test/full'][k] - 1) * 100:+.1f}%"
+                    for v, k in zip(values, HEADLINE_METRICS)) if base else "no full run"
+                out.append(f"| {dataset} | `{preset}` without "
+                           f"{variant.removeprefix('no-').upper()} | {r['pretrain_seed']} | "
+                           f"{values[0]:.4f} | {values[1]:.4f} | {change} | "
+                           f"{r['sp_final_loss']:.4f} | [{name}](../benchmarks/results/"
+                           f"time-to-quality/ablation/{name}.json) |")
+    out.append("")
+    out.append("Mean ± std over pretraining seeds (one fine-tuning seed each); wall time is "
+               "pretraining plus fine-tuning from the raw files, end to end; \"`original` "
+               "rule\" is the same model ranked with the original code's history rule "
+               "(`s3rec-tf evaluate --history-rule original`); a run that started on a busy "
+               "machine does not count toward a time goal.")
     return "\n".join(out) + "\n"
 
 
@@ -412,6 +550,8 @@ def replace_block(text: str, name: str, block: str, where: str = "the text") -> 
 #: The generated blocks: (file under the checkout, marker name) -> its builder, given
 #: the fine-tuning records (`load`).
 BLOCKS = {("docs/results.md", "RESULTS-TABLE"): results_block,
+          ("docs/results.md", "TIME-TO-QUALITY-TABLE"):
+              lambda rows: time_to_quality_table(),
           ("README.md", "HEADLINE-TABLE"): headline_table,
           ("README.md", "SPEED-TABLE"): lambda rows: speed_table(*latest_side_by_side())}
 

@@ -100,21 +100,21 @@ def _fit_extrapolated(model, ds, warmup, steps, batch_size, per_epoch):
 
 def stage_pretrain(workdir, size, steps, warmup, batch_size=100, shuffle_buffer=10000,
                    optimizer=OPTIMIZERS[0], **_):
+    from s3rec_tf.config import EncoderConfig, PretrainConfig
     from s3rec_tf.data import streaming
-    from s3rec_tf.models.layers import SequenceEncoder
-    from s3rec_tf.models import S3RecPretrainer
-    from s3rec_tf.training import make_optimizer
+    from s3rec_tf.data.source import data_source
+    from s3rec_tf.training import pretraining_job
     prepared = _scale_paths(workdir, size)["prepared"]
-    data = streaming.StreamedData(prepared)
+    source = data_source(streaming.StreamedData(prepared))
     t0 = time.perf_counter()
-    samples = streaming.count_samples(prepared)
+    samples = source.pretrain_samples(EncoderConfig().max_length)  # the job reuses the count
     count_s = time.perf_counter() - t0
-    ds = streaming.pretrain_stream(prepared, data.num_items, batch_size=batch_size, seed=0,
-                                   shuffle_buffer=shuffle_buffer, segment_negatives="batch")
-    model = S3RecPretrainer(SequenceEncoder(data.num_items, data.num_attributes),
-                            data.attribute_table())
-    model.compile(optimizer=make_optimizer(optimizer, 1e-3))
-    out = _fit_extrapolated(model, ds.repeat(), warmup, steps, batch_size, samples)
+    job = pretraining_job(PretrainConfig(batch_size=batch_size, seed=0, optimizer=optimizer,
+                                         shuffle_buffer=shuffle_buffer,
+                                         segment_negatives="batch"), source)
+    model = job.model
+    ds = job.train_dataset(epochs=2 + (warmup + steps) // job.steps_per_epoch)
+    out = _fit_extrapolated(model, ds, warmup, steps, batch_size, samples)
     return {**out, "unit": "samples/s", "count_samples_s": count_s,
             "segment_negatives": "batch", "shuffle_buffer": shuffle_buffer,
             "optimizer": optimizer}
@@ -122,17 +122,17 @@ def stage_pretrain(workdir, size, steps, warmup, batch_size=100, shuffle_buffer=
 
 def stage_finetune(workdir, size, steps, warmup, batch_size=256, shuffle_buffer=10000,
                    optimizer=OPTIMIZERS[0], **_):
+    from s3rec_tf.config import FinetuneConfig
     from s3rec_tf.data import streaming
-    from s3rec_tf.models.layers import SequenceEncoder
-    from s3rec_tf.models import NextItemModel
-    from s3rec_tf.training import make_optimizer
+    from s3rec_tf.training import finetuning_job
     prepared = _scale_paths(workdir, size)["prepared"]
     data = streaming.StreamedData(prepared)
-    ds = streaming.finetune_stream(prepared, data.num_items, batch_size=batch_size, seed=0,
-                                   shuffle_buffer=shuffle_buffer)
-    model = NextItemModel(SequenceEncoder(data.num_items, data.num_attributes), loss="bce")
-    model.compile(optimizer=make_optimizer(optimizer, 1e-3))
-    out = _fit_extrapolated(model, ds.repeat(), warmup, steps, batch_size, data.num_users)
+    job = finetuning_job(FinetuneConfig(loss="bce", batch_size=batch_size, seed=0,
+                                        optimizer=optimizer, shuffle_buffer=shuffle_buffer),
+                         data)
+    model = job.model
+    ds = job.train_dataset(epochs=2 + (warmup + steps) // job.steps_per_epoch)
+    out = _fit_extrapolated(model, ds, warmup, steps, batch_size, data.num_users)
     return {**out, "unit": "sequences/s", "loss": "bce", "shuffle_buffer": shuffle_buffer,
             "optimizer": optimizer}
 

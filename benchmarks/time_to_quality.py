@@ -15,6 +15,8 @@ command line, and writes one JSON record:
   after the timed stages and not counted in the wall time), so the row is
   comparable with the papers that reuse the original's evaluation;
 - `pretrain_curves`: the per-head training losses of every pretraining epoch;
+- `finetune_curve`: each fine-tuning epoch's validation metrics and the time
+  since fine-tuning began (for the time-against-quality plot);
 - `sp_final_loss`: the last pretraining epoch's mean Segment Prediction loss,
   and `sp_alive`: whether it is below `SP_ALIVE` (ln 2 = 0.693 is chance);
 - `commit`, `machine`, `load_average_start` / `load_average_end`, and `alone`:
@@ -30,7 +32,13 @@ Usage:
     # -> benchmarks/results/time-to-quality/LastFM_fast_pretrain-seed1.json
 
 Extra `s3rec-tf` flags for both stages follow `--` (for example
-`-- --intra-op-threads 2`).
+`-- --intra-op-threads 2`). A change to the recipe's pretraining is a named
+variant, for example an ablation without Segment Prediction:
+
+    python benchmarks/time_to_quality.py --data ../shared/data/s3rec --name LastFM \\
+        --recipe fast --variant no-sp --pretrain-flag=--sp-weight=0 \\
+        --records benchmarks/results/time-to-quality/ablation
+    # -> .../ablation/LastFM_fast-no-sp_pretrain-seed1.json
 """
 
 from __future__ import annotations
@@ -90,8 +98,17 @@ def _stage(command: list, log_path: str) -> float:
 
 
 def run(data: str, name: str, recipe: str, pretrain_seed: int, finetune_seed: int,
-        workdir: str, records: str, extra: list) -> dict:
-    """Pretrains and fine-tunes, timed; writes and returns the record."""
+        workdir: str, records: str, extra: list, variant: str | None = None,
+        pretrain_flags: list = ()) -> dict:
+    """Pretrains and fine-tunes, timed; writes and returns the record.
+
+    `variant` names a change to the recipe (the record is
+    `<name>_<recipe>-<variant>_...`, its `recipe` `<recipe>-<variant>`), made by
+    `pretrain_flags`, flags given to pretraining only (an ablation:
+    `--aap-weight 0`)."""
+    preset = recipe
+    if variant:
+        recipe = f"{recipe}-{variant}"
     from s3rec_tf import provenance
     from s3rec_tf.io import write_json_atomic
 
@@ -107,11 +124,12 @@ def run(data: str, name: str, recipe: str, pretrain_seed: int, finetune_seed: in
     os.makedirs(run_dir)
     load_start = os.getloadavg()
     s3rec = ["s3rec-tf"]
-    common = ["--data", data, "--name", name, "--preset", recipe, *extra]
+    common = ["--data", data, "--name", name, "--preset", preset, *extra]
     pre_dir, ft_dir = os.path.join(run_dir, "pretrain"), os.path.join(run_dir, "finetune")
     ft_record = os.path.join(run_dir, "finetune.json")
-    pretrain_s = _stage([*s3rec, "pretrain", *common, "--seed", str(pretrain_seed),
-                         "--output", pre_dir], os.path.join(run_dir, "pretrain.log"))
+    pretrain_s = _stage([*s3rec, "pretrain", *common, *pretrain_flags, "--seed",
+                         str(pretrain_seed), "--output", pre_dir],
+                        os.path.join(run_dir, "pretrain.log"))
     finetune_s = _stage([*s3rec, "finetune", *common, "--seed", str(finetune_seed),
                          "--pretrained", pre_dir, "--output", ft_dir, "--record", ft_record],
                         os.path.join(run_dir, "finetune.log"))
@@ -125,6 +143,8 @@ def run(data: str, name: str, recipe: str, pretrain_seed: int, finetune_seed: in
     with open(original_rule) as f:
         original = json.load(f)
     curves = pretrain_curves(os.path.join(pre_dir, "history.jsonl"))
+    with open(os.path.join(ft_dir, "history.jsonl")) as f:
+        finetune_curve = [json.loads(line) for line in f if line.strip()]
     sp_final = curves[-1].get("sp_loss") if curves else None
     report = {
         "dataset": name, "recipe": recipe, "pretrain_seed": pretrain_seed,
@@ -136,11 +156,14 @@ def run(data: str, name: str, recipe: str, pretrain_seed: int, finetune_seed: in
         "metrics_original_rule": original["metrics"],
         "best_epoch": finetuned.get("best_epoch"),
         "pretrain_epochs": len(curves), "pretrain_curves": curves,
+        "finetune_curve": finetune_curve,
         "sp_final_loss": sp_final,
         "sp_alive": sp_final is not None and sp_final < SP_ALIVE,
         "load_average_start": list(load_start), "load_average_end": list(load_end),
         "alone": load_start[0] < ALONE_LOAD,
-        "commands": [f"s3rec-tf pretrain {' '.join(common)} --seed {pretrain_seed}",
+        "pretrain_flags": list(pretrain_flags),
+        "commands": [f"s3rec-tf pretrain {' '.join([*common, *pretrain_flags])} "
+                     f"--seed {pretrain_seed}",
                      f"s3rec-tf finetune {' '.join(common)} --seed {finetune_seed}",
                      f"s3rec-tf evaluate --data {data} --name {name} --model FINETUNED "
                      "--protocol full --history-rule original"],
@@ -170,13 +193,19 @@ def main(argv=None) -> int:
                    default=1)
     p.add_argument("--finetune-seed", type=config.number_type(int, 0, config.MAX_SEED),
                    default=1)
+    p.add_argument("--variant", help="a name for a change to the recipe (with --pretrain-flag)")
+    p.add_argument("--pretrain-flag", action="append", default=[], dest="pretrain_flags",
+                   help="a flag for pretraining only, e.g. --pretrain-flag=--sp-weight=0 "
+                        "(repeatable; needs --variant)")
     p.add_argument("--workdir", default=os.path.join(ROOT, "runs", "time-to-quality"),
                    help="where the run's models and logs go (default: runs/time-to-quality)")
     p.add_argument("--records", default=RECORDS,
                    help="where the record goes (default: benchmarks/results/time-to-quality)")
     args = p.parse_args(argv)
+    if args.pretrain_flags and not args.variant:
+        p.error("--pretrain-flag changes the recipe: name the change with --variant")
     run(args.data, args.name, args.recipe, args.pretrain_seed, args.finetune_seed,
-        args.workdir, args.records, extra)
+        args.workdir, args.records, extra, args.variant, args.pretrain_flags)
     return 0
 
 

@@ -12,6 +12,8 @@ that other harnesses can run the same cases and write the same JSON layout.
 
 from __future__ import annotations
 
+import dataclasses
+
 import argparse
 import json
 import os
@@ -74,35 +76,24 @@ def training_case(data, work: str, steps: int, batch_size: int | None = None):
             `FinetuneConfig`).
 
     Returns:
-        `(model, dataset, batch_size, unit)`: the paper's encoder and model
-        compiled with the paper's Adam, a `tf.data.Dataset` of training batches
-        (seed 0), and the throughput's unit.
+        `(model, dataset, batch_size, unit)`: the job of the command line's
+        config (`s3rec_tf.training.jobs`, seed 0): its compiled model and
+        training batches, and the throughput's unit.
     """
     from s3rec_tf.config import FINETUNE_LOSSES, FinetuneConfig, PretrainConfig
-    from s3rec_tf.data import inputs
-    from s3rec_tf.models.layers import SequenceEncoder
-    from s3rec_tf.models import NextItemModel, S3RecPretrainer
-    from s3rec_tf.training import adam, finetune_sampling, next_item_loss_options
-    encoder = SequenceEncoder(data.num_items, data.num_attributes)
+    from s3rec_tf.training import finetuning_job, pretraining_job
     if work == "pretrain":
-        batch_size = batch_size or PretrainConfig().batch_size
-        arrays = inputs.pretrain_arrays(data)
-        epochs = 2 + steps // inputs.steps_per_epoch(arrays.num_samples, batch_size)
-        ds = inputs.pretrain_dataset(arrays, batch_size, seed=0, epochs=epochs)
-        model, unit = S3RecPretrainer(encoder, data.attribute_table()), "samples/s"
+        config, build, unit = PretrainConfig(seed=0), pretraining_job, "samples/s"
     elif work in FINETUNE_LOSSES:
-        config = FinetuneConfig(loss=work)
-        batch_size = batch_size or config.batch_size
-        arrays = inputs.finetune_arrays(data)
-        epochs = 2 + steps // inputs.steps_per_epoch(len(arrays.input_ids), batch_size)
-        ds = inputs.finetune_dataset(arrays, batch_size, seed=0, epochs=epochs,
-                                     **finetune_sampling(config, arrays))
-        model = NextItemModel(encoder, **next_item_loss_options(config, arrays))
-        unit = "sequences/s"
+        config, build, unit = FinetuneConfig(loss=work, seed=0), finetuning_job, "sequences/s"
     else:
         raise ValueError(f"work must be 'pretrain' or one of {FINETUNE_LOSSES}. "
                          f"Received: work={work!r}")
-    model.compile(optimizer=adam(1e-3))
+    if batch_size:
+        config = dataclasses.replace(config, batch_size=batch_size)
+    job = build(config, data)
+    ds = job.train_dataset(epochs=2 + steps // job.steps_per_epoch)
+    model, batch_size = job.model, job.batch_size
     return model, ds, batch_size, unit
 
 

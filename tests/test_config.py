@@ -131,7 +131,7 @@ def test_a_preset_can_set_each_stage_apart():
     """`fast` gives pretraining and fine-tuning their own epochs."""
     pre = config.preset_values("fast", (EncoderConfig, PretrainConfig))
     fine = config.preset_values("fast", (EncoderConfig, FinetuneConfig))
-    assert pre["epochs"] == 20 and pre["segment_loss"] == "logit-gap"
+    assert pre["epochs"] == 10 and pre["segment_loss"] == "logit-gap"
     assert "epochs" not in fine and fine["loss"] == "ce"
     assert "segment_loss" not in fine and "loss" not in pre
     # without the classes: the common values only

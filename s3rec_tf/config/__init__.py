@@ -59,6 +59,11 @@ SEGMENT_LOSS_MODES = ("original", "logit-gap")
 #: the full softmax over the catalogue (`s3rec_tf.losses.masked_item_ce_loss`).
 MIP_LOSS_MODES = ("original", "ce")
 
+#: The pretraining learning rate over the run (`s3rec_tf.training.optim.learning_rate_schedule`):
+#: constant (the paper's), then a linear warm-up over `warmup_epochs` followed by a cosine
+#: decay to 0 at the last epoch.
+LR_SCHEDULES = ("constant", "cosine")
+
 #: The raw data formats `prepare` reads (`s3rec_tf.data.formats`): the paper's text
 #: files, CSV, Parquet and RecBole atomic files; the first is the default.
 INPUT_FORMATS = ("s3rec", "csv", "parquet", "recbole")
@@ -222,6 +227,12 @@ class PretrainConfig(_Validated):
         "sigmoid(neg)), as the authors; no gradient once both scores saturate) or "
         "'logit-gap' (BCE of sigmoid(pos - neg))", choices=SEGMENT_LOSS_MODES)
     shuffle_buffer: int = _shuffle_buffer("sequences and samples")
+    lr_schedule: str = _param(
+        LR_SCHEDULES[0], "constant: the paper's learning rate throughout; cosine: a linear "
+        "warm-up over --warmup-epochs, then a cosine decay to 0 at --epochs",
+        choices=LR_SCHEDULES)
+    warmup_epochs: float = _param(1.0, "cosine: epochs of linear warm-up from 0 to "
+                                       "--learning-rate", minimum=0.0)
     segment_negatives: str = _param(
         SEGMENT_NEGATIVES[0], "SP's negative segment: 'all' cuts it from the concatenation "
         "of all sequences (the paper's rule); 'batch' from the sequences of the users in the "
@@ -354,13 +365,13 @@ PRESETS = {
         "values": {"loss": "ce", "valid_protocol": "full"},
     },
     "fast": {
-        "help": "a short recipe for both stages: 20 pretraining epochs with the logit-gap "
+        "help": "a short recipe for both stages: 10 pretraining epochs with the logit-gap "
                 "Segment Prediction loss (SP keeps learning), no snapshots; full-softmax "
-                "fine-tuning with early stopping on full-ranking NDCG@20 (patience 5)",
+                "fine-tuning with early stopping on full-ranking NDCG@20",
         "values": {},
         "per_config": {
-            "PretrainConfig": {"epochs": 20, "segment_loss": "logit-gap", "save_every": 0},
-            "FinetuneConfig": {"loss": "ce", "valid_protocol": "full", "patience": 5},
+            "PretrainConfig": {"epochs": 10, "segment_loss": "logit-gap", "save_every": 0},
+            "FinetuneConfig": {"loss": "ce", "valid_protocol": "full"},
         },
     },
 }

@@ -184,6 +184,7 @@ class StreamedSource(DataSource):
     def __init__(self, data: StreamedData):
         super().__init__(data)
         self.prepared_dir = data.prepared_dir
+        self._samples = {}  # max_length -> pretraining samples per epoch
 
     def check(self, config) -> None:
         rows = getattr(config, "training_rows", "sequences")
@@ -197,7 +198,9 @@ class StreamedSource(DataSource):
                                        "counts every training target")
 
     def pretrain_samples(self, max_length: int) -> int:
-        return streaming.count_samples(self.prepared_dir, max_length)
+        if max_length not in self._samples:  # one pass over the files: counted once
+            self._samples[max_length] = streaming.count_samples(self.prepared_dir, max_length)
+        return self._samples[max_length]
 
     def pretrain_dataset(self, max_length, batch_size, config, first_epoch=0):
         return streaming.pretrain_stream(

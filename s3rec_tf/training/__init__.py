@@ -22,9 +22,11 @@ A refused run (bad data, a missing or mismatched pretrained model, a resume
 whose data or settings differ) writes nothing: every check runs before the
 first file is written.
 
-The package, by job: `pretraining` and `finetuning` (the two runs),
-`resume` (the `_resume/` checkpoint), `runs` (logging, callbacks and saved
-files both runs share), `encoders` (build, load or import an encoder),
+The package, by job: `jobs` (the one builder of a model, its optimizer, batches and
+callbacks from a config and data, for the runs, the Tuner and the benches),
+`pretraining` and `finetuning` (the two runs),
+`resume` (the `_resume/` checkpoint), `runs` (logging, the epoch callback and the
+saved files both runs share), `encoders` (build, load or import an encoder),
 `evaluate` (metrics of a model), `optim` (Adam as the original's, and `lazy-adam`),
 `distribute` (`--strategy`: several devices or workers).
 """
@@ -34,8 +36,9 @@ from s3rec_tf.training import distribute
 from s3rec_tf.training.encoders import (build_encoder, import_original_weights,
                                         load_pretrained_encoder)
 from s3rec_tf.training.evaluate import evaluate_model
-from s3rec_tf.training.finetuning import (finetune_sampling, next_item_loss_options,
-                                          run_finetuning)
+from s3rec_tf.training.finetuning import run_finetuning
+from s3rec_tf.training.jobs import (Job, finetune_sampling, finetuning_job,
+                                    next_item_loss_options, pretraining_job)
 from s3rec_tf.training.optim import DenseGradientAdam, LazyAdam, adam, make_optimizer
 from s3rec_tf.training.pretraining import run_pretraining
 from s3rec_tf.training.resume import RESUME_DIR
@@ -45,4 +48,5 @@ __all__ = ["distribute", "EncoderConfig", "PretrainConfig", "FinetuneConfig", "D
            "LazyAdam", "make_optimizer",
            "RESUME_DIR", "build_encoder", "load_pretrained_encoder", "import_original_weights",
            "evaluate_model", "run_pretraining", "run_finetuning", "save_run_config",
-           "finetune_sampling", "next_item_loss_options"]
+           "finetune_sampling", "next_item_loss_options", "Job", "pretraining_job",
+           "finetuning_job"]

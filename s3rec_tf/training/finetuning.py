@@ -13,20 +13,16 @@ import numpy as np
 
 from s3rec_tf import artifacts
 from s3rec_tf.config import EncoderConfig, FinetuneConfig
-from s3rec_tf.data import inputs as inputs_lib
 from s3rec_tf.data.reader import SequenceData, write_generated_negatives
 from s3rec_tf.data.source import DataSource, data_source
 from s3rec_tf.evaluation import RankingEvaluator
 from s3rec_tf.io import write_atomic_dir, write_json_atomic
-from s3rec_tf.models import NextItemModel
-from s3rec_tf.models.ranking_metrics import ranking_metrics
 from s3rec_tf.monitoring import fit_verbosity
 from s3rec_tf.training import distribute
-from s3rec_tf.training.encoders import build_encoder, load_pretrained_encoder
 from s3rec_tf.training.evaluate import evaluate_model
-from s3rec_tf.training.optim import make_optimizer
+from s3rec_tf.training.jobs import finetuning_job
 from s3rec_tf.training.resume import _Resume
-from s3rec_tf.training.runs import _callbacks, _log, save_run_config
+from s3rec_tf.training.runs import _EpochCallback, _log, save_run_config
 
 
 def run_finetuning(data: SequenceData | DataSource, output_dir: str, pretrained: str | None,
@@ -75,55 +71,12 @@ def run_finetuning(data: SequenceData | DataSource, output_dir: str, pretrained:
                          verbose, tensorboard_dir if dist.is_chief else None)
 
 
-def next_item_loss_options(config: FinetuneConfig, arrays) -> dict:
-    """`NextItemModel` keyword arguments of `config`'s loss (`arrays`: the training arrays)."""
-    return _loss_options(config, lambda: inputs_lib.target_counts(arrays))
-
-
-def finetune_sampling(config: FinetuneConfig, arrays) -> dict:
-    """`finetune_dataset` keyword arguments for the negatives `config`'s loss needs."""
-    return _sampling(config, lambda: inputs_lib.target_counts(arrays))
-
-
-def _loss_options(config: FinetuneConfig, counts) -> dict:
-    """`next_item_loss_options`, `counts()` giving the target counts where the loss needs them."""
-    options = {"loss": config.loss}
-    if config.loss == "sampled-ce":
-        options.update(sampled_negatives=config.sampled_negatives, proposal=config.proposal,
-                       in_batch_negatives=config.in_batch_negatives, item_counts=counts())
-    return options
-
-
-def _sampling(config: FinetuneConfig, counts) -> dict:
-    """`finetune_sampling`, `counts()` giving the target counts where the loss needs them."""
-    if config.loss == "sampled-ce" and config.sampled_negatives:
-        return {"negatives": False, "sampled_negatives": config.sampled_negatives,
-                "proposal": inputs_lib.proposal_weights(config.proposal, counts())}
-    return {"negatives": config.loss == "bce"}
-
-
 def _finetune(source, output_dir, write_to, dist, pretrained, encoder_config, config, verbose,
               tensorboard_dir):
     """`run_finetuning`, resuming from `output_dir` and writing to `write_to`."""
-    keras.utils.set_random_seed(config.seed)
-    data, max_length = source.data, encoder_config.max_length
-
-    def counts():  # the training targets' counts, for the sampled-ce loss
-        return source.target_counts(max_length, config.training_rows)
-
-    # Keras validates in `fit` (`validation_data`, ranking metrics); several
-    # workers (a loop of their own) use the evaluator
-    keras_validation = dist.name != "multi-worker"
-    with dist.scope():
-        if pretrained:
-            encoder = load_pretrained_encoder(pretrained, data, encoder_config)
-        else:
-            encoder = build_encoder(data, encoder_config)
-        model = NextItemModel(encoder, **_loss_options(config, counts))
-        model.compile(optimizer=make_optimizer(config.optimizer, config.learning_rate),
-                      jit_compile=config.jit_compile, history_rule=config.history_rule,
-                      metrics=ranking_metrics(config.valid_protocol) if keras_validation else None)
-        model.optimizer.build(model.trainable_variables)
+    job = finetuning_job(config, source, encoder_config, pretrained=pretrained, dist=dist)
+    data, max_length, model = source.data, encoder_config.max_length, job.model
+    keras_validation = job.validates_in_fit  # else several workers: the evaluator
     vocabulary = artifacts.vocabulary_of(data)
     hyper = {**dataclasses.asdict(encoder_config), **dataclasses.asdict(config),
              "pretrained": os.path.abspath(pretrained) if pretrained else None}
@@ -149,9 +102,7 @@ def _finetune(source, output_dir, write_to, dist, pretrained, encoder_config, co
             "wait": int(resume.value("wait"))}
     evaluator = RankingEvaluator(model, history_rule=config.history_rule)
     metric = config.valid_metric
-    batch_size = dist.global_batch(config.batch_size)
-    num_rows = source.finetune_rows(max_length, config.training_rows)
-    steps = inputs_lib.steps_per_epoch(num_rows, batch_size)
+    num_rows, steps = job.examples_per_epoch, job.steps_per_epoch
     _log(verbose, f"Fine-tuning on {data.name} ({'from ' + pretrained if pretrained else 'no pretraining'}, "
                   f"loss {config.loss}): {num_rows} {config.training_rows}, {steps} steps/epoch, "
                   f"up to {config.epochs} epochs, early stopping on valid {config.valid_protocol} "
@@ -185,7 +136,8 @@ def _finetune(source, output_dir, write_to, dist, pretrained, encoder_config, co
             f.write(json.dumps({"epoch": epoch + 1, "loss": float(logs.get("loss", np.nan)),
                                 "learning_rate": learning_rate,
                                 **{f"valid_{config.valid_protocol}/{k}": v
-                                   for k, v in scores.items()}}) + "\n")
+                                   for k, v in scores.items()},
+                                "wall_time_s": round(time.time() - start, 2)}) + "\n")
         _log(verbose, f"epoch {epoch + 1}/{config.epochs}: loss="
                       f"{float(logs.get('loss', np.nan)):.4f} valid " +
              " ".join(f"{k}={v:.4f}" for k, v in scores.items()) +
@@ -198,16 +150,13 @@ def _finetune(source, output_dir, write_to, dist, pretrained, encoder_config, co
 
     ranking_names = [m.name for m in model.metrics if m is not model.loss_tracker]
     if first_epoch < config.epochs and best["wait"] < config.patience:
-        dataset = source.finetune_dataset(max_length, batch_size, config, first_epoch,
-                                          _sampling(config, counts))
-        validation = (source.ranking_dataset("valid", config.valid_protocol, max_length,
-                                             evaluator.batch_size)
-                      if keras_validation else None)
-        distribute.fit(model, dataset, dist, epochs=config.epochs, initial_epoch=first_epoch,
-                       steps_per_epoch=steps, verbose=fit_verbosity(verbose),
-                       validation_data=validation,
-                       callbacks=_callbacks(on_epoch_end, tensorboard_dir,
-                                            fit_verbosity(verbose)))
+        distribute.fit(model, job.train_dataset(first_epoch), dist, epochs=config.epochs,
+                       initial_epoch=first_epoch, steps_per_epoch=steps,
+                       verbose=fit_verbosity(verbose),
+                       validation_data=job.validation_dataset(),
+                       callbacks=job.callbacks(_EpochCallback(on_epoch_end),
+                                               progress_bar=fit_verbosity(verbose),
+                                               tensorboard_dir=tensorboard_dir))
     train_time = time.time() - start
     if not dist.is_chief:  # the chief tests the best model and writes the outputs
         return {"chief": False, "best_epoch": best["epoch"] + 1}

@@ -10,7 +10,7 @@ from __future__ import annotations
 import keras
 import tensorflow as tf
 
-from s3rec_tf.config import OPTIMIZERS
+from s3rec_tf.config import LR_SCHEDULES, OPTIMIZERS
 
 
 @keras.saving.register_keras_serializable(package="s3rec_tf")
@@ -102,6 +102,30 @@ def make_optimizer(name: str, learning_rate: float):
     if name not in _OPTIMIZER_CLASSES:
         raise ValueError(f"Unknown optimizer {name!r}; expected one of {OPTIMIZERS}")
     return _OPTIMIZER_CLASSES[name](learning_rate, beta_1=0.9, beta_2=0.999, epsilon=1e-8)
+
+
+def learning_rate_schedule(name: str, learning_rate: float, steps_per_epoch: int,
+                           epochs: int, warmup_epochs: float = 0.0):
+    """The learning rate of a run: a float (`constant`) or a Keras schedule.
+
+    `cosine`: linear warm-up from 0 to `learning_rate` over `warmup_epochs`
+    epochs, then a cosine decay to 0 at the end of epoch `epochs`
+    (`keras.optimizers.schedules.CosineDecay`). The schedule reads the
+    optimizer's step count, which the run's checkpoint holds, so a resumed
+    run continues where it stopped.
+
+    Args:
+        name: one of `s3rec_tf.config.LR_SCHEDULES`.
+    """
+    if name == "constant":
+        return learning_rate
+    if name != "cosine":
+        raise ValueError(f"`lr_schedule` must be one of {LR_SCHEDULES}. Received: {name!r}")
+    total = max(1, steps_per_epoch * epochs)
+    warmup = min(total - 1, int(round(warmup_epochs * steps_per_epoch)))
+    return keras.optimizers.schedules.CosineDecay(
+        0.0 if warmup else learning_rate, decay_steps=total - warmup, alpha=0.0,
+        warmup_target=learning_rate if warmup else None, warmup_steps=warmup)
 
 
 def adam(learning_rate: float):

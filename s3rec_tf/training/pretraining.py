@@ -5,23 +5,17 @@ from __future__ import annotations
 import dataclasses
 import json
 import os
-import sys
 import time
-
-import keras
 
 from s3rec_tf import artifacts
 from s3rec_tf.config import EncoderConfig, PretrainConfig
-from s3rec_tf.data import inputs as inputs_lib
 from s3rec_tf.data.reader import SequenceData, write_generated_negatives
 from s3rec_tf.data.source import DataSource, data_source
-from s3rec_tf.models import S3RecPretrainer
 from s3rec_tf.monitoring import epoch_line, fit_verbosity
 from s3rec_tf.training import distribute
-from s3rec_tf.training.encoders import build_encoder
-from s3rec_tf.training.optim import make_optimizer
+from s3rec_tf.training.jobs import pretraining_job, without_attribute_tasks
 from s3rec_tf.training.resume import _Resume
-from s3rec_tf.training.runs import _callbacks, _log, save_run_config
+from s3rec_tf.training.runs import _EpochCallback, _log, save_run_config
 
 
 def run_pretraining(data: SequenceData | DataSource, output_dir: str,
@@ -60,36 +54,11 @@ def run_pretraining(data: SequenceData | DataSource, output_dir: str,
                          tensorboard_dir if dist.is_chief else None)
 
 
-def without_attribute_tasks(data: SequenceData, config: PretrainConfig,
-                            verbose: int = 1) -> PretrainConfig:
-    """`config` with AAP and MAP off (weights 0) when `data` has no attributes.
-
-    AAP and MAP predict item attributes: with none they have nothing to
-    learn. Said on stderr when `verbose`.
-    """
-    if data.num_attributes or not (config.aap_weight or config.map_weight):
-        return config
-    if verbose:
-        print(f"Pretraining: {data.name} has no item attributes: AAP and MAP are switched "
-              f"off (aap_weight=0, map_weight=0, recorded in config.json)", file=sys.stderr,
-              flush=True)
-    return dataclasses.replace(config, aap_weight=0.0, map_weight=0.0)
-
-
 def _pretrain(source, output_dir, write_to, dist, encoder_config, config, verbose,
               tensorboard_dir):
     """`run_pretraining`, resuming from `output_dir` and writing to `write_to`."""
-    data = source.data
-    keras.utils.set_random_seed(config.seed)
-    with dist.scope():
-        encoder = build_encoder(data, encoder_config)
-        model = S3RecPretrainer(encoder, data.attribute_table(),
-                                loss_weights=config.loss_weights,
-                                attribute_bce=config.attribute_bce,
-                                segment_loss=config.segment_loss,
-                                mip_loss=config.mip_loss)
-        model.compile(optimizer=make_optimizer(config.optimizer, config.learning_rate), jit_compile=config.jit_compile)
-        model.optimizer.build(model.trainable_variables)
+    job = pretraining_job(config, source, encoder_config, dist=dist)
+    data, model = source.data, job.model
     vocabulary = artifacts.vocabulary_of(data)
     hyper = {**dataclasses.asdict(encoder_config), **dataclasses.asdict(config)}
     signature = {"vocabulary": vocabulary,
@@ -103,9 +72,7 @@ def _pretrain(source, output_dir, write_to, dist, encoder_config, config, verbos
     if restored:
         first_epoch = int(resume.value("epoch"))
         _log(verbose, f"Resuming pretraining from epoch {first_epoch} ({resume.read_dir})")
-    num_samples = source.pretrain_samples(encoder_config.max_length)
-    batch_size = dist.global_batch(config.batch_size)
-    steps = inputs_lib.steps_per_epoch(num_samples, batch_size)
+    num_samples, steps = job.examples_per_epoch, job.steps_per_epoch
     _log(verbose, f"Pretraining on {data.name}: {data.num_users} users, {data.num_items} items, "
                   f"{data.num_attributes} attributes, {num_samples} samples/epoch, "
                   f"{steps} steps/epoch, epochs {first_epoch + 1}..{config.epochs}"
@@ -132,12 +99,12 @@ def _pretrain(source, output_dir, write_to, dist, encoder_config, config, verbos
                                  replace=True)  # the run's own snapshot
 
     if first_epoch < config.epochs:
-        dataset = source.pretrain_dataset(encoder_config.max_length, batch_size, config,
-                                          first_epoch)
-        distribute.fit(model, dataset, dist, epochs=config.epochs, initial_epoch=first_epoch,
-                       steps_per_epoch=steps, verbose=fit_verbosity(verbose),
-                       callbacks=_callbacks(on_epoch_end, tensorboard_dir,
-                                            fit_verbosity(verbose)))
+        distribute.fit(model, job.train_dataset(first_epoch), dist, epochs=config.epochs,
+                       initial_epoch=first_epoch, steps_per_epoch=steps,
+                       verbose=fit_verbosity(verbose),
+                       callbacks=job.callbacks(_EpochCallback(on_epoch_end),
+                                               progress_bar=fit_verbosity(verbose),
+                                               tensorboard_dir=tensorboard_dir))
     wall = time.time() - start
     summary = {"epochs": config.epochs, "resumed_from_epoch": first_epoch,
                "final_losses": history, "wall_time_s": round(wall, 2),

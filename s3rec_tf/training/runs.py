@@ -9,7 +9,6 @@ import keras
 from s3rec_tf import config as config_lib
 from s3rec_tf.config import EncoderConfig
 from s3rec_tf.io import write_json_atomic
-from s3rec_tf.monitoring import TensorBoardLogger
 
 
 def _log(verbose, *args):
@@ -40,13 +39,3 @@ def save_run_config(output_dir: str, encoder_config: EncoderConfig, config) -> s
     write_json_atomic(path, {**config_lib.to_dict(encoder_config),
                                        **config_lib.to_dict(config)})
     return path
-
-
-def _callbacks(on_epoch_end, tensorboard_dir, progress_bar):
-    # the progress bar first, so that it ends its line before the epoch's own output
-    callbacks = [keras.callbacks.ProgbarLogger()] if progress_bar else []
-    callbacks.append(_EpochCallback(on_epoch_end))
-    if tensorboard_dir:  # after the epoch callback, which adds validation metrics to the logs
-        callbacks.append(TensorBoardLogger(tensorboard_dir))
-    return callbacks
-

@@ -141,17 +141,23 @@ def test_headline_table_compares_paper_sasrec_and_the_selected_row():
             ("LastFM", "own-pretrain-ep50", "ce", "validfull"): three(.06, .09, .05),
             ("LastFM", "sasrec", "ce", "validfull"): three(.05, .0606, .0350),
             ("Beauty", "sasrec", "ce", "validfull"): three(.05, .09, .05)}
-    table = tables.headline_table(rows)
+    runs = {("LastFM", "fast"): [({**_ttq_record(s, .08, .04, 240), "pretrain_seed": s},
+                                  f"LastFM_fast_pretrain-seed{s}") for s in (1, 2, 3)]}
+    table = tables.headline_table(rows, runs)
     lines = [line for line in table.splitlines() if line.startswith("| ") and "---" not in line]
     assert len(lines) - 1 <= 12
     assert "| LastFM | S3-Rec (paper) | 0.0743 | 0.0427 |" in table
-    lastfm = [line for line in lines if line.startswith("| LastFM | S3-Rec (ours")]
+    lastfm = [line for line in lines if line.startswith("| LastFM | S3-Rec (ours, pre")]
     assert lastfm == ["| LastFM | S3-Rec (ours, pretrained 25 epochs; `ce`) | 0.0823 ± 0.0000 | "
                       "0.0451 ± 0.0000 | 3 | [1](benchmarks/results/r_seed1.json), "
                       "[2](benchmarks/results/r_seed2.json), "
                       "[3](benchmarks/results/r_seed3.json) |"]
     assert any(line.startswith("| Beauty | SASRec `ce` (ours") for line in lines)
     assert not any(line.startswith("| Beauty | S3-Rec (ours") for line in lines)  # none yet
+    # a time-to-quality recipe: its rows over pretraining seeds, timed, linking its records
+    assert ("| LastFM | S3-Rec (ours, `--preset fast`, 4 min end to end) | 0.0800 ± 0.0000 | "
+            "0.0400 ± 0.0000 | 3 pretraining | [1](benchmarks/results/time-to-quality/"
+            "LastFM_fast_pretrain-seed1.json), ") in table
 
 
 def test_speed_table_is_the_latest_side_by_side_bench(tmp_path):
@@ -193,3 +199,63 @@ def test_check_and_write_exit_codes(tmp_path, monkeypatch, capsys):
     assert tables.main(["--check"]) == 1
     assert tables.main(["--write"]) == 0 and tables.main(["--check"]) == 0
     assert "README.md: SPEED-TABLE updated" in capsys.readouterr().out
+
+
+def _ttq_record(seed, hr, ndcg, wall, alone=True, original=None, sp=0.5):
+    metrics = {"test/full": {"HR@10": hr, "NDCG@10": ndcg}}
+    return {"dataset": "LastFM", "recipe": "fast", "pretrain_seed": seed, "wall_time_s": wall,
+            "metrics": metrics, "alone": alone, "sp_final_loss": sp,
+            "metrics_original_rule": original or metrics}
+
+
+def test_time_to_quality_rows_over_pretraining_seeds_with_both_rules_and_the_goal(tmp_path):
+    tables = script("results_table")
+    for seed, hr in ((1, .08), (2, .09), (3, .10)):
+        (tmp_path / f"LastFM_fast_pretrain-seed{seed}.json").write_text(json.dumps(
+            _ttq_record(seed, hr, .05, 240, original={"test/full": {"HR@10": hr - .01,
+                                                                    "NDCG@10": .04}})))
+    runs = tables.load_time_to_quality(str(tmp_path))
+    row = tables.time_to_quality_table(runs).splitlines()[2]
+    cells = [c.strip() for c in row.split("|")[1:-1]]
+    assert cells[:5] == ["LastFM", "`fast`", "1,2,3", "4.0 ± 0.0", "0.0900 ± 0.0082"]
+    assert cells[6] == "0.0800 ± 0.0082 / 0.0400 ± 0.0000"  # the original history rule
+    assert cells[8] == "3/3" and cells[10] == "yes"
+    # a slow run, a run that shared the machine, a missed metric: each named
+    (tmp_path / "LastFM_fast_pretrain-seed3.json").write_text(json.dumps(
+        _ttq_record(3, .01, .05, 400, alone=False)))
+    met = tables.time_to_quality_table(tables.load_time_to_quality(str(tmp_path)))
+    verdict = met.splitlines()[2].split("|")[11]
+    assert "HR@10 -" in verdict and "1 run(s) not alone" in verdict
+    assert "time" not in verdict  # the slow run shared the machine: it does not count
+    (tmp_path / "LastFM_fast_pretrain-seed2.json").write_text(json.dumps(
+        _ttq_record(2, .09, .05, 400)))
+    verdict = tables.time_to_quality_table(
+        tables.load_time_to_quality(str(tmp_path))).splitlines()[2].split("|")[11]
+    assert "time > 5 min" in verdict
+
+
+def test_time_to_quality_levers_are_listed_under_the_recipes(tmp_path):
+    tables = script("results_table")
+    (tmp_path / "levers").mkdir()
+    lever = {**_ttq_record(1, .07, .036, 0, alone=False), "recipe": "fast-ep10-cosine",
+             "variant": "cosine schedule", "pretrain_s": 478, "finetune_train_s": 67,
+             "best_epoch": 18}
+    (tmp_path / "levers" / "LastFM_fast-ep10-cosine_pretrain-seed1.json").write_text(
+        json.dumps(lever))
+    table = tables.time_to_quality_table(folder=str(tmp_path))
+    assert ("| LastFM | cosine schedule | 478 | 67 | 18 | 0.0700 | 0.0360 | no | "
+            "[LastFM_fast-ep10-cosine_pretrain-seed1](../benchmarks/results/time-to-quality/"
+            "levers/LastFM_fast-ep10-cosine_pretrain-seed1.json) |") in table
+
+
+def test_the_ablation_is_compared_with_the_full_recipe_of_the_same_seed(tmp_path):
+    tables = script("results_table")
+    (tmp_path / "ablation").mkdir()
+    (tmp_path / "LastFM_fast_pretrain-seed1.json").write_text(
+        json.dumps(_ttq_record(1, .08, .04, 240)))
+    (tmp_path / "ablation" / "LastFM_fast-no-sp_pretrain-seed1.json").write_text(json.dumps(
+        {**_ttq_record(1, .072, .04, 240, sp=0.69), "recipe": "fast-no-sp"}))
+    table = tables.time_to_quality_table(folder=str(tmp_path))
+    assert ("| LastFM | `fast` without SP | 1 | 0.0720 | 0.0400 | -10.0% / +0.0% | 0.6900 | "
+            "[LastFM_fast-no-sp_pretrain-seed1](../benchmarks/results/time-to-quality/"
+            "ablation/LastFM_fast-no-sp_pretrain-seed1.json) |") in table

@@ -53,6 +53,9 @@ def test_a_run_writes_one_record_with_time_quality_and_curves(tmp_path, monkeypa
     assert [c["epoch"] for c in record["pretrain_curves"]] == [1, 2]
     assert set(record["pretrain_curves"][0]) >= {"aap_loss", "mip_loss", "map_loss", "sp_loss"}
     assert record["sp_final_loss"] == record["pretrain_curves"][-1]["sp_loss"]
+    curve = record["finetune_curve"]
+    assert [c["epoch"] for c in curve] == list(range(1, len(curve) + 1)) and curve
+    assert {"valid_full/NDCG@10", "wall_time_s"} <= set(curve[0])
     assert record["sp_alive"] == (record["sp_final_loss"] < ttq.SP_ALIVE)
     assert record["alone"] == (record["load_average_start"][0] < ttq.ALONE_LOAD)
     assert record["commit"] and record["machine"]["cpu_count"]
@@ -71,3 +74,30 @@ def test_a_stage_runs_the_command_and_keeps_its_log(tmp_path):
     assert text.startswith("$ s3rec-tf synth --help\n") and "--output" in text
     with pytest.raises(SystemExit, match="failed with exit code 2"):
         ttq._stage(["s3rec-tf", "synth"], str(tmp_path / "bad.log"))
+
+
+def test_a_variant_changes_pretraining_only_and_names_its_record(tmp_path, monkeypatch):
+    ttq = _module()
+    commands = []
+
+    class Stop(Exception):
+        pass
+
+    def first_stage_only(command, log_path):
+        commands.append(command)
+        raise Stop
+
+    monkeypatch.setattr(ttq, "_stage", first_stage_only)
+    with pytest.raises(Stop):
+        ttq.main(["--data", "d", "--name", "LastFM", "--recipe", "fast", "--variant", "no-sp",
+                  "--pretrain-flag=--sp-weight=0", "--workdir", str(tmp_path / "runs"),
+                  "--records", str(tmp_path / "records")])
+    pretrain = commands[0]
+    assert pretrain[1] == "pretrain" and "--sp-weight=0" in pretrain
+    assert pretrain[pretrain.index("--preset") + 1] == "fast"
+    assert (tmp_path / "runs" / "LastFM_fast-no-sp_pretrain-seed1").is_dir()
+    assert ttq.record_path("r", "LastFM", "fast-no-sp", 1).endswith(
+        "LastFM_fast-no-sp_pretrain-seed1.json")
+    with pytest.raises(SystemExit):  # a pretraining flag without a name for the change
+        ttq.main(["--data", "d", "--name", "LastFM", "--recipe", "fast",
+                  "--pretrain-flag=--sp-weight=0"])

@@ -90,3 +90,30 @@ def test_both_training_configs_take_the_optimizer_and_refuse_an_unknown_one(conf
     assert config(optimizer="lazy-adam").optimizer == "lazy-adam"
     with pytest.raises(ConfigError, match="optimizer"):
         config(optimizer="sgd")
+
+
+def test_the_learning_rate_schedules():
+    from s3rec_tf.training.optim import learning_rate_schedule
+    assert learning_rate_schedule("constant", 1e-3, 10, 5) == 1e-3
+    cosine = learning_rate_schedule("cosine", 1e-3, steps_per_epoch=10, epochs=5,
+                                    warmup_epochs=1)
+    rate = lambda step: float(cosine(step))  # noqa: E731
+    assert rate(0) == 0.0 and rate(5) == pytest.approx(5e-4)   # linear warm-up
+    assert rate(10) == pytest.approx(1e-3)                      # its target after one epoch
+    assert rate(30) == pytest.approx(5e-4, rel=1e-4)            # half way down the cosine
+    assert rate(50) == pytest.approx(0.0, abs=1e-9)             # 0 at the last step
+    no_warmup = learning_rate_schedule("cosine", 1e-3, 10, 5, warmup_epochs=0)
+    assert float(no_warmup(0)) == pytest.approx(1e-3)
+    with pytest.raises(ValueError, match="lr_schedule"):
+        learning_rate_schedule("step", 1e-3, 10, 5)
+
+
+def test_a_pretraining_job_follows_the_schedule(tiny_data):
+    from s3rec_tf.config import EncoderConfig, PretrainConfig
+    from s3rec_tf.training import pretraining_job
+    job = pretraining_job(PretrainConfig(epochs=3, batch_size=512, lr_schedule="cosine",
+                                         warmup_epochs=1), tiny_data,
+                          EncoderConfig(hidden_size=16, max_length=10))
+    schedule = job.optimizer._learning_rate
+    assert float(schedule(job.steps_per_epoch)) == pytest.approx(1e-3)
+    assert float(schedule(3 * job.steps_per_epoch)) == pytest.approx(0.0, abs=1e-9)
