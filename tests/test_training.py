@@ -1,3 +1,5 @@
+import contextlib
+import io
 import json
 import os
 import shutil
@@ -153,18 +155,36 @@ def _event_tags(log_dir):
     return tags
 
 
-def test_tensorboard_logs_losses_metrics_and_learning_rate(tiny_data, tmp_path):
-    cfg = training.PretrainConfig(epochs=1, batch_size=64, seed=5)
-    training.run_pretraining(tiny_data, str(tmp_path / "pre"), ENC, cfg, verbose=0,
-                             tensorboard_dir=str(tmp_path / "tb-pre"))
-    tags = _event_tags(tmp_path / "tb-pre")
+@pytest.fixture(scope="module")
+def logged_runs(tiny_data, tmp_path_factory):
+    """Two pretraining epochs, then two fine-tuning epochs from them, with `verbose=1`
+    and TensorBoard logs (`<root>/tb-pre`, `<root>/tb-ft`): the root and each run's
+    standard output (not a terminal)."""
+    root = tmp_path_factory.mktemp("logged")
+    runs = {
+        "pre": lambda: training.run_pretraining(
+            tiny_data, str(root / "pre"), ENC,
+            training.PretrainConfig(epochs=2, batch_size=64, seed=5), verbose=1,
+            tensorboard_dir=str(root / "tb-pre")),
+        "ft": lambda: training.run_finetuning(
+            tiny_data, str(root / "ft"), str(root / "pre"), ENC,
+            training.FinetuneConfig(epochs=2, batch_size=64, patience=5, seed=1), verbose=1,
+            tensorboard_dir=str(root / "tb-ft"))}
+    out = {}
+    for name, run in runs.items():
+        with contextlib.redirect_stdout(io.StringIO()) as stdout:
+            run()
+        out[name] = stdout.getvalue()
+    return root, out
+
+
+def test_tensorboard_logs_losses_metrics_and_learning_rate(logged_runs):
+    root, _ = logged_runs
+    tags = _event_tags(root / "tb-pre")
     assert {"loss", "aap_loss", "mip_loss", "map_loss", "sp_loss",
             "learning_rate"} <= set(tags), tags
-    assert tags["loss"] == [1]
-    ft = training.FinetuneConfig(epochs=2, batch_size=64, patience=5, seed=1)
-    training.run_finetuning(tiny_data, str(tmp_path / "ft"), str(tmp_path / "pre"), ENC, ft,
-                            verbose=0, tensorboard_dir=str(tmp_path / "tb-ft"))
-    tags = _event_tags(tmp_path / "tb-ft")
+    assert tags["loss"] == [1, 2]
+    tags = _event_tags(root / "tb-ft")
     metrics = {"valid_sampled/" + m for m in ("HR@1", "HR@5", "HR@10", "NDCG@5", "NDCG@10",
                                               "MRR")}
     assert {"loss", "learning_rate"} | metrics <= set(tags), tags
@@ -183,9 +203,7 @@ def test_runs_save_their_resolved_configuration(pretrained, finetuned):
                                                   if k in to_dict(cfg)}, "saved") == cfg
 
 
-def test_progress_outside_a_terminal_is_one_line_per_epoch(tiny_data, tmp_path, capsys):
-    import io
-
+def test_progress_outside_a_terminal_is_one_line_per_epoch(logged_runs):
     from s3rec_tf.monitoring import fit_verbosity
 
     class Terminal(io.StringIO):
@@ -194,20 +212,15 @@ def test_progress_outside_a_terminal_is_one_line_per_epoch(tiny_data, tmp_path, 
 
     assert fit_verbosity(1, Terminal()) == 1 and fit_verbosity(1, io.StringIO()) == 0
     assert fit_verbosity(0, Terminal()) == 0
-    capsys.readouterr()
-    cfg = training.PretrainConfig(epochs=2, batch_size=64, seed=5)
-    training.run_pretraining(tiny_data, str(tmp_path / "pre"), ENC, cfg, verbose=1)
-    out = capsys.readouterr().out
-    epoch_lines = [line for line in out.splitlines() if line.startswith("epoch ")]
+    _, out = logged_runs
+    epoch_lines = [line for line in out["pre"].splitlines() if line.startswith("epoch ")]
     assert [line.split(":")[0] for line in epoch_lines] == ["epoch 1/2", "epoch 2/2"]
     assert "mip_loss=" in epoch_lines[0]
-    assert "\r" not in out and "\x08" not in out and "━" not in out  # no progress bar
-    ft = training.FinetuneConfig(epochs=1, batch_size=64, seed=1)
-    training.run_finetuning(tiny_data, str(tmp_path / "ft"), None, ENC, ft, verbose=1)
-    out = capsys.readouterr().out
-    epoch_lines = [line for line in out.splitlines() if line.startswith("epoch ")]
-    assert len(epoch_lines) == 1 and "loss=" in epoch_lines[0] and "MRR=" in epoch_lines[0]
-    assert "\r" not in out and "━" not in out
+    assert "\r" not in out["pre"] and "\x08" not in out["pre"] and "━" not in out["pre"]
+    epoch_lines = [line for line in out["ft"].splitlines() if line.startswith("epoch ")]
+    assert [line.split(":")[0] for line in epoch_lines] == ["epoch 1/2", "epoch 2/2"]
+    assert all("loss=" in line and "MRR=" in line for line in epoch_lines)
+    assert "\r" not in out["ft"] and "━" not in out["ft"]  # no progress bar
 
 
 def test_learning_rate_decays_on_plateaus_and_resumes_decayed(tiny_data, tmp_path):
