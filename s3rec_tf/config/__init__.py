@@ -91,6 +91,9 @@ TRAINING_ROWS = ("sequences", "prefixes")
 #: Where Segment Prediction's negative segment is cut (`s3rec_tf.data.streaming`): the
 #: concatenation of all sequences (the paper's), or of the batch's users' sequences.
 SEGMENT_NEGATIVES = ("all", "batch")
+#: Pretraining samples of an epoch: every prefix of each user's training part (the
+#: paper's), or one prefix per user, its length drawn uniformly each epoch.
+PREFIX_SAMPLING = ("every", "one-per-user")
 
 #: What a full ranking does with the items of the user's history (the items before
 #: the answer), in evaluation, validation and serving (`s3rec_tf.models.ranking`);
@@ -237,6 +240,10 @@ class PretrainConfig(_Validated):
         SEGMENT_NEGATIVES[0], "SP's negative segment: 'all' cuts it from the concatenation "
         "of all sequences (the paper's rule); 'batch' from the sequences of the users in the "
         "same batch (streaming, needs --shuffle-buffer > 0)", choices=SEGMENT_NEGATIVES)
+    prefix_sampling: str = _param(
+        PREFIX_SAMPLING[0], "the samples of an epoch: 'every' prefix of each user's training "
+        "part (the paper's), or 'one-per-user': one prefix per user, its length drawn "
+        "uniformly each epoch (6.7x fewer samples on Beauty)", choices=PREFIX_SAMPLING)
 
     @property
     def loss_weights(self) -> dict:

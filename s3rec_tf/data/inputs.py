@@ -14,8 +14,8 @@ import numpy as np
 import tensorflow as tf
 
 from s3rec_tf import ids
-from s3rec_tf.config import (PROPOSALS, TRAINING_ROWS, EncoderConfig, FinetuneConfig,
-                             PretrainConfig)
+from s3rec_tf.config import (PREFIX_SAMPLING, PROPOSALS, TRAINING_ROWS, EncoderConfig,
+                             FinetuneConfig, PretrainConfig)
 from s3rec_tf.data.reader import SequenceData, pad_left
 
 #: The defaults of the arguments below are the configs' (`s3rec_tf.config`).
@@ -40,10 +40,19 @@ class PretrainArrays:
     long_sequence: np.ndarray  # all full sequences concatenated (SP negatives)
     num_items: int
     max_length: int
+    user_starts: np.ndarray    # [num_users] start of each user's part (one-per-user)
+    user_lengths: np.ndarray   # [num_users] length of each user's part (0: no sample)
 
     @property
     def num_samples(self) -> int:
         return len(self.lengths)
+
+    def samples_per_epoch(self, prefix_sampling: str = "every") -> int:
+        """Samples of an epoch under `prefix_sampling` (`config.PREFIX_SAMPLING`)."""
+        _check_prefix_sampling(prefix_sampling)
+        if prefix_sampling == "every":
+            return self.num_samples
+        return int(np.count_nonzero(self.user_lengths))
 
 
 def pretrain_arrays(data: SequenceData, max_length: int = _ENCODER.max_length) -> PretrainArrays:
@@ -59,7 +68,31 @@ def pretrain_arrays(data: SequenceData, max_length: int = _ENCODER.max_length) -
     return PretrainArrays(flat.astype(np.int32), starts.astype(np.int32),
                           lengths.astype(np.int32),
                           np.concatenate(data.sequences).astype(np.int32),
-                          data.num_items, max_length)
+                          data.num_items, max_length, offsets.astype(np.int32),
+                          part_lengths.astype(np.int32))
+
+
+def _check_prefix_sampling(prefix_sampling: str):
+    if prefix_sampling not in PREFIX_SAMPLING:
+        raise ValueError(f"`prefix_sampling` must be one of {PREFIX_SAMPLING}. "
+                         f"Received: prefix_sampling={prefix_sampling!r}")
+
+
+def prefix_uniforms(num_users: int, seed: int, epoch):
+    """The uniforms in [0, 1) of `one-per-user` sampling in `epoch`, one per user."""
+    return tf.random.stateless_uniform([num_users], _epoch_seed(seed, epoch, 3))
+
+
+def drawn_prefix_length(u, part_length):
+    """`one-per-user` sampling: a prefix of length `1 + floor(u * part_length)`.
+
+    `u` comes from `prefix_uniforms` (by the user's position in the data), so
+    a resumed run and the streamed path draw the same lengths; 0 for an
+    empty part.
+    """
+    part_length = tf.cast(part_length, tf.int32)
+    drawn = 1 + tf.cast(tf.floor(u * tf.cast(part_length, tf.float32)), tf.int32)
+    return tf.where(part_length > 0, tf.minimum(drawn, part_length), 0)
 
 
 def _seed_pair(seed: int):
@@ -169,7 +202,8 @@ def _epoch_seed(seed: int, epoch, stream: int):
 def pretrain_dataset(arrays: PretrainArrays, batch_size: int = _PRETRAIN.batch_size,
                      mask_p: float = _PRETRAIN.mask_p, seed: int = 0, first_epoch: int = 0,
                      epochs: int = 1, shuffle: bool = True,
-                     trim: bool = True) -> tf.data.Dataset:
+                     trim: bool = True,
+                     prefix_sampling: str = _PRETRAIN.prefix_sampling) -> tf.data.Dataset:
     """Batches of pretraining samples for epochs `first_epoch..epochs-1`.
 
     Args:
@@ -181,31 +215,43 @@ def pretrain_dataset(arrays: PretrainArrays, batch_size: int = _PRETRAIN.batch_s
         epochs: int. One past the last epoch.
         shuffle: bool. Shuffle samples each epoch. Defaults to `True`.
         trim: bool. Cut each batch's left padding (exact). Defaults to `True`.
+        prefix_sampling: str. `every` prefix of each user's part (the paper's)
+            or `one-per-user` (`drawn_prefix_length`). Defaults to
+            `PretrainConfig`'s.
 
     Returns:
         A `tf.data.Dataset` of dicts (see `PRETRAIN_KEYS`) with
-        `ceil(num_samples / batch_size)` batches per epoch, its cardinality
-        known. Train `E` epochs with Keras as
-        `model.fit(pretrain_dataset(..., epochs=E), epochs=E,
-        steps_per_epoch=steps_per_epoch(arrays.num_samples, batch_size))`:
-        each epoch then has its own shuffle and masks.
+        `ceil(arrays.samples_per_epoch(prefix_sampling) / batch_size)` batches
+        per epoch, its cardinality known. Train `E` epochs with Keras as
+        `model.fit(pretrain_dataset(..., epochs=E), epochs=E)`: each epoch
+        then has its own shuffle and masks.
     """
     if not 0.0 <= mask_p < 1.0:
         raise ValueError(f"`mask_p` must be in [0, 1). Received: mask_p={mask_p}")
     if batch_size < 1:
         raise ValueError(f"`batch_size` must be >= 1. Received: batch_size={batch_size}")
+    n = arrays.samples_per_epoch(prefix_sampling)
     flat = tf.constant(arrays.flat_items)
     long_sequence = tf.constant(arrays.long_sequence)
-    starts = tf.constant(arrays.starts)
-    lengths = tf.constant(arrays.lengths)
-    n = arrays.num_samples
+    if prefix_sampling == "every":
+        starts, lengths = tf.constant(arrays.starts), tf.constant(arrays.lengths)
+    else:
+        with_part = arrays.user_lengths > 0
+        starts = tf.constant(arrays.user_starts[with_part])
+        part_lengths = tf.constant(arrays.user_lengths)
 
     def one_epoch(epoch):
         order = tf.range(n)
         if shuffle:
             order = tf.random.experimental.stateless_shuffle(order, _epoch_seed(seed, epoch, 1))
+        if prefix_sampling == "every":
+            epoch_lengths = lengths
+        else:
+            drawn = drawn_prefix_length(
+                prefix_uniforms(len(arrays.user_lengths), seed, epoch), part_lengths)
+            epoch_lengths = tf.boolean_mask(drawn, drawn > 0)
         ds = tf.data.Dataset.from_tensor_slices(
-            (tf.gather(starts, order), tf.gather(lengths, order))).batch(batch_size)
+            (tf.gather(starts, order), tf.gather(epoch_lengths, order))).batch(batch_size)
         batch_seed = _epoch_seed(seed, epoch, 2)
 
         def build(index, views):

@@ -71,8 +71,9 @@ class DataSource:
         Called before a run writes anything.
         """
 
-    def pretrain_samples(self, max_length: int) -> int:
-        """Pretraining samples per epoch: one per prefix of each user's training part."""
+    def pretrain_samples(self, max_length: int, prefix_sampling: str = "every") -> int:
+        """Pretraining samples per epoch: one per prefix of each user's training part
+        (`every`), or one per user (`one-per-user`)."""
         raise NotImplementedError
 
     def pretrain_dataset(self, max_length: int, batch_size: int, config,
@@ -141,13 +142,14 @@ class InMemorySource(DataSource):
             raise DataError(self.name, "streaming input (shuffle_buffer > 0) reads a prepared "
                                        "directory (`s3rec-tf prepare` output) as --data")
 
-    def pretrain_samples(self, max_length: int) -> int:
-        return self._pretrain_arrays(max_length).num_samples
+    def pretrain_samples(self, max_length: int, prefix_sampling: str = "every") -> int:
+        return self._pretrain_arrays(max_length).samples_per_epoch(prefix_sampling)
 
     def pretrain_dataset(self, max_length, batch_size, config, first_epoch=0):
         return inputs_lib.pretrain_dataset(
             self._pretrain_arrays(max_length), batch_size, config.mask_p, config.seed,
-            first_epoch, config.epochs, trim=config.trim_padding)
+            first_epoch, config.epochs, trim=config.trim_padding,
+            prefix_sampling=config.prefix_sampling)
 
     def finetune_rows(self, max_length: int, rows: str) -> int:
         return len(self._finetune_arrays(max_length, rows).input_ids)
@@ -184,7 +186,7 @@ class StreamedSource(DataSource):
     def __init__(self, data: StreamedData):
         super().__init__(data)
         self.prepared_dir = data.prepared_dir
-        self._samples = {}  # max_length -> pretraining samples per epoch
+        self._samples = {}  # (max_length, prefix_sampling) -> samples per epoch
 
     def check(self, config) -> None:
         rows = getattr(config, "training_rows", "sequences")
@@ -197,16 +199,19 @@ class StreamedSource(DataSource):
                                        "(shuffle_buffer 0, a dataset read whole): its proposal "
                                        "counts every training target")
 
-    def pretrain_samples(self, max_length: int) -> int:
-        if max_length not in self._samples:  # one pass over the files: counted once
-            self._samples[max_length] = streaming.count_samples(self.prepared_dir, max_length)
-        return self._samples[max_length]
+    def pretrain_samples(self, max_length: int, prefix_sampling: str = "every") -> int:
+        key = (max_length, prefix_sampling)
+        if key not in self._samples:  # one pass over the files: counted once
+            self._samples[key] = streaming.count_samples(self.prepared_dir, max_length,
+                                                         prefix_sampling)
+        return self._samples[key]
 
     def pretrain_dataset(self, max_length, batch_size, config, first_epoch=0):
         return streaming.pretrain_stream(
             self.prepared_dir, self.num_items, max_length, batch_size, config.mask_p,
             config.seed, first_epoch, config.epochs, config.shuffle_buffer,
-            config.segment_negatives, config.trim_padding)
+            config.segment_negatives, config.trim_padding,
+            prefix_sampling=config.prefix_sampling, num_users=self.num_users)
 
     def finetune_rows(self, max_length: int, rows: str) -> int:
         return self.num_users

@@ -42,10 +42,19 @@ from s3rec_tf.data.ranking_inputs import PROTOCOLS
 #: The defaults of the arguments below are the configs' (`s3rec_tf.config`).
 _ENCODER, _PRETRAIN, _FINETUNE = EncoderConfig(), PretrainConfig(), FinetuneConfig()
 
-def count_samples(prepared_dir: str, max_length: int = _ENCODER.max_length) -> int:
-    """Pretraining samples per epoch (one per prefix of each training part), in one pass."""
-    return int(sequence_records(prepared_dir).map(
-        lambda r: tf.cast(tf.minimum(tf.size(r["items"]) - 2, max_length), tf.int64)).reduce(
+def count_samples(prepared_dir: str, max_length: int = _ENCODER.max_length,
+                  prefix_sampling: str = _PRETRAIN.prefix_sampling) -> int:
+    """Pretraining samples per epoch, in one pass: one per prefix of each training
+    part (`every`), or one per user with a non-empty part (`one-per-user`)."""
+    inputs_lib._check_prefix_sampling(prefix_sampling)
+
+    def samples(r):
+        part = tf.maximum(tf.minimum(tf.size(r["items"]) - 2, max_length), 0)
+        if prefix_sampling != "every":
+            part = tf.minimum(part, 1)
+        return tf.cast(part, tf.int64)
+
+    return int(sequence_records(prepared_dir).map(samples).reduce(
         tf.constant(0, tf.int64), lambda a, b: a + b))
 
 
@@ -79,7 +88,9 @@ def pretrain_stream(prepared_dir: str, num_items: int, max_length: int = _ENCODE
                     seed: int = 0, first_epoch: int = 0, epochs: int = 1,
                     shuffle_buffer: int = 10000, segment_negatives: str = "batch",
                     trim: bool = True,
-                    all_sequences: np.ndarray | None = None) -> tf.data.Dataset:
+                    all_sequences: np.ndarray | None = None,
+                    prefix_sampling: str = _PRETRAIN.prefix_sampling,
+                    num_users: int | None = None) -> tf.data.Dataset:
     """Pretraining batches streamed from a prepared directory.
 
     The samples are those of `inputs.pretrain_arrays` (every prefix of each
@@ -93,8 +104,14 @@ def pretrain_stream(prepared_dir: str, num_items: int, max_length: int = _ENCODE
         segment_negatives: `all` (the paper's rule; `all_sequences`, or one
             pass of `long_sequence`) or `batch` (see the module docstring).
         all_sequences: the concatenation of all sequences, for `all`.
+        prefix_sampling: `every` prefix, or `one-per-user` (the length of
+            `inputs.drawn_prefix_length`, the in-memory path's draw).
+        num_users: the users in the directory, for `one-per-user`.
     """
     _check_common(batch_size, shuffle_buffer)
+    inputs_lib._check_prefix_sampling(prefix_sampling)
+    if prefix_sampling != "every" and num_users is None:
+        raise ValueError("`prefix_sampling='one-per-user'` needs `num_users`")
     if segment_negatives not in SEGMENT_NEGATIVES:
         raise ValueError(f"`segment_negatives` must be one of {SEGMENT_NEGATIVES}. "
                          f"Received: segment_negatives={segment_negatives!r}")
@@ -105,21 +122,27 @@ def pretrain_stream(prepared_dir: str, num_items: int, max_length: int = _ENCODE
         every = tf.constant(long_sequence(prepared_dir) if all_sequences is None
                             else np.asarray(all_sequences, np.int32))
 
-    def user_samples(ordinal, record):
+    def user_samples(ordinal, record, uniforms):
         items = record["items"]
         part = items[-(max_length + 2):-2]
         n = tf.shape(part)[0]
+        if uniforms is not None:  # one-per-user: one sample, its prefix drawn
+            length = inputs_lib.drawn_prefix_length(uniforms[ordinal], n)
+            return tf.data.Dataset.from_tensors(
+                (part, length, items, ordinal)).repeat(tf.cast(tf.minimum(n, 1), tf.int64))
         views = tf.data.Dataset.from_tensors((part, items, ordinal)).repeat(tf.cast(n, tf.int64))
         lengths = tf.data.Dataset.range(1, tf.cast(n, tf.int64) + 1)
         return tf.data.Dataset.zip((views, lengths)).map(
             lambda view, length: (view[0], tf.cast(length, tf.int32), view[1], view[2]))
 
     def one_epoch(epoch: int):
+        uniforms = (None if prefix_sampling == "every"
+                    else inputs_lib.prefix_uniforms(num_users, seed, epoch))
         users = sequence_records(prepared_dir).enumerate()
         if shuffle_buffer:
             users = users.shuffle(shuffle_buffer, seed=_shuffle_seed(seed, epoch, 1),
                                   reshuffle_each_iteration=False)
-        samples = users.flat_map(user_samples)
+        samples = users.flat_map(lambda ordinal, record: user_samples(ordinal, record, uniforms))
         if shuffle_buffer:
             samples = samples.shuffle(shuffle_buffer, seed=_shuffle_seed(seed, epoch, 2),
                                       reshuffle_each_iteration=False)

@@ -181,7 +181,7 @@ def pretraining_job(config: PretrainConfig, data: SequenceData | DataSource,
     source.check(config)
     dist = _distribution(config, dist)
     max_length = encoder_config.max_length
-    num_samples = source.pretrain_samples(max_length)
+    num_samples = source.pretrain_samples(max_length, config.prefix_sampling)
     batch_size = dist.global_batch(config.batch_size)
     steps = inputs_lib.steps_per_epoch(num_samples, batch_size)
     learning_rate = learning_rate_schedule(config.lr_schedule, config.learning_rate, steps,

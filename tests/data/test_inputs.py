@@ -100,6 +100,37 @@ def test_fresh_each_epoch_reproducible_and_resumable(tiny_data):
     assert np.array_equal(first(resumed), la[steps])
 
 
+def _prefixes(batches):
+    return sorted(tuple(int(v) for v in r[r > 0]) for b in batches for r in b["pos_items"])
+
+
+def test_one_prefix_per_user_each_epoch_its_length_drawn(tiny_data):
+    arrays = inputs.pretrain_arrays(tiny_data, max_length=20)
+    users = sum(1 for s in tiny_data.sequences if len(s) > 2)
+    assert arrays.samples_per_epoch("one-per-user") == users < arrays.num_samples
+    epochs = [[{k: v.numpy() for k, v in b.items()} for b in
+               inputs.pretrain_dataset(arrays, 32, seed=3, first_epoch=e, epochs=e + 1,
+                                       prefix_sampling="one-per-user")] for e in (0, 1)]
+    assert len(epochs[0]) == inputs.steps_per_epoch(users, 32)
+    parts = [tuple(int(v) for v in s[-22:-2]) for s in tiny_data.sequences if len(s) > 2]
+    for batches in epochs:
+        got = _prefixes(batches)
+        assert len(got) == users
+        # each sample is a non-empty prefix of a distinct user's training part
+        firsts = sorted(p[:1] for p in got)
+        assert firsts == sorted(p[:1] for p in parts)
+        assert all(any(p == part[:len(p)] for part in parts) for p in got)
+    assert _prefixes(epochs[0]) != _prefixes(epochs[1])  # lengths drawn again each epoch
+    lengths = np.concatenate([(b["pos_items"] > 0).sum(1) for b in epochs[0]])
+    assert lengths.min() == 1 and lengths.max() > 10  # uniform over 1..len, not the full part
+    # a run resumed at epoch 1 draws epoch 1's samples
+    again = inputs.pretrain_dataset(arrays, 32, seed=3, epochs=2, prefix_sampling="one-per-user")
+    assert _prefixes([{k: v.numpy() for k, v in b.items()}
+                      for b in again.skip(len(epochs[0]))]) == _prefixes(epochs[1])
+    with pytest.raises(ValueError, match="prefix_sampling"):
+        inputs.pretrain_dataset(arrays, prefix_sampling="some")
+
+
 def test_trimming_cuts_only_left_padding(tiny_data):
     arrays = inputs.pretrain_arrays(tiny_data, max_length=20)
     trimmed = next(iter(inputs.pretrain_dataset(arrays, 16, seed=2, shuffle=False)))

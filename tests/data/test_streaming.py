@@ -78,6 +78,23 @@ def test_pretrain_stream_yields_every_sample_once_per_epoch(prepared_dir, tiny_d
     assert _rows(other[0], "pos_items") != _rows(batches[0], "pos_items")
 
 
+def test_one_prefix_per_user_streamed_is_the_in_memory_draw(prepared_dir, tiny_data):
+    arrays = inputs.pretrain_arrays(tiny_data, 20)
+    users = arrays.samples_per_epoch("one-per-user")
+    assert streaming.count_samples(prepared_dir, 20, "one-per-user") == users
+    kwargs = dict(seed=4, first_epoch=1, epochs=2, prefix_sampling="one-per-user")
+    streamed = streaming.pretrain_stream(prepared_dir, tiny_data.num_items, 20, 16,
+                                         shuffle_buffer=0, segment_negatives="all",
+                                         num_users=tiny_data.num_users,
+                                         **kwargs)
+    in_memory = inputs.pretrain_dataset(arrays, 16, shuffle=False, **kwargs)
+    a, b = list(streamed), list(in_memory)
+    assert len(a) == len(b) == inputs.steps_per_epoch(users, 16)
+    assert all(np.array_equal(x[k], y[k]) for x, y in zip(a, b) for k in x)
+    with pytest.raises(ValueError, match="num_users"):
+        streaming.pretrain_stream(prepared_dir, 10, prefix_sampling="one-per-user")
+
+
 def test_pretrain_stream_resumes_at_an_epoch(prepared_dir, tiny_data):
     full = list(streaming.pretrain_stream(prepared_dir, tiny_data.num_items, 20, 50, seed=1,
                                           epochs=2, shuffle_buffer=30))

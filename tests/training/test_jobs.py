@@ -40,6 +40,14 @@ def test_a_pretraining_job_is_the_configs_model_optimizer_and_batches(tiny_data)
     assert {"aap_loss", "mip_loss", "map_loss", "sp_loss"} <= set(history.history)
 
 
+def test_a_pretraining_job_with_one_prefix_per_user_has_one_sample_per_user(tiny_data):
+    config = PretrainConfig(epochs=1, batch_size=64, prefix_sampling="one-per-user")
+    job = jobs.pretraining_job(config, tiny_data, ENC)
+    assert job.examples_per_epoch == sum(1 for s in tiny_data.sequences if len(s) > 2)
+    assert job.steps_per_epoch == -(-job.examples_per_epoch // 64)
+    assert sum(len(b["pos_items"]) for b in job.train_dataset()) == job.examples_per_epoch
+
+
 def test_pretraining_on_data_without_attributes_switches_aap_and_map_off(tiny_data, capsys):
     bare = dataclasses.replace(tiny_data, num_attributes=0, item_attributes={})
     job = jobs.pretraining_job(PretrainConfig(epochs=1), bare, ENC, verbose=1)
