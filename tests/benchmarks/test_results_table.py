@@ -248,6 +248,27 @@ def test_time_to_quality_levers_are_listed_under_the_recipes(tmp_path):
             "levers/LastFM_fast-ep10-cosine_pretrain-seed1.json) |") in table
 
 
+def test_a_lever_without_a_description_is_named_by_its_flags(tmp_path):
+    tables = script("results_table")
+    (tmp_path / "levers").mkdir()
+    lever = {**_ttq_record(1, .07, .036, 0), "recipe": "fast-one-per-user-ep100",
+             "pretrain_flags": ["--prefix-sampling=one-per-user", "--epochs=100"]}
+    (tmp_path / "levers" / "LastFM_fast-one-per-user-ep100_pretrain-seed1.json").write_text(
+        json.dumps(lever))
+    assert ("| LastFM | `fast-one-per-user-ep100`: pretraining `--prefix-sampling=one-per-user "
+            "--epochs=100` |") in tables.time_to_quality_table(folder=str(tmp_path))
+
+
+def test_the_time_to_pass_the_published_best_is_counted_over_seeds(tmp_path):
+    tables = script("results_table")
+    for seed, hr, ndcg in ((1, .1010, .0610), (2, .1020, .0620), (3, .1000, .0620)):
+        (tmp_path / f"Beauty_fast_pretrain-seed{seed}.json").write_text(json.dumps(
+            {**_ttq_record(seed, hr, ndcg, 60 * (10 + seed)), "dataset": "Beauty"}))
+    table = tables.time_to_quality_table(folder=str(tmp_path))
+    assert ("- Beauty, `fast`: past BSARec's 0.1008 / 0.0611 (the best published, full "
+            "ranking) on both metrics in 1 of 3 pretraining seeds: seed 2 in 12.0 min.") in table
+
+
 def test_the_ablation_is_compared_with_the_full_recipe_of_the_same_seed(tmp_path):
     tables = script("results_table")
     (tmp_path / "ablation").mkdir()
