@@ -47,7 +47,7 @@ class PretrainArrays:
     def num_samples(self) -> int:
         return len(self.lengths)
 
-    def samples_per_epoch(self, prefix_sampling: str = "every") -> int:
+    def samples_per_epoch(self, prefix_sampling: str = PREFIX_SAMPLING[0]) -> int:
         """Samples of an epoch under `prefix_sampling` (`config.PREFIX_SAMPLING`)."""
         _check_prefix_sampling(prefix_sampling)
         if prefix_sampling == "every":

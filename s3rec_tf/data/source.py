@@ -29,6 +29,7 @@ from typing import Iterator
 import numpy as np
 import tensorflow as tf
 
+from s3rec_tf.config import PREFIX_SAMPLING
 from s3rec_tf.data import inputs as inputs_lib
 from s3rec_tf.data import streaming
 from s3rec_tf.data.inputs import EvalArrays
@@ -71,7 +72,7 @@ class DataSource:
         Called before a run writes anything.
         """
 
-    def pretrain_samples(self, max_length: int, prefix_sampling: str = "every") -> int:
+    def pretrain_samples(self, max_length: int, prefix_sampling: str = PREFIX_SAMPLING[0]) -> int:
         """Pretraining samples per epoch: one per prefix of each user's training part
         (`every`), or one per user (`one-per-user`)."""
         raise NotImplementedError
@@ -142,7 +143,7 @@ class InMemorySource(DataSource):
             raise DataError(self.name, "streaming input (shuffle_buffer > 0) reads a prepared "
                                        "directory (`s3rec-tf prepare` output) as --data")
 
-    def pretrain_samples(self, max_length: int, prefix_sampling: str = "every") -> int:
+    def pretrain_samples(self, max_length: int, prefix_sampling: str = PREFIX_SAMPLING[0]) -> int:
         return self._pretrain_arrays(max_length).samples_per_epoch(prefix_sampling)
 
     def pretrain_dataset(self, max_length, batch_size, config, first_epoch=0):
@@ -199,7 +200,7 @@ class StreamedSource(DataSource):
                                        "(shuffle_buffer 0, a dataset read whole): its proposal "
                                        "counts every training target")
 
-    def pretrain_samples(self, max_length: int, prefix_sampling: str = "every") -> int:
+    def pretrain_samples(self, max_length: int, prefix_sampling: str = PREFIX_SAMPLING[0]) -> int:
         key = (max_length, prefix_sampling)
         if key not in self._samples:  # one pass over the files: counted once
             self._samples[key] = streaming.count_samples(self.prepared_dir, max_length,
