@@ -169,8 +169,10 @@ def test_config_file_preset_and_flags_in_order(tmp_path):
     paper = _parse(FT + ["--preset", "paper"]).configs[1]
     assert paper == cli.build_parser().parse_args(FT).configs[1]
     assert (paper.loss, paper.valid_protocol) == ("bce", "sampled")
-    # the best preset changes fine-tuning only; pretraining keeps the paper's recipe
-    assert _parse(PRE + ["--preset", "best"]).configs == _parse(PRE).configs
+    # the best preset sets pretraining apart: 40 epochs, the logit-gap SP loss
+    pretrain = _parse(PRE + ["--preset", "best"]).configs[1]
+    assert (pretrain.epochs, pretrain.segment_loss) == (40, "logit-gap")
+    assert pretrain.learning_rate == _parse(PRE).configs[1].learning_rate
 
 
 def test_config_file_can_hold_the_run_options(tmp_path):

@@ -122,7 +122,10 @@ def test_presets_name_only_known_fields():
             # a per-config value builds that config: known field, allowed value
             classes[cls_name](**values)
     assert config.preset_values("paper") == {}
-    assert config.preset_values("best") == {"loss": "ce", "valid_protocol": "full"}
+    assert config.preset_values("best", (FinetuneConfig,)) == {"loss": "ce",
+                                                               "valid_protocol": "full"}
+    assert config.preset_values("best", (PretrainConfig,)) == {"epochs": 40,
+                                                               "segment_loss": "logit-gap"}
     with pytest.raises(ConfigError, match="preset"):
         config.preset_values("fastest")
 
