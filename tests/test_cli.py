@@ -65,7 +65,11 @@ def test_synth_pretrain_finetune_evaluate_export_recommend(tmp_path, capsys):
     metrics = json.loads(out.read_text())["metrics"]
     assert set(metrics) == {"valid/full", "test/full"}
     assert 0.0 <= metrics["test/full"]["HR@20"] <= 1.0
-    assert json.loads(out.read_text())["history_rule"] == "remove"
+    evaluation = json.loads(out.read_text())
+    assert evaluation["history_rule"] == "remove"
+    # a record of its own: what ran, where, at which commit
+    assert evaluation["command"].startswith("s3rec-tf") and "commit" in evaluation
+    assert evaluation["machine"]["cpu_count"]
     assert cli.main(["evaluate", "--model", str(tmp_path / "ft"), "--data", str(data),
                      "--name", "Synthetic", "--protocol", "full", "--output", str(out),
                      "--history-rule", "original", "--overwrite"]) == 0

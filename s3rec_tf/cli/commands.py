@@ -342,7 +342,7 @@ def run_finetune(args) -> int:
 
 
 def run_evaluate(args) -> int:
-    from s3rec_tf import artifacts
+    from s3rec_tf import artifacts, provenance
     from s3rec_tf.io import write_json_atomic
     from s3rec_tf.training import evaluate_model
     model_dir = resolve_model_dir(args.model)
@@ -358,7 +358,8 @@ def run_evaluate(args) -> int:
     write_json_atomic(out, {"model": os.path.abspath(model_dir), "dataset": data.name,
                             "metrics": results, "negatives": data.sample_source,
                             "history_rule": args.history_rule,
-                            "wall_time_s": round(time.time() - start, 2)})
+                            "wall_time_s": round(time.time() - start, 2),
+                            **provenance.record()})
     print(f"Wrote {out}")
     return 0
 
