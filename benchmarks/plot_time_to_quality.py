@@ -36,6 +36,10 @@ LONG = {
 }
 
 
+#: The minutes marked on the time axis (those within a panel's range).
+TICKS = (1, 2, 3, 4, 5, 7, 10, 15, 20, 25, 30, 40, 60, 90, 120, 180, 240, 360)
+
+
 def _jsonl(path):
     with open(path) as f:
         return [json.loads(line) for line in f if line.strip()]
@@ -43,19 +47,31 @@ def _jsonl(path):
 
 def recipe_curves(folder: str) -> dict:
     """`{dataset: {recipe: [(minutes, metric values), ...]}}` of the time-to-quality
-    records in `folder`, a curve per pretraining seed."""
+    records in `folder`, a curve per pretraining seed (`None` for a record made before
+    records kept the fine-tuning curve)."""
     out = {}
     for path in sorted(glob.glob(os.path.join(folder, "*.json"))):
         with open(path) as f:
             rec = json.load(f)
         curve = rec.get("finetune_curve") or []
         if not curve:
+            out.setdefault(rec["dataset"], {}).setdefault(rec["recipe"], []).append(None)
             continue
         start = rec["pretrain_s"]
         xs = [(start + row["wall_time_s"]) / 60 for row in curve]
         ys = [row[METRIC] for row in curve]
         out.setdefault(rec["dataset"], {}).setdefault(rec["recipe"], []).append((xs, ys))
     return out
+
+
+def recipe_label(recipe: str, lines: list) -> str:
+    """A recipe's legend entry: how many pretraining seeds its curves show, of how many."""
+    drawn = sum(line is not None for line in lines)
+    if drawn == len(lines):
+        return f"--preset {recipe} ({drawn} pretraining seeds)"
+    others = ("the other record predates" if len(lines) - drawn == 1 else
+              "the other records predate")
+    return f"--preset {recipe} ({drawn} of {len(lines)} pretraining seeds; {others} the curves)"
 
 
 def pretraining_seconds(rows) -> float:
@@ -86,18 +102,28 @@ def plot(curves: dict, long: dict, output: str) -> str:
     import matplotlib
     matplotlib.use("Agg")
     import matplotlib.pyplot as plt
+    from matplotlib.ticker import NullFormatter
     datasets = sorted(set(curves) | {d for d, _ in long})
+    recipes = sorted({recipe for by_recipe in curves.values() for recipe in by_recipe})
     fig, axes = plt.subplots(1, len(datasets), figsize=(5.5 * len(datasets), 4), squeeze=False)
     for ax, dataset in zip(axes[0], datasets):
-        for i, (recipe, lines) in enumerate(sorted(curves.get(dataset, {}).items())):
-            for j, (xs, ys) in enumerate(lines):
-                ax.plot(xs, ys, color=f"C{i}", lw=1,
-                        label=f"--preset {recipe} ({len(lines)} pretraining seeds)"
-                        if j == 0 else None)
+        xs_all = []
+        for recipe, lines in sorted(curves.get(dataset, {}).items()):
+            drawn = [line for line in lines if line is not None]
+            for j, (xs, ys) in enumerate(drawn):
+                xs_all += xs
+                ax.plot(xs, ys, color=f"C{recipes.index(recipe)}", lw=1,
+                        label=recipe_label(recipe, lines) if j == 0 else None)
         for (name, label), (xs, ys) in long.items():
             if name == dataset:
+                xs_all += xs
                 ax.plot(xs, ys, color="0.4", ls="--", lw=1, label=label)
         ax.set_xscale("log")
+        # minutes a reader can read off, not powers of ten
+        low, high = min(xs_all, default=1), max(xs_all, default=10)
+        ax.set_xticks([t for t in TICKS if low * 0.8 <= t <= high * 1.25])
+        ax.xaxis.set_major_formatter(lambda value, _: f"{value:g}")
+        ax.xaxis.set_minor_formatter(NullFormatter())
         ax.set_title(dataset)
         ax.set_xlabel("wall time from the raw files (min, log scale)")
         ax.set_ylabel("validation NDCG@10 (full ranking)")

@@ -13,7 +13,7 @@ def _records(folder):
         (folder / f"Toy_fast_pretrain-seed{seed}.json").write_text(json.dumps(
             {"dataset": "Toy", "recipe": "fast", "pretrain_seed": seed, "pretrain_s": 120.0,
              "finetune_curve": curve}))
-    (folder / "Old_fast_pretrain-seed1.json").write_text(json.dumps(  # no curve: left out
+    (folder / "Old_fast_pretrain-seed1.json").write_text(json.dumps(  # no curve: counted
         {"dataset": "Old", "recipe": "fast", "pretrain_seed": 1, "pretrain_s": 1.0}))
 
 
@@ -21,9 +21,20 @@ def test_a_recipes_curves_start_after_pretraining(tmp_path):
     plots = script("plot_time_to_quality")
     _records(tmp_path / "ttq")
     curves = plots.recipe_curves(str(tmp_path / "ttq"))
-    assert list(curves) == ["Toy"] and len(curves["Toy"]["fast"]) == 2
+    assert sorted(curves) == ["Old", "Toy"] and len(curves["Toy"]["fast"]) == 2
     xs, ys = curves["Toy"]["fast"][0]
     assert xs == [2.5, 3.0, 3.5] and ys == [0.01, 0.02, 0.03]  # (120 s + 30 s * epoch) / 60
+    assert curves["Old"]["fast"] == [None]  # a record made before records kept curves
+
+
+def test_the_legend_counts_the_seeds_a_recipe_draws():
+    plots = script("plot_time_to_quality")
+    line = ([1.0], [0.1])
+    assert plots.recipe_label("fast", [line, line]) == "--preset fast (2 pretraining seeds)"
+    assert plots.recipe_label("fast", [None, line, line]) == (
+        "--preset fast (2 of 3 pretraining seeds; the other record predates the curves)")
+    assert plots.recipe_label("fast", [None, None, line]) == (
+        "--preset fast (1 of 3 pretraining seeds; the other records predate the curves)")
 
 
 def test_a_long_recipe_from_its_histories_and_the_figure(tmp_path):
