@@ -13,6 +13,9 @@ markers in its file (nothing outside the markers is touched):
   (`benchmarks/time_to_quality.py`), per dataset and recipe over pretraining
   seeds: wall time, quality under the `remove` and `original` history rules,
   Segment Prediction's last loss, and the goal;
+- `docs/results.md`, HISTORY-RULE-TABLE: the headline's fine-tuning rows made again
+  (`benchmarks/results/history-rule/`), each model ranked under the `remove` and
+  the `original` history rules, beside the headline's own records;
 - `README.md`, SPEED-TABLE: the latest side-by-side bench
   (`benchmarks/side_by_side.py --original`), its ratio to the original per work.
 
@@ -108,9 +111,11 @@ def display_command(command: str) -> str:
     return re.sub(r"(?<=--record )results/", "benchmarks/results/", command)
 
 
-def load():
+def load(folder: str = RESULTS):
+    """The fine-tuning records in `folder`, `{(dataset, tag, loss, valid): [(record,
+    file name without .json), ...]}`, grouped by the name `DATASET_TAG_LOSS_VALID_seedN`."""
     rows = {}
-    for path in sorted(glob.glob(os.path.join(RESULTS, "*.json"))):
+    for path in sorted(glob.glob(os.path.join(folder, "*.json"))):
         with open(path) as f:
             rec = json.load(f)
         if "metrics" not in rec or "valid_metric" not in rec:
@@ -289,6 +294,15 @@ HEADLINE_METRICS = ("HR@10", "NDCG@10")
 HEADLINE_RECIPES = ("fast",)
 
 
+def headline_label(tag: str, loss: str) -> str:
+    """The headline's name for a row of fine-tuning records: SASRec (no pretraining) or
+    S3-Rec with our pretraining's budget."""
+    if tag == "sasrec":
+        return f"SASRec `{loss}` (ours, no pretraining)"
+    budget = pretraining(tag)[1].removeprefix("ours, ")
+    return f"S3-Rec (ours, pretrained {budget}; `{loss}`)"
+
+
 def record_links(recs, prefix: str = "benchmarks/results/") -> str:
     """Markdown links to a row's record files, each named by its seed."""
     return ", ".join(f"[{rec['seed']}]({prefix}{name}.json)" for rec, name in recs)
@@ -319,11 +333,10 @@ def headline_table(rows=None, runs=None) -> str:
                        + " | | paper¹ |")
         base = rows.get((dataset, "sasrec", "ce", "validfull"))
         if base:
-            ours(dataset, "SASRec `ce` (ours, no pretraining)", base)
+            ours(dataset, headline_label("sasrec", "ce"), base)
         if dataset in chosen:
             (_, tag, loss, _), recs = chosen[dataset]
-            budget = pretraining(tag)[1].removeprefix("ours, ")
-            ours(dataset, f"S3-Rec (ours, pretrained {budget}; `{loss}`)", recs)
+            ours(dataset, headline_label(tag, loss), recs)
         for (name, recipe), recs in sorted(runs.items()):
             if name == dataset and recipe in HEADLINE_RECIPES:
                 minutes = statistics.mean(r["wall_time_s"] for r, _ in recs) / 60
@@ -341,7 +354,70 @@ def headline_table(rows=None, runs=None) -> str:
                "each, timed from the raw files; [docs/results.md](docs/results.md#time-to-"
                "quality)); the S3-Rec \"pretrained\" row "
                f"is the one with the highest mean validation {SELECT_BY[1]} among our "
-               f"pretraining's full-softmax rows with {TARGET_SEEDS}+ seeds.")
+               f"pretraining's full-softmax rows with {TARGET_SEEDS}+ seeds; the same rows "
+               "under the original code's history rule: [docs/results.md](docs/results.md"
+               "#history-rules).")
+    return "\n".join(out) + "\n"
+
+
+#: Where the headline's fine-tuning rows, made again with their records' commands, are
+#: kept: `<name>.json`, the fine-tuning record (its test metrics under `remove`), and
+#: `<name>.original-rule.json`, the same model's `s3rec-tf evaluate --history-rule
+#: original --output` record.
+HISTORY_RULE = os.path.join(RESULTS, "history-rule")
+ORIGINAL_RULE = ".original-rule"
+
+
+def _relative(values, against) -> str:
+    return " / ".join(f"{(statistics.mean(v) / statistics.mean(a) - 1) * 100:+.1f}%"
+                      for v, a in zip(values, against))
+
+
+def history_rule_table(rows=None, folder: str = HISTORY_RULE) -> str:
+    """What docs/results.md holds between its HISTORY-RULE-TABLE markers: per headline
+    row made again (`folder`), its records' test metrics, and the new models' under the
+    `remove` rule (their fine-tuning records) and the `original` rule (their evaluation
+    records), with the change from one rule to the other."""
+    rows = load() if rows is None else rows
+    out = ["| dataset | model | headline records, `remove` | made again: seeds | `remove` | "
+           "`original` | `original` against `remove` | commit | records (by seed) |",
+           "|" + "---|" * 9]
+    for group, recs in sorted(load(folder).items()):
+        dataset, tag, loss, _ = group
+        original = []
+        for rec, name in recs:
+            path = os.path.join(folder, name + ORIGINAL_RULE + ".json")
+            if not os.path.isfile(path):
+                raise ValueError(f"{path}: missing; rank the model of {name}.json with "
+                                 "s3rec-tf evaluate --history-rule original --output "
+                                 f"{os.path.basename(path)}")
+            with open(path) as f:
+                evaluation = json.load(f)
+            if evaluation.get("history_rule") != "original":
+                raise ValueError(f"{path}: history_rule is "
+                                 f"{evaluation.get('history_rule')!r}, not 'original'")
+            original.append(evaluation["metrics"]["test/full"])
+        remove = [[r["metrics"]["test/full"][k] for r, _ in recs] for k in HEADLINE_METRICS]
+        by_rule = [[m[k] for m in original] for k in HEADLINE_METRICS]
+        headline = rows.get(group)
+        shown = " / ".join(_stats(headline, k) for k in HEADLINE_METRICS) if headline \
+            else "no such row"
+        out.append(f"| {dataset} | {headline_label(tag, loss)} | {shown} | "
+                   f"{','.join(str(r['seed']) for r, _ in recs)} | "
+                   + " / ".join(cell(v) for v in remove) + " | "
+                   + " / ".join(cell(v) for v in by_rule) + f" | {_relative(by_rule, remove)} | "
+                   f"{commits(recs)} | "
+                   + ", ".join(f"[{r['seed']}](../benchmarks/results/history-rule/{name}.json) "
+                               f"([`original`](../benchmarks/results/history-rule/{name}"
+                               f"{ORIGINAL_RULE}.json))" for r, name in recs) + " |")
+    out.append("")
+    out.append("Test full ranking, HR@10 / NDCG@10, mean ± std over fine-tuning seeds. The "
+               "headline's models were not kept, so each row's fine-tuning (and, for S3-Rec, "
+               "its pretraining) was run again with its records' command at the commit "
+               "shown: new models, whose `remove` numbers differ from the records' by the "
+               "seeds' spread. Each new model is then ranked under both rules: its "
+               "fine-tuning record gives `remove`, `s3rec-tf evaluate --history-rule "
+               "original` gives `original`.")
     return "\n".join(out) + "\n"
 
 
@@ -576,6 +652,7 @@ def replace_block(text: str, name: str, block: str, where: str = "the text") -> 
 BLOCKS = {("docs/results.md", "RESULTS-TABLE"): results_block,
           ("docs/results.md", "TIME-TO-QUALITY-TABLE"):
               lambda rows: time_to_quality_table(),
+          ("docs/results.md", "HISTORY-RULE-TABLE"): history_rule_table,
           ("README.md", "HEADLINE-TABLE"): headline_table,
           ("README.md", "SPEED-TABLE"): lambda rows: speed_table(*latest_side_by_side())}
 

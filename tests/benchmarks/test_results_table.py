@@ -283,3 +283,35 @@ def test_the_ablation_is_compared_with_the_full_recipe_of_the_same_seed(tmp_path
     assert ("| LastFM | `fast` without SP | 1 | 0.0720 | 0.0400 | -10.0% / +0.0% | 0.6900 | "
             "[LastFM_fast-no-sp_pretrain-seed1](../benchmarks/results/time-to-quality/"
             "ablation/LastFM_fast-no-sp_pretrain-seed1.json) |") in table
+
+
+def test_history_rule_rows_rank_each_model_made_again_under_both_rules(tmp_path):
+    tables = script("results_table")
+    headline = {("LastFM", "sasrec", "ce", "validfull"):
+                [_record(s, .05, .0606, .0350) for s in (1, 2, 3)]}
+    for seed, hr in ((1, .060), (2, .064)):
+        name = f"LastFM_sasrec_ce_validfull_seed{seed}"
+        rec, _ = _record(seed, .05, hr, .035)
+        (tmp_path / f"{name}.json").write_text(json.dumps(
+            {**rec, "valid_metric": "NDCG@20", "commit": "abcdef0123"}))
+        (tmp_path / f"{name}.original-rule.json").write_text(json.dumps(
+            {"history_rule": "original",
+             "metrics": {"test/full": {"HR@10": hr * .99, "NDCG@10": .035 * .98}}}))
+    row = tables.history_rule_table(headline, str(tmp_path)).splitlines()[2]
+    cells = [c.strip() for c in row.split("|")[1:-1]]
+    assert cells[:4] == ["LastFM", "SASRec `ce` (ours, no pretraining)",
+                         "0.0606 ± 0.0000 / 0.0350 ± 0.0000", "1,2"]
+    assert cells[4] == "0.0620 ± 0.0020 / 0.0350 ± 0.0000"  # the fine-tuning records
+    assert cells[5] == "0.0614 ± 0.0020 / 0.0343 ± 0.0000"  # their models, original rule
+    assert cells[6] == "-1.0% / -2.0%" and cells[7] == "`abcdef0`"
+    assert "[2](../benchmarks/results/history-rule/LastFM_sasrec_ce_validfull_seed2.json) " \
+           "([`original`](../benchmarks/results/history-rule/LastFM_sasrec_ce_validfull_" \
+           "seed2.original-rule.json))" in cells[8]
+    # an evaluation under another rule, or none, is named, not tabled
+    evaluation = tmp_path / "LastFM_sasrec_ce_validfull_seed2.original-rule.json"
+    evaluation.write_text(json.dumps({"history_rule": "remove", "metrics": {}}))
+    with pytest.raises(ValueError, match="seed2.original-rule.json: history_rule is 'remove'"):
+        tables.history_rule_table(headline, str(tmp_path))
+    evaluation.unlink()
+    with pytest.raises(ValueError, match="seed2.original-rule.json: missing"):
+        tables.history_rule_table(headline, str(tmp_path))
