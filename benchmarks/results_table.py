@@ -369,7 +369,10 @@ ORIGINAL_RULE = ".original-rule"
 
 
 def _relative(values, against) -> str:
-    return " / ".join(f"{(statistics.mean(v) / statistics.mean(a) - 1) * 100:+.1f}%"
+    """Per metric, the change of `values`' mean from `against`'s; "identical" when every
+    seed's value is the same under both."""
+    return " / ".join("identical" if v == a else
+                      f"{(statistics.mean(v) / statistics.mean(a) - 1) * 100:+.1f}%"
                       for v, a in zip(values, against))
 
 
@@ -411,13 +414,10 @@ def history_rule_table(rows=None, folder: str = HISTORY_RULE) -> str:
                                f"([`original`](../benchmarks/results/history-rule/{name}"
                                f"{ORIGINAL_RULE}.json))" for r, name in recs) + " |")
     out.append("")
-    out.append("Test full ranking, HR@10 / NDCG@10, mean ± std over fine-tuning seeds. The "
-               "headline's models were not kept, so each row's fine-tuning (and, for S3-Rec, "
-               "its pretraining) was run again with its records' command at the commit "
-               "shown: new models, whose `remove` numbers differ from the records' by the "
-               "seeds' spread. Each new model is then ranked under both rules: its "
-               "fine-tuning record gives `remove`, `s3rec-tf evaluate --history-rule "
-               "original` gives `original`.")
+    out.append("Test full ranking, HR@10 / NDCG@10, mean ± std over fine-tuning seeds; "
+               "\"made again\" are new models of the row's recipe and seeds, made at the "
+               "commit shown, each ranked under both rules (its fine-tuning record: "
+               "`remove`; `s3rec-tf evaluate --history-rule original`: `original`).")
     return "\n".join(out) + "\n"
 
 

@@ -304,6 +304,7 @@ def test_history_rule_rows_rank_each_model_made_again_under_both_rules(tmp_path)
     assert cells[4] == "0.0620 ± 0.0020 / 0.0350 ± 0.0000"  # the fine-tuning records
     assert cells[5] == "0.0614 ± 0.0020 / 0.0343 ± 0.0000"  # their models, original rule
     assert cells[6] == "-1.0% / -2.0%" and cells[7] == "`abcdef0`"
+    assert tables._relative([[.06, .07]], [[.06, .07]]) == "identical"  # not "+0.0%"
     assert "[2](../benchmarks/results/history-rule/LastFM_sasrec_ce_validfull_seed2.json) " \
            "([`original`](../benchmarks/results/history-rule/LastFM_sasrec_ce_validfull_" \
            "seed2.original-rule.json))" in cells[8]
