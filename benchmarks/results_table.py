@@ -169,7 +169,7 @@ def table(rows=None) -> str:
         out.append("| dataset | model | pretraining | loss | early stop | seeds | "
                    + ("negatives | " if negatives else "")
                    + " | ".join(keys) + " | paper | commit | command |")
-        out.append("|" + "---|" * (len(keys) + 8 + negatives))
+        out.append("|" + "---|" * (len(keys) + 9 + negatives))
         for (dataset, tag, loss, valid), recs in sorted(rows.items()):
             values = {k: [r["metrics"][f"test/{protocol}"][k] for r, _ in recs] for k in keys}
             paper = PAPER.get((dataset, protocol, model_name(tag.split("-")[0] if

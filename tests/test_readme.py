@@ -143,3 +143,40 @@ def test_every_relative_link_points_to_a_file():
             if anchor and resolved.endswith(".md") and anchor not in _anchors(resolved):
                 broken.append(f"{os.path.relpath(document, ROOT)}: {target} (no such heading)")
     assert not broken, "\n".join(broken)
+
+
+def _cells(row: str) -> int:
+    """Cells of a Markdown table row, as GitHub splits it (on every `|` not escaped)."""
+    inner = row.strip()
+    inner = inner[1:] if inner.startswith("|") else inner
+    inner = inner[:-1] if inner.endswith("|") and not inner.endswith("\\|") else inner
+    return len(re.split(r"(?<!\\)\|", inner))
+
+
+def _table_rows_off_their_header(path: str) -> list:
+    """`line: cells (header has n)` for each row of a table whose cell count differs from
+    its header's, the delimiter row included (GitHub shows such a table as plain text)."""
+    lines = _without_code(path).split("\n")
+    found, i = [], 0
+    while i < len(lines):
+        starts = (lines[i].startswith("|") and i + 1 < len(lines)
+                  and re.match(r"^\|[-:| ]+\|\s*$", lines[i + 1])
+                  and (i == 0 or not lines[i - 1].startswith("|")))
+        if not starts:
+            i += 1
+            continue
+        header, j = _cells(lines[i]), i + 1
+        while j < len(lines) and lines[j].startswith("|"):
+            if _cells(lines[j]) != header:
+                found.append(f"{lines[j][:60]}...: {_cells(lines[j])} cells (header has {header})")
+            j += 1
+        i = j
+    return found
+
+
+def test_every_table_row_has_as_many_cells_as_its_header():
+    documents = [README, *sorted(glob.glob(os.path.join(ROOT, "docs", "*.md"))),
+                 os.path.join(ROOT, "benchmarks", "README.md")]
+    broken = [f"{os.path.relpath(d, ROOT)}: {row}" for d in documents if os.path.exists(d)
+              for row in _table_rows_off_their_header(d)]
+    assert not broken, "\n".join(broken)
