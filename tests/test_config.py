@@ -112,6 +112,23 @@ def test_every_field_documents_itself():
             assert param.allows(field.default), field.name
 
 
+def test_the_configuration_guide_names_every_field_with_its_default():
+    import os
+    import re
+    guide = os.path.join(os.path.dirname(os.path.dirname(os.path.abspath(__file__))),
+                         "docs", "configuration.md")
+    text = open(guide, encoding="utf-8").read()
+    for cls in (EncoderConfig, PretrainConfig, FinetuneConfig):
+        rows = [line for line in text.splitlines() if line.startswith(f"| `{cls.__name__}` |")]
+        assert len(rows) == 1, f"docs/configuration.md has no row for {cls.__name__}"
+        for field in dataclasses.fields(cls):
+            if isinstance(field.default, str):
+                assert re.search(rf"`{field.name}`( / `\w+`)* `{field.default}`", rows[0]), \
+                    f"{cls.__name__}.{field.name} (default {field.default!r})"
+            else:
+                assert f"`{field.name}`" in rows[0], f"{cls.__name__}.{field.name}"
+
+
 def test_presets_name_only_known_fields():
     classes = {cls.__name__: cls for cls in (EncoderConfig, PretrainConfig, FinetuneConfig)}
     names = {f.name for cls in classes.values() for f in dataclasses.fields(cls)}
