@@ -112,7 +112,7 @@ def test_every_field_documents_itself():
             assert param.allows(field.default), field.name
 
 
-def test_the_configuration_guide_names_every_field_with_its_default():
+def test_the_configuration_guide_names_every_field_and_each_text_default():
     import os
     import re
     guide = os.path.join(os.path.dirname(os.path.dirname(os.path.abspath(__file__))),

@@ -156,7 +156,7 @@ def _cells(row: str) -> int:
 def _table_rows_off_their_header(path: str) -> list:
     """`line: cells (header has n)` for each row of a table whose cell count differs from
     its header's, the delimiter row included (GitHub shows such a table as plain text)."""
-    lines = _without_code(path).split("\n")
+    lines = [line.lstrip() for line in _without_code(path).split("\n")]  # lists indent tables
     found, i = [], 0
     while i < len(lines):
         starts = (lines[i].startswith("|") and i + 1 < len(lines)
