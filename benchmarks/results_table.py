@@ -158,6 +158,11 @@ def cell(vs) -> str:
     return f"{statistics.mean(vs):.4f} ± {statistics.pstdev(vs):.4f}"
 
 
+def header(*cells) -> list:
+    """A Markdown table's header row and its delimiter row, with one cell per name."""
+    return ["| " + " | ".join(cells) + " |", "|" + "---|" * len(cells)]
+
+
 def table(rows=None) -> str:
     rows = load() if rows is None else rows
     out = []
@@ -166,10 +171,9 @@ def table(rows=None) -> str:
         out.append(f"\n**{'99 sampled negatives' if protocol == 'sampled' else 'Full ranking'} "
                    f"(test)**\n")
         negatives = protocol == "sampled"
-        out.append("| dataset | model | pretraining | loss | early stop | seeds | "
-                   + ("negatives | " if negatives else "")
-                   + " | ".join(keys) + " | paper | commit | command |")
-        out.append("|" + "---|" * (len(keys) + 9 + negatives))
+        out += header("dataset", "model", "pretraining", "loss", "early stop", "seeds",
+                      *(["negatives"] if negatives else []), *keys, "paper", "commit",
+                      "command")
         for (dataset, tag, loss, valid), recs in sorted(rows.items()):
             values = {k: [r["metrics"][f"test/{protocol}"][k] for r, _ in recs] for k in keys}
             paper = PAPER.get((dataset, protocol, model_name(tag.split("-")[0] if
@@ -246,10 +250,9 @@ def target_table(rows=None) -> str:
            f"full-softmax rows with {TARGET_SEEDS}+ fine-tuning seeds; mean ± std over "
            "those seeds; \"gain\" is over SASRec `ce`, the same code without "
            "pretraining)\n",
-           "| dataset | selected row | seeds | valid " + SELECT_BY[1] + " | "
-           + " | ".join(f"test {k}" for k in TARGET_METRICS)
-           + " | target | met | SASRec `ce` | gain |",
-           "|" + "---|" * (8 + len(TARGET_METRICS))]
+           *header("dataset", "selected row", "seeds", "valid " + SELECT_BY[1],
+                   *(f"test {k}" for k in TARGET_METRICS), "target", "met", "SASRec `ce`",
+                   "gain")]
     for dataset in sorted(goals):
         goal = goals[dataset]
         wanted = " / ".join(f"{'>' if strict else '≥'} {v:.4f}" for v, strict in
@@ -316,9 +319,8 @@ def headline_table(rows=None, runs=None) -> str:
     rows = load() if rows is None else rows
     runs = load_time_to_quality() if runs is None else runs
     chosen = selected_rows(rows)
-    out = ["| dataset | model | " + " | ".join(f"test {k}" for k in HEADLINE_METRICS)
-           + " | seeds | records (by seed) |",
-           "|" + "---|" * (len(HEADLINE_METRICS) + 4)]
+    out = header("dataset", "model", *(f"test {k}" for k in HEADLINE_METRICS), "seeds",
+                 "records (by seed)")
 
     def ours(dataset, label, recs):
         out.append(f"| {dataset} | {label} | "
@@ -382,9 +384,9 @@ def history_rule_table(rows=None, folder: str = HISTORY_RULE) -> str:
     `remove` rule (their fine-tuning records) and the `original` rule (their evaluation
     records), with the change from one rule to the other."""
     rows = load() if rows is None else rows
-    out = ["| dataset | model | headline records, `remove` | made again: seeds | `remove` | "
-           "`original` | `original` against `remove` | commit | records (by seed) |",
-           "|" + "---|" * 9]
+    out = header("dataset", "model", "headline records, `remove`", "made again: seeds",
+                 "`remove`", "`original`", "`original` against `remove`", "commit",
+                 "records (by seed)")
     for group, recs in sorted(load(folder).items()):
         dataset, tag, loss, _ = group
         original = []
@@ -460,10 +462,9 @@ def time_to_quality_table(runs=None, folder: str = TIME_TO_QUALITY) -> str:
     recipes' runs (`runs`, or the records in `folder`), then the levers tried
     (`folder/levers`) and the ablation (`folder/ablation`)."""
     runs = load_time_to_quality(folder) if runs is None else runs
-    out = ["| dataset | recipe | pretraining seeds | wall time per seed (min) | "
-           "test HR@10 | test NDCG@10 | same, `original` rule | SP last loss (max) | "
-           "runs alone | goal | met | records |",
-           "|" + "---|" * 12]
+    out = header("dataset", "recipe", "pretraining seeds", "wall time per seed (min)",
+                 "test HR@10", "test NDCG@10", "same, `original` rule", "SP last loss (max)",
+                 "runs alone", "goal", "met", "records")
     for (dataset, recipe), recs in sorted(runs.items()):
         minutes = [r["wall_time_s"] / 60 for r, _ in recs]
         quality = {rule: [[r[key]["test/full"][k] for r, _ in recs] for k in HEADLINE_METRICS]
@@ -513,8 +514,8 @@ def time_to_quality_table(runs=None, folder: str = TIME_TO_QUALITY) -> str:
     if levers:
         out += ["", "**Levers tried** (one pretraining and fine-tuning seed each; a probe "
                 "that shared the machine gives quality, not time):", "",
-                "| dataset | variant | pretraining (s) | fine-tuning (s) | best epoch | "
-                "test HR@10 | test NDCG@10 | alone | record |", "|" + "---|" * 9]
+                *header("dataset", "variant", "pretraining (s)", "fine-tuning (s)",
+                        "best epoch", "test HR@10", "test NDCG@10", "alone", "record")]
         for (dataset, recipe), recs in sorted(levers.items()):
             for r, name in recs:
                 full = r["metrics"]["test/full"]
@@ -535,8 +536,8 @@ def time_to_quality_table(runs=None, folder: str = TIME_TO_QUALITY) -> str:
         out += ["", "**Ablation**: the recipe with one objective's weight at 0 in pretraining "
                 "(`--variant no-X --pretrain-flag=--X-weight=0`), otherwise unchanged, "
                 "against the full recipe with the same pretraining seed:", "",
-                "| dataset | pretraining | seed | test HR@10 | test NDCG@10 | change "
-                "against all four | SP last loss | record |", "|" + "---|" * 8]
+                *header("dataset", "pretraining", "seed", "test HR@10", "test NDCG@10",
+                        "change against all four", "SP last loss", "record")]
         full = {(r["dataset"], r["recipe"], r["pretrain_seed"]): r
                 for recs in runs.values() for r, _ in recs}
         for (dataset, recipe), recs in sorted(ablation.items()):

@@ -1,6 +1,8 @@
 import dataclasses
 import inspect
 import json
+import os
+import re
 import subprocess
 import sys
 
@@ -113,8 +115,6 @@ def test_every_field_documents_itself():
 
 
 def test_the_configuration_guide_names_every_field_and_each_text_default():
-    import os
-    import re
     guide = os.path.join(os.path.dirname(os.path.dirname(os.path.abspath(__file__))),
                          "docs", "configuration.md")
     text = open(guide, encoding="utf-8").read()

@@ -3,6 +3,8 @@
 import os
 import subprocess
 
+import pytest
+
 ROOT = os.path.dirname(os.path.dirname(os.path.abspath(__file__)))
 ENV_SH = os.path.join(ROOT, "scripts", "env.sh")
 
@@ -14,7 +16,6 @@ def _bash(script: str, **env) -> subprocess.CompletedProcess:
 
 def test_sourcing_sets_no_shell_option_and_puts_the_venv_first():
     if not os.path.exists(os.path.join(ROOT, ".venv", ".installed")):
-        import pytest
         pytest.skip("no .venv installed by scripts/env.sh in this checkout")
     proc = _bash(f'before="$-"; source "{ENV_SH}"; echo "rc=$?"; [ "$-" = "$before" ] '
                  f'&& echo same-options; echo "$PATH" | cut -d: -f1; echo "$KERAS_BACKEND"; '
